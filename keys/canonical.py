@@ -18,10 +18,12 @@ from .errors import KeysError
 
 _MAX_INT = 2**53 - 1  # integers beyond this are not portable across JSON implementations
 
+
 class NotCanonical(KeysError):
     """The value cannot be expressed as canonical JSON (floats, huge ints, bad keys)."""
 
     code = "not_canonical"
+
 
 def _check(value: Any) -> None:
     if isinstance(value, bool) or value is None or isinstance(value, str):
@@ -44,12 +46,20 @@ def _check(value: Any) -> None:
         return
     raise NotCanonical(f"type {type(value).__name__} is not JSON")
 
+
 def canonical_json(value: Any) -> bytes:
     """Return the canonical byte form of ``value`` (sorted keys, compact, UTF-8)."""
     _check(value)
-    return json.dumps(
+    text = json.dumps(
         value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
-    ).encode("utf-8")
+    )
+    try:
+        return text.encode("utf-8")
+    except UnicodeEncodeError:
+        # A lone surrogate (JSON "\ud800" escape) has no UTF-8 form: refuse it as input
+        # error instead of letting UnicodeEncodeError escape as a crash (a 500).
+        raise NotCanonical("strings must be valid Unicode (no lone surrogates)") from None
+
 
 def parse_canonical(data: bytes) -> Any:
     """Parse JSON and insist it was canonical: re-encoding must give the same bytes.
@@ -65,16 +75,17 @@ def parse_canonical(data: bytes) -> Any:
         raise NotCanonical("JSON is not in canonical form")
     return value
 
+
 def _refuse_float(_text: str) -> float:
     raise ValueError("float")
+
 
 def hash32(data: bytes, person: bytes) -> bytes:
     """BLAKE2b-256 with a personalisation string (domain separation, ≤ 16 bytes)."""
     if len(person) > 16:
         raise ValueError("BLAKE2b personalisation is at most 16 bytes")
-    return bytes(
-        crypto_generichash_blake2b_salt_personal(data, digest_size=32, person=person)
-    )
+    return bytes(crypto_generichash_blake2b_salt_personal(data, digest_size=32, person=person))
+
 
 class Hasher:
     """Incremental BLAKE2b-256 with a personalisation string, for streamed bodies."""
@@ -90,9 +101,11 @@ class Hasher:
     def digest(self) -> bytes:
         return self._h.digest()
 
+
 def b64e(data: bytes) -> str:
     """Standard base64 without line breaks (what every key field in JSON uses)."""
     return base64.b64encode(data).decode("ascii")
+
 
 def b64d(text: str, *, size: int | None = None) -> bytes:
     """Strict base64 decode; ``size`` checks the decoded length."""

@@ -202,3 +202,144 @@ ALL_ERRORS: tuple[type[KeysError], ...] = (
     DirectoryUnknownKey,
     SubjectIdInvalid,
 )
+
+
+# --- directory (added with the directory verifier) ---------------------------------------
+class DirectoryKeyRevoked(DirectoryUnknownKey):
+    """The device's keys were revoked: nothing it signs or is sent may be trusted."""
+
+    code = "directory_key_revoked"
+
+
+class DirectoryBehind(DirectoryError):
+    """The checkpoint is ahead of this directory: sync the log first, then check again."""
+
+    code = "directory_behind"
+
+
+class EnrolmentRequestInvalid(DirectoryError):
+    """The enrolment or rotation request is malformed."""
+
+    code = "enrolment_request_invalid"
+
+
+ALL_ERRORS = (*ALL_ERRORS, DirectoryKeyRevoked, DirectoryBehind, EnrolmentRequestInvalid)
+
+
+# --- HTTP request signatures (RFC 9421) and content digests (RFC 9530) ---------------------
+class HttpSignatureMissing(KeysError):
+    """The request carries no Signature-Input or Signature header."""
+
+    code = "signature_missing"
+
+
+class HttpSignatureMalformed(KeysError):
+    """The request signature headers do not have the required form."""
+
+    code = "signature_malformed"
+
+
+class DigestMismatch(KeysError):
+    """The Content-Digest header does not match the request body."""
+
+    code = "digest_mismatch"
+
+
+ALL_ERRORS = (*ALL_ERRORS, HttpSignatureMissing, HttpSignatureMalformed, DigestMismatch)
+
+
+# --- consent records, handover receipts, audit chain (helper "domain") ----------------------
+class ConsentRecordInvalid(KeysError):
+    """The consent record is malformed: unknown or missing fields, wrong types or formats."""
+
+    code = "consent_record_invalid"
+
+
+class ConsentSignatureInvalid(SignatureInvalid):
+    """The consent record's signature does not verify with the recording device's key."""
+
+    code = "consent_signature_invalid"
+
+
+class ReceiptInvalid(KeysError):
+    """The handover receipt is malformed."""
+
+    code = "receipt_invalid"
+
+
+class ReceiptMismatch(ReceiptInvalid):
+    """The receipt is for another message, another envelope header or another recipient."""
+
+    code = "receipt_mismatch"
+
+
+class ReceiptSignatureInvalid(SignatureInvalid):
+    """The handover receipt's signature does not verify with the recipient device's key."""
+
+    code = "receipt_signature_invalid"
+
+
+class AuditError(KeysError):
+    """The audit trail was refused."""
+
+    code = "audit_invalid"
+
+
+class AuditEntryInvalid(AuditError):
+    """An audit entry is malformed."""
+
+    code = "audit_entry_invalid"
+
+
+class AuditDataForbidden(AuditEntryInvalid):
+    """Audit data holds a field that may carry content or secrets; the trail never does."""
+
+    code = "audit_data_forbidden"
+
+
+class AuditChainBroken(AuditError):
+    """An audit entry's seq or prev_hash does not continue the chain (dropped/inserted/moved)."""
+
+    code = "audit_chain_broken"
+
+
+class AuditEntryAltered(AuditError):
+    """An audit entry does not hash to its recorded hash: it was edited."""
+
+    code = "audit_entry_altered"
+
+
+class AuditCheckpointMismatch(AuditError):
+    """The audit chain does not reach the head of a signed checkpoint."""
+
+    code = "audit_checkpoint_mismatch"
+
+
+class AuditTruncated(AuditCheckpointMismatch):
+    """The audit chain is shorter than a signed checkpoint: entries were cut off."""
+
+    code = "audit_truncated"
+
+
+class AuditCheckpointSignatureInvalid(SignatureInvalid):
+    """An audit checkpoint's signature does not verify with the gateway's key."""
+
+    code = "audit_checkpoint_signature_invalid"
+
+
+ALL_ERRORS = (
+    *ALL_ERRORS,
+    ConsentRecordInvalid,
+    ConsentSignatureInvalid,
+    ReceiptInvalid,
+    ReceiptMismatch,
+    ReceiptSignatureInvalid,
+    AuditError,
+    AuditEntryInvalid,
+    AuditDataForbidden,
+    AuditChainBroken,
+    AuditEntryAltered,
+    AuditCheckpointMismatch,
+    AuditTruncated,
+    AuditCheckpointSignatureInvalid,
+)

@@ -26,7 +26,9 @@ KEY_BYTES = 32
 SIGNATURE_BYTES = 64
 _P25519 = 2**255 - 19
 
-# unit and device names: lower-case, digits and dashes, so ids are safe in paths and URLs
+# unit and device names: lower-case, digits and dashes, so ids are safe in paths and URLs.
+# Matched with fullmatch: "$" alone also matches before a trailing "\n", which would let
+# "sav/anna/1\n" through as a second spelling of an id (and a log-injection vector).
 _NAME = r"[a-z0-9](?:[a-z0-9-]{0,62}[a-z0-9])?"
 _KID_RE = re.compile(rf"^({_NAME})/({_NAME})/([1-9][0-9]{{0,5}})$")
 _DEVICE_RE = re.compile(rf"^({_NAME})/({_NAME})$")
@@ -35,7 +37,7 @@ _UNIT_RE = re.compile(rf"^{_NAME}$")
 
 def is_valid_name(name: str) -> bool:
     """True for a unit or device name (lower-case letters, digits, inner dashes)."""
-    return bool(_UNIT_RE.match(name))
+    return bool(_UNIT_RE.fullmatch(name))
 
 
 def fingerprint(public: bytes) -> str:
@@ -53,7 +55,7 @@ class DeviceId:
 
     @classmethod
     def parse(cls, text: str) -> DeviceId:
-        m = _DEVICE_RE.match(text)
+        m = _DEVICE_RE.fullmatch(text)
         if not m:
             raise KeyIdInvalid("device id must look like unit/name")
         return cls(m.group(1), m.group(2))
@@ -75,7 +77,7 @@ class KeyId:
 
     @classmethod
     def parse(cls, text: str) -> KeyId:
-        m = _KID_RE.match(text)
+        m = _KID_RE.fullmatch(text)
         if not m:
             raise KeyIdInvalid("key id must look like unit/device/version")
         return cls(m.group(1), m.group(2), int(m.group(3)))
@@ -313,7 +315,9 @@ class DeviceKeyPair:
         return cls(kid, SigningKey.generate(), EncryptionPrivateKey.generate())
 
     def public(self) -> DevicePublicKeys:
-        return DevicePublicKeys(self.kid, self.signing_key.verify_key, self.encryption_key.public_key)
+        return DevicePublicKeys(
+            self.kid, self.signing_key.verify_key, self.encryption_key.public_key
+        )
 
     def __repr__(self) -> str:
         return f"DeviceKeyPair({self.kid}, <secret>)"

@@ -1,0 +1,29 @@
+"""Typed keys for what the application and each request carry (no string keys)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from aiohttp import web
+
+if TYPE_CHECKING:
+    from gateway.auth import Caller
+    from gateway.db.engine import SessionMaker
+    from gateway.identity import GatewayIdentity
+    from gateway.ratelimit import RateLimiter
+    from gateway.services.directory import DirectoryService
+    from gateway.settings import Settings
+
+SETTINGS: web.AppKey[Settings] = web.AppKey("settings")
+SESSIONMAKER: web.AppKey[SessionMaker] = web.AppKey("sessionmaker")
+IDENTITY: web.AppKey[GatewayIdentity] = web.AppKey("identity")
+DIRECTORY: web.AppKey[DirectoryService] = web.AppKey("directory")
+RATE_LIMITER: web.AppKey[RateLimiter] = web.AppKey("rate_limiter")
+
+# Per request. Handlers use gateway.auth.caller_of(request) rather than these.
+CALLER_KEY: web.RequestKey[Caller] = web.RequestKey("caller")
+REQUEST_ID_KEY: web.RequestKey[str] = web.RequestKey("request_id")
+# Set once the signature verified: the kid may be audited from then on.
+VERIFIED_KID_KEY: web.RequestKey[str] = web.RequestKey("verified_kid")
+CONTENT_DIGEST_KEY: web.RequestKey[str] = web.RequestKey("content_digest")
+STREAMED_KEY: web.RequestKey[bool] = web.RequestKey("streamed")

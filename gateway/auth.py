@@ -1,0 +1,209 @@
+"""Request authentication: RFC 9421 signatures by a device (or admin) key.
+
+Order of checks, and why:
+1. parse the signature headers (``signature_missing`` / ``signature_malformed``);
+2. ``created`` within ±clock_skew (``signature_expired`` / ``signature_future``) — cheap
+   and bounds how long nonces must be remembered;
+3. the kid in the verified directory: unknown → ``device_unknown``;
+4. the signature, with that key version's verify key (``signature_invalid``). This
+   happens before the revoked/retired decision so that those refusals (and their audit
+   entries) are only given for requests really signed with that key: a forged request
+   naming a revoked kid is just ``signature_invalid``;
+5. revoked device → ``device_revoked``; a version that is not the device's current one
+   → ``key_retired`` (decision: after a rotation only the newest version signs requests;
+   older versions stay usable for decryption only, as in Vault's transit model; a
+   destroyed version is retired too);
+6. per-device rate limit (after verification, so nobody can drain another device's
+   bucket with forged requests);
+7. the nonce is stored (unique per kid) → ``replayed``. Done after verification so
+   unauthenticated junk never writes to the database;
+8. buffered bodies: Content-Digest checked against the bytes read. Streamed bodies
+   (``application/vnd.stafett.envelope``) are checked by :func:`verified_body` at the
+   end of the stream.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+
+from aiohttp import web
+
+from gateway.appkeys import (
+    CALLER_KEY,
+    CONTENT_DIGEST_KEY,
+    DIRECTORY,
+    RATE_LIMITER,
+    SESSIONMAKER,
+    SETTINGS,
+    STREAMED_KEY,
+    VERIFIED_KID_KEY,
+)
+from gateway.db import nonce_store
+from gateway.errors import (
+    AdminRequired,
+    BodyTooLarge,
+    DeviceRequired,
+    DeviceRevoked,
+    DeviceUnknown,
+    KeyRetired,
+    RateLimited,
+    Replayed,
+    SignatureExpired,
+    SignatureFuture,
+)
+from gateway.ratelimit import RateLimiter
+from keys.directory import Directory
+from keys.directory_entry import ADMIN_UNIT
+from keys.errors import DigestMismatch, KeyIdInvalid
+from keys.httpsig import (
+    ContentDigester,
+    digest_matches,
+    parse_request_signature,
+    verify_request_signature,
+)
+from keys.keypairs import DeviceId, KeyId, VerifyKey
+
+__all__ = [
+    "STREAM_CONTENT_TYPE",
+    "Caller",
+    "RateLimiter",
+    "auth_middleware",
+    "caller_of",
+    "require_admin",
+    "require_device",
+    "verified_body",
+]
+
+STREAM_CONTENT_TYPE = "application/vnd.stafett.envelope"
+PROTECTED_PREFIX = "/v1/"
+STREAM_CHUNK = 64 * 1024
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+@dataclass(frozen=True)
+class Caller:
+    """Who signed the request. ``device`` is None for a security admin."""
+
+    kid: KeyId
+    unit: str
+    device: DeviceId | None
+    is_admin: bool
+
+
+def caller_of(request: web.Request) -> Caller:
+    if CALLER_KEY not in request:
+        # Only reachable if a handler outside /v1/ asks: a programming error, a 500.
+        raise RuntimeError("no authenticated caller on this request")
+    return request[CALLER_KEY]
+
+
+def require_admin(caller: Caller) -> None:
+    if not caller.is_admin:
+        raise AdminRequired()
+
+
+def require_device(caller: Caller) -> DeviceId:
+    if caller.device is None:
+        raise DeviceRequired()
+    return caller.device
+
+
+def _lookup(directory: Directory, kid: KeyId) -> tuple[VerifyKey, Callable[[], None]]:
+    """The key to verify with, and the status check to run once it verified."""
+    if kid.unit == ADMIN_UNIT:
+        key = directory.admins.get(str(kid))
+        if key is None:
+            raise DeviceUnknown()
+        return key, lambda: None
+    record = directory.devices.get(str(kid.device))
+    if record is None or kid.version not in record.versions:
+        raise DeviceUnknown()
+    version = record.versions[kid.version]
+
+    def status() -> None:
+        if record.revoked:
+            raise DeviceRevoked()
+        if kid.version != record.current_version or version.status != "active":
+            raise KeyRetired()
+
+    return version.verify_key, status
+
+
+@web.middleware
+async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    if not request.path.startswith(PROTECTED_PREFIX):
+        return await handler(request)
+    app = request.app
+    settings = app[SETTINGS]
+    sig = parse_request_signature(
+        signature_input=request.headers.get("Signature-Input"),
+        signature=request.headers.get("Signature"),
+        method=request.method,
+        path=request.rel_url.raw_path,
+        query=request.rel_url.raw_query_string,
+        content_digest=request.headers.get("Content-Digest"),
+    )
+    now = int(time.time())
+    if sig.created < now - settings.clock_skew_s:
+        raise SignatureExpired()
+    if sig.created > now + settings.clock_skew_s:
+        raise SignatureFuture()
+    try:
+        kid = KeyId.parse(sig.keyid)
+    except KeyIdInvalid:
+        raise DeviceUnknown() from None
+
+    async with app[SESSIONMAKER].begin() as session:
+        directory = await app[DIRECTORY].refresh(session)
+        key, check_status = _lookup(directory, kid)
+        verify_request_signature(sig, key)
+        request[VERIFIED_KID_KEY] = str(kid)
+        check_status()
+        if not app[RATE_LIMITER].allow(str(kid.device), time.monotonic()):
+            raise RateLimited()
+        if not await nonce_store.record_nonce(session, str(kid), sig.nonce, sig.created):
+            raise Replayed()
+
+    is_admin = kid.unit == ADMIN_UNIT
+    request[CALLER_KEY] = Caller(
+        kid=kid, unit=kid.unit, device=None if is_admin else kid.device, is_admin=is_admin
+    )
+    digest_header = request.headers["Content-Digest"]
+    if request.content_type == STREAM_CONTENT_TYPE:
+        request[CONTENT_DIGEST_KEY] = digest_header
+        request[STREAMED_KEY] = True
+    else:
+        body = await request.read()  # bounded by client_max_size (max_json_bytes)
+        if not digest_matches(digest_header, body):
+            raise DigestMismatch()
+    return await handler(request)
+
+
+async def verified_body(request: web.Request) -> AsyncIterator[bytes]:
+    """Stream the request body in chunks, enforcing ``max_body_bytes`` and the digest.
+
+    The digest can only be known at the end: consumers must treat everything yielded as
+    untrusted until the iteration finished without an exception (write to a temp file,
+    rename/commit afterwards). Raises ``body_too_large`` or ``digest_mismatch``.
+    """
+    limit = request.app[SETTINGS].max_body_bytes
+    if not request.get(STREAMED_KEY, False):
+        body = await request.read()  # already read and digest-checked by the middleware
+        if len(body) > limit:
+            raise BodyTooLarge()
+        if body:
+            yield body
+        return
+    digester = ContentDigester()
+    total = 0
+    async for chunk in request.content.iter_chunked(STREAM_CHUNK):
+        total += len(chunk)
+        if total > limit:
+            raise BodyTooLarge()
+        digester.update(chunk)
+        yield chunk
+    if not digest_matches(request[CONTENT_DIGEST_KEY], digester):
+        raise DigestMismatch()

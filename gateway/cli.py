@@ -1,0 +1,87 @@
+"""``stafett-gateway``: serve, migrate, init."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from aiohttp import web
+
+from gateway.app import create_app
+from gateway.identity import IdentityError, init_identity
+from gateway.migrations import migrate
+from gateway.settings import Settings, SettingsError
+from keys.errors import KeysError
+from keys.keypairs import KeyId, VerifyKey
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="stafett-gateway", description=__doc__)
+    parser.add_argument(
+        "--config", type=Path, default=os.environ.get("STAFETT_CONFIG"), help="TOML settings file"
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+    serve = sub.add_parser("serve", help="run the gateway (loopback by default)")
+    serve.add_argument("--migrate", action="store_true", help="migrate before serving")
+    sub.add_parser("migrate", help="bring the database schema up to date (idempotent)")
+    init = sub.add_parser("init", help="create the gateway key and pin root admin keys")
+    init.add_argument(
+        "--pin-admin",
+        action="append",
+        default=[],
+        metavar="KID=BASE64",
+        help="a root security admin's Ed25519 key (admin/name/1=...); repeatable",
+    )
+    return parser
+
+
+def _pins(values: Sequence[str]) -> dict[str, VerifyKey]:
+    pins: dict[str, VerifyKey] = {}
+    for value in values:
+        kid, sep, key = value.partition("=")
+        if not sep or KeyId.parse(kid).unit != "admin":
+            raise SettingsError("--pin-admin wants admin/name/version=BASE64")
+        pins[kid] = VerifyKey.from_b64(key)
+    return pins
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    try:
+        settings = Settings.load(args.config, os.environ)
+        if args.command == "migrate":
+            revision = asyncio.run(migrate(settings.db_url))
+            print(f"database at revision {revision}")
+            return 0
+        if args.command == "init":
+            identity = init_identity(settings, _pins(args.pin_admin))
+            print(f"gateway key {identity.kid} fingerprint {identity.verify_key.fingerprint()}")
+            print(f"verify key (pin this in clients): {identity.verify_key.b64()}")
+            print(f"pinned admins: {', '.join(sorted(identity.pinned_admins)) or 'none'}")
+            return 0
+        if args.command == "serve":
+            settings.data_dir.mkdir(parents=True, exist_ok=True)
+            if args.migrate:
+                asyncio.run(migrate(settings.db_url))
+            app = create_app(settings)
+            web.run_app(
+                app,
+                host=settings.host,
+                port=settings.port,
+                access_log=None,  # paths hold message ids; the proxy keeps the access log
+                handler_args={
+                    "max_field_size": settings.max_header_bytes,
+                    "max_line_size": settings.max_header_bytes,
+                },
+            )
+            return 0
+    except (SettingsError, IdentityError, KeysError) as exc:
+        print(f"stafett-gateway: {exc}", file=sys.stderr)
+        return 2
+    return 2

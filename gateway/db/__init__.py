@@ -1,0 +1,1 @@
+"""Storage: SQLAlchemy models, the engine, and one store module per aggregate."""

@@ -1,0 +1,157 @@
+"""Every table of the gateway (SQLAlchemy 2 declarative), portable SQLite ↔ PostgreSQL.
+
+Portability choices: times are integer Unix seconds (no time-zone surprises between the
+two engines), hashes are lower-case hex text, JSON documents are canonical JSON text
+(what was signed is stored byte for byte; a JSON column type would re-serialise it).
+The migration ``0001_initial`` creates exactly this schema; a test compares the two.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+# SQLite only auto-increments an ``INTEGER PRIMARY KEY``; PostgreSQL wants BIGINT.
+AutoId = BigInteger().with_variant(Integer(), "sqlite")
+
+KID = 140  # unit(64) / name(64) / version(6) plus separators
+UNIT = 64
+HEX = 64
+
+NAMING = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+
+
+class DirectoryEntryRow(Base):
+    """The key directory as admins signed it; the in-memory Directory is rebuilt from it."""
+
+    __tablename__ = "directory_entries"
+    seq: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    hash: Mapped[str] = mapped_column(String(HEX), unique=True)
+    body_json: Mapped[str] = mapped_column(Text)
+
+
+class ConsentRow(Base):
+    __tablename__ = "consents"
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    version: Mapped[int] = mapped_column(Integer)
+    subject_ref: Mapped[str] = mapped_column(String(HEX), index=True)
+    recorded_by: Mapped[str] = mapped_column(String(KID))
+    record_json: Mapped[str] = mapped_column(Text)
+    valid_from: Mapped[int] = mapped_column(BigInteger)
+    valid_until: Mapped[int] = mapped_column(BigInteger)
+    withdrawn_at: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    withdrawal_reason: Mapped[str | None] = mapped_column(Text, nullable=True)
+    created_at: Mapped[int] = mapped_column(BigInteger)
+
+
+class ConsentParty(Base):
+    __tablename__ = "consent_parties"
+    consent_id: Mapped[str] = mapped_column(
+        String(64), ForeignKey("consents.id", ondelete="CASCADE"), primary_key=True
+    )
+    unit: Mapped[str] = mapped_column(String(UNIT), primary_key=True, index=True)
+
+
+class MessageRow(Base):
+    __tablename__ = "messages"
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    sender_kid: Mapped[str] = mapped_column(String(KID))
+    sender_unit: Mapped[str] = mapped_column(String(UNIT), index=True)
+    recipient_unit: Mapped[str] = mapped_column(String(UNIT), index=True)
+    consent_id: Mapped[str] = mapped_column(String(64), index=True)
+    consent_version: Mapped[int] = mapped_column(Integer)
+    subject_ref: Mapped[str] = mapped_column(String(HEX))
+    category: Mapped[str] = mapped_column(String(64))
+    purpose: Mapped[str] = mapped_column(String(64))
+    header_hash: Mapped[str] = mapped_column(String(HEX))
+    envelope_hash: Mapped[str] = mapped_column(String(HEX))
+    size: Mapped[int] = mapped_column(BigInteger)
+    created: Mapped[int] = mapped_column(BigInteger)
+    expires: Mapped[int] = mapped_column(BigInteger, index=True)
+    due: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    state: Mapped[str] = mapped_column(String(16), index=True)
+    state_changed_at: Mapped[int] = mapped_column(BigInteger)
+    accepted_at: Mapped[int] = mapped_column(BigInteger)
+    delivered_at: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    handed_over_at: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    blob_key: Mapped[str | None] = mapped_column(String(128), nullable=True)
+
+
+class MessageRecipient(Base):
+    """Recipient kids of a message; deleted together with the content."""
+
+    __tablename__ = "message_recipients"
+    message_id: Mapped[str] = mapped_column(
+        String(64), ForeignKey("messages.id", ondelete="CASCADE"), primary_key=True
+    )
+    kid: Mapped[str] = mapped_column(String(KID), primary_key=True, index=True)
+
+
+class ReceiptRow(Base):
+    __tablename__ = "receipts"
+    message_id: Mapped[str] = mapped_column(
+        String(64), ForeignKey("messages.id", ondelete="CASCADE"), primary_key=True
+    )
+    receipt_json: Mapped[str] = mapped_column(Text)
+
+
+class NonceRow(Base):
+    """Request nonces seen within the clock-skew window (replay defence)."""
+
+    __tablename__ = "nonces"
+    __table_args__ = (UniqueConstraint("keyid", "nonce"),)
+    id: Mapped[int] = mapped_column(AutoId, primary_key=True, autoincrement=True)
+    keyid: Mapped[str] = mapped_column(String(KID))
+    nonce: Mapped[str] = mapped_column(String(128))
+    created: Mapped[int] = mapped_column(BigInteger, index=True)
+
+
+class EventRow(Base):
+    __tablename__ = "events"
+    __table_args__ = (Index("ix_events_unit_seq", "unit", "seq"),)
+    seq: Mapped[int] = mapped_column(AutoId, primary_key=True, autoincrement=True)
+    unit: Mapped[str] = mapped_column(String(UNIT))
+    device: Mapped[str | None] = mapped_column(String(KID), nullable=True)
+    kind: Mapped[str] = mapped_column(String(32))
+    message_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    created: Mapped[int] = mapped_column(BigInteger)
+    data_json: Mapped[str] = mapped_column(Text)
+
+
+class AuditEntryRow(Base):
+    """Append-only, hash-chained audit log (never updated, never deleted)."""
+
+    __tablename__ = "audit_entries"
+    seq: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    prev_hash: Mapped[str] = mapped_column(String(HEX))
+    created: Mapped[int] = mapped_column(BigInteger)
+    event: Mapped[str] = mapped_column(String(64))
+    data_json: Mapped[str] = mapped_column(Text)
+    hash: Mapped[str] = mapped_column(String(HEX))
+
+
+class AuditCheckpointRow(Base):
+    __tablename__ = "audit_checkpoints"
+    size: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    head: Mapped[str] = mapped_column(String(HEX))
+    created: Mapped[int] = mapped_column(BigInteger)
+    signer: Mapped[str] = mapped_column(String(KID))
+    sig: Mapped[str] = mapped_column(String(128))

@@ -1,0 +1,155 @@
+"""One frozen settings object, read once at start-up and passed down.
+
+Sources, later wins: the dataclass defaults, an optional TOML file, ``STAFETT_*``
+environment variables (``STAFETT_PORT=9000``, ``STAFETT_DATA_DIR=/var/lib/stafett``).
+Unknown keys in the file or unknown ``STAFETT_`` variables are refused, so a typo
+(``max_body_byte``) fails loudly instead of silently keeping a default limit.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+ENV_PREFIX = "STAFETT_"
+# Variables with the prefix that belong to other parts (tests, CI, clients), not to us.
+_FOREIGN_ENV = frozenset(
+    {"STAFETT_REQUIRE_POSTGRES", "STAFETT_CONFIG", "STAFETT_KEYSTORE", "STAFETT_PASSPHRASE"}
+)
+
+
+class SettingsError(ValueError):
+    """The configuration file or environment is invalid (the message names the key)."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    data_dir: Path = Path("stafett-data")
+    # None means SQLite in data_dir; PostgreSQL: postgresql+asyncpg://user@host/db
+    database_url: str | None = None
+    # Loopback by default: TLS and the public face are the proxy's job (deploy/).
+    host: str = "127.0.0.1"
+    port: int = 8787
+    max_body_bytes: int = 64 * 1024 * 1024  # streamed envelopes
+    max_json_bytes: int = 256 * 1024  # every buffered (JSON) body
+    max_header_bytes: int = 16 * 1024  # sum of all header names and values
+    clock_skew_s: int = 300
+    rate_limit_per_s: float = 20.0  # per device, token bucket refill
+    rate_limit_burst: int = 60
+    max_consent_months: int = 12
+    max_ttl_s: int = 30 * 86400
+    default_ttl_s: int = 14 * 86400
+    blob_dir: Path | None = None  # None: data_dir / "blobs"
+    gateway_key_id: str = "gateway/main/1"
+    # The gateway key's keystore passphrase; repr=False keeps it out of logs/tracebacks.
+    gateway_key_passphrase: str = field(default="", repr=False)
+    audit_checkpoint_interval_s: int = 300
+    nonce_purge_interval_s: int = 60
+    # Test mode: cheap keystore KDF parameters. Never set in production.
+    insecure_fast_kdf: bool = False
+
+    def __post_init__(self) -> None:
+        for name in (
+            "port",
+            "max_body_bytes",
+            "max_json_bytes",
+            "max_header_bytes",
+            "clock_skew_s",
+            "rate_limit_burst",
+            "max_consent_months",
+            "max_ttl_s",
+            "default_ttl_s",
+            "audit_checkpoint_interval_s",
+            "nonce_purge_interval_s",
+        ):
+            if getattr(self, name) < 0:
+                raise SettingsError(f"{name} must not be negative")
+        if self.default_ttl_s > self.max_ttl_s:
+            raise SettingsError("default_ttl_s must not exceed max_ttl_s")
+        if not 0 <= self.port <= 65535:
+            raise SettingsError("port must be 0..65535")
+
+    @property
+    def db_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite+aiosqlite:///{(self.data_dir / 'gateway.sqlite3').resolve()}"
+
+    @property
+    def blobs(self) -> Path:
+        return self.blob_dir if self.blob_dir is not None else self.data_dir / "blobs"
+
+    @property
+    def gateway_key_path(self) -> Path:
+        return self.data_dir / "gateway-key.json"
+
+    def replace(self, **changes: Any) -> Settings:
+        return dataclasses.replace(self, **changes)
+
+    @classmethod
+    def load(cls, path: Path | str | None, env: Mapping[str, str]) -> Settings:
+        """Defaults, then the TOML file at ``path`` (if given), then ``STAFETT_*`` from env."""
+        raw: dict[str, Any] = {}
+        if path is not None:
+            try:
+                with Path(path).open("rb") as fh:
+                    file_values = tomllib.load(fh)
+            except (OSError, tomllib.TOMLDecodeError) as exc:
+                raise SettingsError(f"cannot read settings file {path}: {exc}") from exc
+            section = file_values.get("gateway", file_values)
+            if not isinstance(section, dict):
+                raise SettingsError("[gateway] must be a table")
+            raw.update(section)
+        names = {f.name for f in dataclasses.fields(cls)}
+        for key, value in env.items():
+            if not key.startswith(ENV_PREFIX) or key in _FOREIGN_ENV:
+                continue
+            name = key[len(ENV_PREFIX) :].lower()
+            if name not in names:
+                raise SettingsError(f"unknown setting in environment: {key}")
+            raw[name] = value
+        return cls(**{k: _coerce(k, v) for k, v in raw.items() if _known(k, names)})
+
+
+def _known(key: str, names: set[str]) -> bool:
+    if key not in names:
+        raise SettingsError(f"unknown setting: {key}")
+    return True
+
+
+_TYPES = {f.name: f.type for f in dataclasses.fields(Settings)}
+
+
+def _coerce(name: str, value: Any) -> Any:
+    kind = str(_TYPES[name])
+    try:
+        if kind == "bool":
+            if isinstance(value, bool):
+                return value
+            text = str(value).strip().lower()
+            if text in ("1", "true", "yes", "on"):
+                return True
+            if text in ("0", "false", "no", "off", ""):
+                return False
+            raise ValueError(value)
+        if kind == "int":
+            if isinstance(value, bool):
+                raise ValueError(value)
+            return int(value)
+        if kind == "float":
+            return float(value)
+        if kind == "Path":
+            return Path(value)
+        if kind == "Path | None":
+            return None if value in (None, "") else Path(value)
+        if kind == "str | None":
+            return None if value in (None, "") else str(value)
+        if not isinstance(value, str):
+            raise ValueError(value)
+        return value
+    except (TypeError, ValueError) as exc:
+        raise SettingsError(f"setting {name} has an invalid value") from exc

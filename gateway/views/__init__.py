@@ -1,0 +1,1 @@
+"""HTTP handlers: parse → validate → call one service function → serialise."""

@@ -1,0 +1,220 @@
+"""Test harness for the gateway: a real app on 127.0.0.1:0 and a signing client.
+
+Imported by tests/gateway/conftest.py; other test files use it through the fixtures.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+from aiohttp import web
+from gateway.app import create_app
+from gateway.appkeys import DIRECTORY, SESSIONMAKER
+from gateway.identity import GatewayIdentity, init_identity
+from gateway.migrations import migrate
+from gateway.settings import Settings
+from keys.directory import Directory, DirectoryEntry, make_entry
+from keys.httpsig import content_digest, new_nonce, sign_request
+from keys.keypairs import DeviceKeyPair, KeyId, SigningKey
+from yarl import URL
+
+PASSPHRASE = "test gateway passphrase"
+ROOT_ADMIN = KeyId.parse("admin/root/1")
+DEVICES = ("so-nordost/anna/1", "so-nordost/bertil/1", "sav/bo/1")
+UNITS = {"so-nordost": "district", "sav": "sav"}
+
+
+@dataclass
+class Reply:
+    status: int
+    headers: Mapping[str, str]
+    body: bytes
+
+    def json(self) -> Any:
+        return json.loads(self.body)
+
+
+@dataclass
+class DirectoryBuilder:
+    """Signs directory entries as the root admin, tracking the state they continue."""
+
+    admin_key: SigningKey
+    directory: Directory = field(init=False)
+    clock: int = field(default_factory=lambda: int(time.time()) - 3600)
+
+    def __post_init__(self) -> None:
+        self.directory = Directory({str(ROOT_ADMIN): self.admin_key.verify_key})
+
+    def entry(self, type_: str, body: Mapping[str, Any], *, apply: bool = True) -> DirectoryEntry:
+        self.clock += 1
+        entry = make_entry(self.directory, type_, body, ROOT_ADMIN, self.admin_key, self.clock)
+        if apply:
+            self.directory.append(entry)
+        return entry
+
+    def enrol(self, pair: DeviceKeyPair) -> DirectoryEntry:
+        return self.entry(
+            "enrol_device",
+            {
+                "device": str(pair.kid.device),
+                "version": 1,
+                "verify_key": pair.signing_key.verify_key.b64(),
+                "encryption_key": pair.encryption_key.public_key.b64(),
+                "role": "officer",
+                "contact": False,
+            },
+        )
+
+
+class SignedClient:
+    """Signs every request with ``keys.httpsig`` the way the SDK will."""
+
+    def __init__(self, base: URL, kid: KeyId, key: SigningKey, http: aiohttp.ClientSession):
+        self.base, self.kid, self.key, self.http = base, kid, key, http
+
+    async def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        json_body: Any = None,
+        data: bytes | None = None,
+        content_type: str | None = None,
+        headers: Mapping[str, str] | None = None,
+        created: int | None = None,
+        nonce: str | None = None,
+        signed_digest_of: bytes | None = None,
+        sign: bool = True,
+    ) -> Reply:
+        body = data if data is not None else b""
+        if json_body is not None:
+            body = json.dumps(json_body).encode()
+            content_type = content_type or "application/json"
+        url = self.base.join(URL(path, encoded=True))
+        send: dict[str, str] = {}
+        if content_type:
+            send["Content-Type"] = content_type
+        if sign:
+            send.update(
+                sign_request(
+                    self.key,
+                    str(self.kid),
+                    method=method,
+                    path=url.raw_path,
+                    query=url.raw_query_string,
+                    content_digest=content_digest(
+                        body if signed_digest_of is None else signed_digest_of
+                    ),
+                    created=int(time.time()) if created is None else created,
+                    nonce=nonce or new_nonce(),
+                )
+            )
+        send.update(headers or {})
+        async with self.http.request(method, url, data=body, headers=send) as resp:
+            return Reply(resp.status, resp.headers, await resp.read())
+
+    async def get(self, path: str, **kw: Any) -> Reply:
+        return await self.request("GET", path, **kw)
+
+    async def post(self, path: str, json_body: Any = None, **kw: Any) -> Reply:
+        return await self.request("POST", path, json_body=json_body, **kw)
+
+    async def put(self, path: str, data: bytes, **kw: Any) -> Reply:
+        return await self.request("PUT", path, data=data, **kw)
+
+
+@dataclass
+class RunningGateway:
+    url: URL
+    app: web.Application
+    settings: Settings
+    identity: GatewayIdentity
+    admin_key: SigningKey
+    devices: dict[str, DeviceKeyPair]
+    builder: DirectoryBuilder
+    http: aiohttp.ClientSession
+    runner: web.AppRunner
+
+    def client(self, kid: str | KeyId, key: SigningKey | None = None) -> SignedClient:
+        kid = KeyId.parse(str(kid))
+        if key is None:
+            key = self.admin_key if kid == ROOT_ADMIN else self.devices[str(kid)].signing_key
+        return SignedClient(self.url, kid, key, self.http)
+
+    @property
+    def admin(self) -> SignedClient:
+        return self.client(ROOT_ADMIN)
+
+    async def append(self, *entries: DirectoryEntry) -> None:
+        """Store entries through the service (not HTTP), as another instance would."""
+        await self.app[DIRECTORY].append(
+            self.app[SESSIONMAKER], [e.to_json() for e in entries], caller=ROOT_ADMIN, now=0
+        )
+
+
+def make_settings(data_dir: Path, store_url: str, **overrides: Any) -> Settings:
+    return Settings(
+        data_dir=data_dir,
+        database_url=store_url,
+        gateway_key_passphrase=PASSPHRASE,
+        insecure_fast_kdf=True,
+        audit_checkpoint_interval_s=0,
+        nonce_purge_interval_s=0,
+    ).replace(**overrides)
+
+
+async def start_gateway(
+    data_dir: Path,
+    store_url: str,
+    *,
+    configure: Callable[[web.Application], None] | None = None,
+    **overrides: Any,
+) -> RunningGateway:
+    settings = make_settings(data_dir, store_url, **overrides)
+    await migrate(settings.db_url)
+    admin_key = SigningKey.generate()
+    identity = init_identity(settings, {str(ROOT_ADMIN): admin_key.verify_key})
+    app = create_app(settings, identity)
+    if configure is not None:
+        configure(app)
+    runner = web.AppRunner(
+        app,
+        handler_args={
+            "max_field_size": settings.max_header_bytes,
+            "max_line_size": settings.max_header_bytes,
+        },
+    )
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = runner.addresses[0][1]
+    builder = DirectoryBuilder(admin_key)
+    devices = {kid: DeviceKeyPair.generate(KeyId.parse(kid)) for kid in DEVICES}
+    entries = [builder.entry("add_admin", {"admin": str(ROOT_ADMIN), "verify_key": admin_key.verify_key.b64()})]
+    for unit, kind in UNITS.items():
+        entries.append(builder.entry("create_unit", {"unit": unit, "kind": kind, "name": unit.upper()}))
+    entries.extend(builder.enrol(pair) for pair in devices.values())
+    gw = RunningGateway(
+        url=URL(f"http://127.0.0.1:{port}"),
+        app=app,
+        settings=settings,
+        identity=identity,
+        admin_key=admin_key,
+        devices=devices,
+        builder=builder,
+        http=aiohttp.ClientSession(),
+        runner=runner,
+    )
+    await gw.append(*entries)
+    return gw
+
+
+async def stop_gateway(gw: RunningGateway) -> None:
+    await gw.http.close()
+    await gw.runner.cleanup()

@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import logging
 import os
+import signal
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -50,6 +51,28 @@ def _pins(values: Sequence[str]) -> dict[str, VerifyKey]:
     return pins
 
 
+async def serve(app: web.Application, settings: Settings) -> None:
+    """Run until SIGINT/SIGTERM, then shut down cleanly (cleanup_ctx disposes the engine)."""
+    runner = web.AppRunner(
+        app,
+        access_log=None,  # paths hold message ids; the proxy in deploy/ keeps access logs
+        # The parser's per-line limits: a backstop to limits_middleware's total.
+        max_field_size=settings.max_header_bytes,
+        max_line_size=settings.max_header_bytes,
+    )
+    await runner.setup()
+    try:
+        await web.TCPSite(runner, settings.host, settings.port).start()
+        logging.getLogger("gateway").info("listening on %s:%d", settings.host, settings.port)
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(signum, stop.set)
+        await stop.wait()
+    finally:
+        await runner.cleanup()
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
@@ -69,17 +92,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             settings.data_dir.mkdir(parents=True, exist_ok=True)
             if args.migrate:
                 asyncio.run(migrate(settings.db_url))
-            app = create_app(settings)
-            web.run_app(
-                app,
-                host=settings.host,
-                port=settings.port,
-                access_log=None,  # paths hold message ids; the proxy keeps the access log
-                handler_args={
-                    "max_field_size": settings.max_header_bytes,
-                    "max_line_size": settings.max_header_bytes,
-                },
-            )
+            asyncio.run(serve(create_app(settings), settings))
             return 0
     except (SettingsError, IdentityError, KeysError) as exc:
         print(f"stafett-gateway: {exc}", file=sys.stderr)

@@ -149,6 +149,43 @@ class RecipientKeyTooOld(GatewayError):
     code, status, title = "recipient_key_too_old", 422, "A recipient key is below the minimum"
 
 
+class MessageIdMismatch(GatewayError):
+    code, status, title = (
+        "message_id_mismatch",
+        400,
+        "The message id in the path differs from the envelope header",
+    )
+
+
+class SenderMismatch(GatewayError):
+    # Threat: a device uploading an envelope signed by (or naming) another device.
+    code, status, title = "sender_mismatch", 403, "A device can only send as itself"
+
+
+class RecipientUnitUnknown(GatewayError):
+    code, status, title = (
+        "recipient_unit_unknown",
+        422,
+        "The recipient unit is not in the directory",
+    )
+
+
+class RecipientUnknown(GatewayError):
+    code, status, title = (
+        "recipient_unknown",
+        422,
+        "A recipient key is not an enrolled, unrevoked device key of the recipient unit",
+    )
+
+
+class MessageGone(GatewayError):
+    code, status, title = "message_gone", 410, "The message content is no longer held"
+
+
+class ReceiptNotFound(GatewayError):
+    code, status, title = "receipt_not_found", 404, "No receipt for this message yet"
+
+
 _GATEWAY_ERRORS: tuple[type[GatewayError], ...] = (
     GatewayError,
     BadRequest,
@@ -179,6 +216,12 @@ _GATEWAY_ERRORS: tuple[type[GatewayError], ...] = (
     MessageIdConflict,
     MessageExpired,
     RecipientKeyTooOld,
+    MessageIdMismatch,
+    SenderMismatch,
+    RecipientUnitUnknown,
+    RecipientUnknown,
+    MessageGone,
+    ReceiptNotFound,
 )
 
 # HTTP status for each keys.errors code. Anything not listed is a 400: the client sent

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from gateway.views import audit, directory, health
+from gateway.views import audit, consents, directory, events, health, messages
 
 
 def setup_routes(app: web.Application) -> None:
@@ -17,3 +17,16 @@ def setup_routes(app: web.Application) -> None:
     app.router.add_get("/v1/gateway/key", directory.get_gateway_key)
     app.router.add_get("/v1/audit/entries", audit.get_entries)
     app.router.add_get("/v1/audit/checkpoint", audit.get_checkpoint)
+    app.router.add_get("/v1/events", events.get_events)  # WebSocket upgrade
+    app.router.add_post("/v1/consents", consents.post_consent)
+    app.router.add_get("/v1/consents", consents.get_consents)
+    app.router.add_get("/v1/consents/{consent_id}", consents.get_consent)
+    app.router.add_post("/v1/consents/{consent_id}/withdraw", consents.post_withdraw)
+    app.router.add_put("/v1/messages/{message_id}", messages.put_message)
+    app.router.add_get("/v1/messages/{message_id}", messages.get_message)
+    app.router.add_get("/v1/messages/{message_id}/envelope", messages.get_envelope)
+    app.router.add_post("/v1/messages/{message_id}/receipt", messages.post_receipt)
+    app.router.add_get("/v1/messages/{message_id}/receipt", messages.get_receipt)
+    app.router.add_post("/v1/messages/{message_id}/recall", messages.post_recall)
+    app.router.add_get("/v1/inbox", messages.get_inbox)
+    app.router.add_get("/v1/outbox", messages.get_outbox)

@@ -49,6 +49,18 @@ class Settings:
     gateway_key_passphrase: str = field(default="", repr=False)
     audit_checkpoint_interval_s: int = 300
     nonce_purge_interval_s: int = 60
+    # Push stream (GET /v1/events, helper "push"). The poll finds events committed by
+    # another instance on the same PostgreSQL; this instance's own wake at once.
+    events_poll_interval_s: float = 1.0
+    push_heartbeat_s: float = 30.0  # WebSocket ping; a peer silent for half of it is dropped
+    push_queue_size: int = 256  # events buffered per socket (bounds memory per client)
+    push_max_sockets_per_device: int = 4  # per instance; more is refused (rate_limited)
+    push_send_timeout_s: float = 30.0  # a client that does not read is disconnected
+    # Periodic jobs (gateway.scheduler); 0 disables one job, jobs_enabled=False all.
+    jobs_enabled: bool = True
+    # Invariant: content lives at most expires + expire_interval_s (the retention promise).
+    expire_interval_s: int = 60
+    blob_sweep_interval_s: int = 3600
     # Test mode: cheap keystore KDF parameters. Never set in production.
     insecure_fast_kdf: bool = False
 
@@ -65,9 +77,18 @@ class Settings:
             "default_ttl_s",
             "audit_checkpoint_interval_s",
             "nonce_purge_interval_s",
+            "push_queue_size",
+            "push_max_sockets_per_device",
+            "expire_interval_s",
+            "blob_sweep_interval_s",
         ):
             if getattr(self, name) < 0:
                 raise SettingsError(f"{name} must not be negative")
+        for name in ("events_poll_interval_s", "push_heartbeat_s", "push_send_timeout_s"):
+            if not getattr(self, name) > 0:
+                raise SettingsError(f"{name} must be positive")
+        if self.push_queue_size < 1:
+            raise SettingsError("push_queue_size must be at least 1")
         if self.default_ttl_s > self.max_ttl_s:
             raise SettingsError("default_ttl_s must not exceed max_ttl_s")
         if not 0 <= self.port <= 65535:

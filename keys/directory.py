@@ -85,6 +85,18 @@ class Directory:
         self._devices: dict[str, DeviceRecord] = {}
         self._public_keys: set[bytes] = set()
 
+    def copy(self) -> Directory:
+        """An independent copy that can be appended to without touching this one.
+
+        The state is frozen records in plain containers, so copying the containers is a
+        full copy; the gateway verifies a batch on a copy and swaps it in only when the
+        whole batch is valid (all-or-nothing).
+        """
+        clone = Directory.__new__(Directory)
+        for name, value in vars(self).items():
+            setattr(clone, name, value.copy() if isinstance(value, dict | list | set) else value)
+        return clone
+
     # --- read side ----------------------------------------------------------------------
     @property
     def size(self) -> int:

@@ -194,10 +194,7 @@ def seal(
     key = _rng(_KEY_BYTES) if _rng else crypto_secretstream_xchacha20poly1305_keygen()
     # hH inside each box binds K to this header: a box moved to another header fails.
     wrapped = encode_wrapped(
-        [
-            (r, _wrap_key(by_kid[str(r)].encryption_key, h_h + key, _rng))
-            for r in header.recipients
-        ]
+        [(r, _wrap_key(by_kid[str(r)].encryption_key, h_h + key, _rng)) for r in header.recipients]
     )
     if len(wrapped) > MAX_WRAPPED_BYTES:
         raise EnvelopeHeaderInvalid("too many recipients for the wrapped-keys section")
@@ -396,7 +393,7 @@ def open_envelope(
     """
     keypairs = [device] if isinstance(device, DeviceKeyPair) else list(device)
     held = {str(kp.kid): kp for kp in keypairs}
-    with open(src_path, "rb", buffering=1 << 20) as src:
+    with open(src_path, "rb", buffering=0) as src:  # frames are read whole
         reader = FrameReader(src, max_size=max_size)
         prefix = read_prefix(reader)
         sender_key = resolve(resolve_sender, prefix.header.sender)

@@ -9,7 +9,6 @@ verify is never trusted: replaying it fails and the instance refuses to serve au
 from __future__ import annotations
 
 import asyncio
-import copy
 import json
 import logging
 from collections.abc import Mapping, Sequence
@@ -32,19 +31,6 @@ log = logging.getLogger(__name__)
 MAX_ENTRIES_PER_POST = 1000
 _DIRECTORY_LOCK_ID = 0x5354_4146_4449  # "STAF" "DI": advisory lock for appends (PostgreSQL)
 _LOAD_BATCH = 1000
-
-
-def _fork(directory: Directory) -> Directory:
-    """A copy that can be appended to without touching ``directory``.
-
-    Directory state is frozen records in plain containers, so copying the containers is
-    a full copy. (Asked of keys/: a public ``Directory.copy()``; this stands in for it.)
-    """
-    clone = copy.copy(directory)
-    for name, value in vars(directory).items():
-        if isinstance(value, dict | list | set):
-            setattr(clone, name, copy.copy(value))
-    return clone
 
 
 class DirectoryService:
@@ -70,7 +56,7 @@ class DirectoryService:
                 log.warning("directory table is shorter than the verified copy; rebuilding")
                 current = Directory(self._pinned)
             if stored > current.size:
-                current = await self._load(session, _fork(current), stored)
+                current = await self._load(session, current.copy(), stored)
             self._directory = current
         return self._directory
 
@@ -107,7 +93,7 @@ class DirectoryService:
                     text("SELECT pg_advisory_xact_lock(:k)"), {"k": _DIRECTORY_LOCK_ID}
                 )
             base = await self.refresh(session)
-            candidate = _fork(base)
+            candidate = base.copy()
             rows = []
             for entry in parsed:
                 candidate.append(entry)  # raises a keys.errors.DirectoryError, nothing stored

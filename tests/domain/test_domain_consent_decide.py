@@ -5,8 +5,19 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Any
 
+import jsonschema
 import pytest
-from domain_factories import CONSENT_ID, DAY, NOW, OTHER_SUBJECT, POLICY, SUBJECT, consent, record
+from domain_factories import (
+    CONSENT_ID,
+    DAY,
+    NOW,
+    OTHER_SUBJECT,
+    POLICY,
+    SUBJECT,
+    consent,
+    load_schema,
+    record,
+)
 from hypothesis import event, given, settings
 from hypothesis import strategies as st
 
@@ -226,6 +237,17 @@ def consents(draw: st.DrawFn) -> Consent | None:
     return Consent(rec, version=draw(st.integers(1, 3)), withdrawn_at=withdrawn_at)
 
 
+def moments(c: Consent) -> st.SearchStrategy[int]:
+    """Times around the consent's window, with its edges (where off-by-ones live)."""
+    r = c.record
+    edges = [r.valid_from - 1, r.valid_from]
+    if r.valid_until is not None:
+        edges += [r.valid_until - 1, r.valid_until]
+    if c.withdrawn_at is not None:
+        edges += [c.withdrawn_at - 1, c.withdrawn_at]
+    return st.integers(r.valid_from - 3, r.valid_from + 60) | st.sampled_from(edges)
+
+
 @st.composite
 def requests_for(draw: st.DrawFn, c: Consent | None) -> dict[str, Any]:
     """A request; half the time built from what the consent names, so that accepted
@@ -246,11 +268,7 @@ def requests_for(draw: st.DrawFn, c: Consent | None) -> dict[str, Any]:
         "subject_ref": pick(SUBJECTS, (c.record.subject_ref,) if c is not None else ()),
         "category": pick(CATEGORIES, c.record.categories if c is not None else ()),
         "purpose": pick(PURPOSES, c.record.purposes if c is not None else ()),
-        "now": (
-            c.record.valid_from + draw(st.integers(-3, 60))
-            if near and c is not None
-            else draw(st.integers(min_value=0, max_value=170))
-        ),
+        "now": draw(moments(c) if near and c is not None else st.integers(0, 170)),
     }
 
 
@@ -321,3 +339,13 @@ def test_decide_ignores_record_fields_it_must_not_depend_on() -> None:
     base = _decide(Consent(record()))
     other = _decide(Consent(record(recorded_by="las-storgoteborg/x/2", minor=True)))
     assert base == other
+
+
+def test_withdrawal_request_schema() -> None:
+    schema = load_schema("consent-withdrawal.json")
+    jsonschema.Draft202012Validator.check_schema(schema)
+    v = jsonschema.Draft202012Validator(schema)
+    v.validate({"reason": "subject_withdrew"})
+    v.validate({"reason": "subject_withdrew", "withdrawn_at": NOW})
+    for bad in ({}, {"reason": "Hon ångrade sig"}, {"reason": "case_closed", "note": "x"}):
+        assert not v.is_valid(bad)

@@ -78,7 +78,9 @@ def pg_cluster() -> Iterator[PgCluster]:
     )
     options = f"-k {sockdir} -h 127.0.0.1 -p {port} -c fsync=off -c full_page_writes=off"
     subprocess.run(
-        _as_postgres([pg_ctl, "-D", str(data), "-o", options, "-l", str(base / "log"), "-w", "start"]),
+        _as_postgres(
+            [pg_ctl, "-D", str(data), "-o", options, "-l", str(base / "log"), "-w", "start"]
+        ),
         check=True,
         capture_output=True,
     )

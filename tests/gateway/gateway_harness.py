@@ -14,6 +14,8 @@ from typing import Any
 
 import aiohttp
 from aiohttp import web
+from yarl import URL
+
 from gateway.app import create_app
 from gateway.appkeys import DIRECTORY, SESSIONMAKER
 from gateway.identity import GatewayIdentity, init_identity
@@ -22,7 +24,6 @@ from gateway.settings import Settings
 from keys.directory import Directory, DirectoryEntry, make_entry
 from keys.httpsig import content_digest, new_nonce, sign_request
 from keys.keypairs import DeviceKeyPair, KeyId, SigningKey
-from yarl import URL
 
 PASSPHRASE = "test gateway passphrase"
 ROOT_ADMIN = KeyId.parse("admin/root/1")
@@ -70,6 +71,16 @@ class DirectoryBuilder:
                 "contact": False,
             },
         )
+
+
+def assert_problem(reply: Reply, status: int, code: str) -> None:
+    """The reply is an RFC 9457 problem document with this status and code."""
+    assert reply.status == status, reply.body
+    assert reply.headers["Content-Type"].startswith("application/problem+json")
+    body = reply.json()
+    assert body["code"] == code
+    assert body["status"] == status
+    assert body["type"].endswith("/" + code)
 
 
 class SignedClient:
@@ -183,12 +194,11 @@ async def start_gateway(
     app = create_app(settings, identity)
     if configure is not None:
         configure(app)
+    # The parser's per-line limits, as `serve` sets them (a backstop to the middleware).
     runner = web.AppRunner(
         app,
-        handler_args={
-            "max_field_size": settings.max_header_bytes,
-            "max_line_size": settings.max_header_bytes,
-        },
+        max_field_size=settings.max_header_bytes,
+        max_line_size=settings.max_header_bytes,
     )
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)
@@ -196,9 +206,15 @@ async def start_gateway(
     port = runner.addresses[0][1]
     builder = DirectoryBuilder(admin_key)
     devices = {kid: DeviceKeyPair.generate(KeyId.parse(kid)) for kid in DEVICES}
-    entries = [builder.entry("add_admin", {"admin": str(ROOT_ADMIN), "verify_key": admin_key.verify_key.b64()})]
+    entries = [
+        builder.entry(
+            "add_admin", {"admin": str(ROOT_ADMIN), "verify_key": admin_key.verify_key.b64()}
+        )
+    ]
     for unit, kind in UNITS.items():
-        entries.append(builder.entry("create_unit", {"unit": unit, "kind": kind, "name": unit.upper()}))
+        entries.append(
+            builder.entry("create_unit", {"unit": unit, "kind": kind, "name": unit.upper()})
+        )
     entries.extend(builder.enrol(pair) for pair in devices.values())
     gw = RunningGateway(
         url=URL(f"http://127.0.0.1:{port}"),

@@ -5,23 +5,15 @@ from __future__ import annotations
 import time
 
 import pytest
+from gateway_harness import assert_problem
+
+from gateway.appkeys import SESSIONMAKER
+from gateway.db import nonce_store
 from keys.httpsig import content_digest, new_nonce, sign_request
 from keys.keypairs import DeviceKeyPair, KeyId, SigningKey
 
-from gateway.db import nonce_store
-from gateway.appkeys import SESSIONMAKER
-
 ANNA = "so-nordost/anna/1"
 ENTRIES = "/v1/directory/entries"
-
-
-def assert_problem(reply, status: int, code: str) -> None:
-    assert reply.status == status, reply.body
-    assert reply.headers["Content-Type"].startswith("application/problem+json")
-    body = reply.json()
-    assert body["code"] == code
-    assert body["status"] == status
-    assert body["type"].endswith("/" + code)
 
 
 @pytest.mark.asyncio
@@ -55,8 +47,14 @@ async def test_signature_over_another_path(gateway) -> None:
     # A valid signature for one path must not authorise another: the path is covered.
     client = gateway.client(ANNA)
     headers = sign_request(
-        client.key, ANNA, method="GET", path="/v1/directory/checkpoint", query="",
-        content_digest=content_digest(b""), created=int(time.time()), nonce=new_nonce(),
+        client.key,
+        ANNA,
+        method="GET",
+        path="/v1/directory/checkpoint",
+        query="",
+        content_digest=content_digest(b""),
+        created=int(time.time()),
+        nonce=new_nonce(),
     )
     assert_problem(await client.get(ENTRIES, headers=headers), 401, "signature_invalid")
 
@@ -126,9 +124,7 @@ async def test_retired_key_after_rotation(gateway) -> None:
 
 @pytest.mark.asyncio
 async def test_digest_mismatch(gateway) -> None:
-    reply = await gateway.admin.post(
-        ENTRIES, {"entries": []}, signed_digest_of=b'{"entries": [1]}'
-    )
+    reply = await gateway.admin.post(ENTRIES, {"entries": []}, signed_digest_of=b'{"entries": [1]}')
     assert_problem(reply, 400, "digest_mismatch")
 
 

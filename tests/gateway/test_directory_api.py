@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import pytest
+from gateway_harness import assert_problem
+
 from keys.checkpoint import Checkpoint
-from keys.directory import Directory, DirectoryEntry
+from keys.directory import Directory, DirectoryEntry, make_entry
 from keys.keypairs import DeviceKeyPair, KeyId, SigningKey
-from test_auth import assert_problem
 
 ENTRIES = "/v1/directory/entries"
 
@@ -55,11 +56,8 @@ async def test_forged_entry_refused_and_nothing_stored(gateway) -> None:
 @pytest.mark.asyncio
 async def test_entry_signed_by_unknown_admin_is_refused(gateway) -> None:
     rogue = SigningKey.generate()
-    rogue_builder_dir = gateway.builder.directory
-    from keys.directory import make_entry
-
     entry = make_entry(
-        rogue_builder_dir,
+        gateway.builder.directory,
         "create_unit",
         {"unit": "socialjour", "kind": "socialjour", "name": "Socialjouren"},
         KeyId.parse("admin/rogue/1"),
@@ -72,7 +70,9 @@ async def test_entry_signed_by_unknown_admin_is_refused(gateway) -> None:
 
 @pytest.mark.asyncio
 async def test_chain_break_and_malformed_requests(gateway) -> None:
-    entry = gateway.builder.enrol(_pair("sav/carl/1"), ).to_json()
+    entry = gateway.builder.enrol(
+        _pair("sav/carl/1"),
+    ).to_json()
     entry["seq"] = 42
     assert_problem(
         await gateway.admin.post(ENTRIES, {"entries": [entry]}), 409, "directory_chain_broken"
@@ -116,8 +116,10 @@ async def test_instance_catches_up_with_entries_stored_by_another(gateway, start
     try:
         carl = _pair("sav/carl/1")
         await other[DIRECTORY].append(
-            other[SESSIONMAKER], [gateway.builder.enrol(carl).to_json()],
-            caller=KeyId.parse("admin/root/1"), now=0,
+            other[SESSIONMAKER],
+            [gateway.builder.enrol(carl).to_json()],
+            caller=KeyId.parse("admin/root/1"),
+            now=0,
         )
         reply = await gateway.client(carl.kid, carl.signing_key).get(ENTRIES)
         assert reply.status == 200

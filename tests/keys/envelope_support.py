@@ -32,7 +32,9 @@ class Parties:
     anna: DeviceKeyPair = field(
         default_factory=lambda: DeviceKeyPair.generate(kid("so-nordost/anna/2"))
     )
-    bo: DeviceKeyPair = field(default_factory=lambda: DeviceKeyPair.generate(kid("so-nordost/bo/1")))
+    bo: DeviceKeyPair = field(
+        default_factory=lambda: DeviceKeyPair.generate(kid("so-nordost/bo/1"))
+    )
     carl: DeviceKeyPair = field(
         default_factory=lambda: DeviceKeyPair.generate(kid("so-nordost/carl/1"))
     )
@@ -53,9 +55,7 @@ class Parties:
             raise EnvelopeSenderUnknown() from None
 
 
-def make_header(
-    recipients: tuple[KeyId, ...], sender: KeyId, **overrides: Any
-) -> EnvelopeHeader:
+def make_header(recipients: tuple[KeyId, ...], sender: KeyId, **overrides: Any) -> EnvelopeHeader:
     base = EnvelopeHeader(
         message_id="5b0d8f7e-3c1a-4e2b-9f6d-0a1b2c3d4e5f",
         sender=sender,

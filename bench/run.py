@@ -1,0 +1,57 @@
+"""Benchmark dispatcher: ``python bench/run.py <name> [--quick]``.
+
+Each benchmark is a module ``bench/<name>.py`` with ``run(quick: bool) -> dict``. Progress
+goes to stderr; the last line on stdout is one JSON object with the figures, so CI and
+docs/benchmarks.md can quote it. Add a benchmark by adding a module (``relay``,
+``consent_scale``, ...); nothing here needs to change.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import sys
+import time
+from pathlib import Path
+from types import ModuleType
+
+BENCH_DIR = Path(__file__).resolve().parent
+
+
+def available() -> list[str]:
+    return sorted(
+        p.stem for p in BENCH_DIR.glob("*.py") if p.stem != "run" and not p.stem.startswith("_")
+    )
+
+
+def load(name: str) -> ModuleType:
+    if name not in available():
+        raise SystemExit(f"unknown benchmark {name!r}; available: {', '.join(available())}")
+    spec = importlib.util.spec_from_file_location(f"stafett_bench_{name}", BENCH_DIR / f"{name}.py")
+    if spec is None or spec.loader is None:
+        raise SystemExit(f"cannot load bench/{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    if not callable(getattr(module, "run", None)):
+        raise SystemExit(f"bench/{name}.py has no run(quick) function")
+    return module
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="Run a Stafett benchmark.")
+    parser.add_argument("name", help="benchmark module in bench/ (e.g. envelope)")
+    parser.add_argument("--quick", action="store_true", help="the short CI variant (< 1 min)")
+    args = parser.parse_args(argv)
+    module = load(args.name)
+    started = time.perf_counter()
+    result = dict(module.run(quick=args.quick))
+    result.setdefault("bench", args.name)
+    result.setdefault("quick", args.quick)
+    result["wall_s"] = round(time.perf_counter() - started, 1)
+    print(json.dumps(result, sort_keys=True), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

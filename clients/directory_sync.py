@@ -1,0 +1,179 @@
+"""Directory sync: fetch the key directory incrementally and trust only what verifies.
+
+The gateway serves the log; it is not trusted with it. Each new entry is appended to a
+``keys.directory.Directory`` built from the admin keys pinned in the keystore, which
+checks the hash chain, the signing admin and the entry rules. Then:
+
+- the gateway's checkpoint must agree with the log just verified (threat: a gateway
+  serving entries that differ from the head it signs for others);
+- the head this device saw last (``Keystore.known_checkpoint``) must be a prefix of the
+  log (threat: a gateway showing this device a different history — a fork — or rolling
+  it back to hide a revocation): ``DirectoryForked``;
+- a gateway whose new entries do not continue the head this client already verified
+  in memory is also a fork, not a transmission error.
+
+Key changes of devices this client already knew (rotation, revocation, destroyed key)
+are returned, so the CLI can warn loudly: a silent key change is how a substituted key
+would look to an officer.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from keys.checkpoint import Checkpoint
+from keys.directory import DeviceRecord, Directory, DirectoryEntry
+from keys.errors import DirectoryBehind, DirectoryChainBroken, DirectoryForked
+from keys.keypairs import VerifyKey
+from keys.keystore import Keystore
+
+from .errors import UnexpectedResponse
+from .transport import Transport
+
+PAGE = 1000  # the gateway's maximum page size
+_MAX_ROUNDS = 5  # the log grew between fetching entries and the checkpoint this often
+
+
+@dataclass(frozen=True)
+class KeyChange:
+    """A key change of a device this client knew before the sync.
+
+    ``kind`` is ``rotated`` (new key version), ``revoked`` (every version untrusted at
+    once; ``new_fingerprint`` is None) or ``destroyed`` (an old version's private key
+    was shredded). Fingerprints are of the signing (Ed25519) key; the encryption key's
+    are given alongside, because that is the key a sender seals to.
+    """
+
+    device: str
+    kind: str
+    seq: int
+    signer: str
+    old_version: int
+    new_version: int | None
+    old_fingerprint: str
+    new_fingerprint: str | None
+    old_encryption_fingerprint: str
+    new_encryption_fingerprint: str | None
+
+
+@dataclass(frozen=True)
+class SyncResult:
+    directory: Directory
+    changes: list[KeyChange]
+    fetched: int  # entries appended by this sync
+
+
+class DirectorySync:
+    """Holds the verified directory across syncs (entries are fetched after the last one)."""
+
+    def __init__(self, keystore: Keystore, *, gateway_key: VerifyKey | None = None) -> None:
+        self.keystore = keystore
+        self.gateway_key = gateway_key
+        self.directory = Directory(dict(keystore.pinned_admins))
+
+    async def sync(self, transport: Transport) -> SyncResult:
+        known_before = dict(self.directory.devices)
+        changes: list[KeyChange] = []
+        fetched = 0
+        for _ in range(_MAX_ROUNDS):
+            fetched += await self._fetch_new(transport, known_before, changes)
+            checkpoint = await self._checkpoint(transport)
+            try:
+                self.directory.check_consistent(checkpoint.size, checkpoint.head)
+            except DirectoryBehind:
+                continue  # entries were appended meanwhile: fetch them and check again
+            break
+        else:
+            raise UnexpectedResponse("the directory kept growing during sync; try again")
+        self._check_known_checkpoint()
+        # Remember the new head: the caller saves the keystore (it holds the passphrase).
+        self.keystore.known_checkpoint = (self.directory.size, self.directory.head.hex())
+        return SyncResult(self.directory, changes, fetched)
+
+    async def _fetch_new(
+        self, transport: Transport, known: Mapping[str, DeviceRecord], changes: list[KeyChange]
+    ) -> int:
+        fetched = 0
+        while True:
+            after = self.directory.size - 1
+            answer = await transport.request(
+                "GET", "/v1/directory/entries", query={"after": after, "limit": PAGE}
+            )
+            entries = _entries_of(answer)
+            for raw in entries:
+                entry = DirectoryEntry.from_json(raw)
+                before = self.directory.devices.get(str(entry.body.get("device", "")))
+                joining = entry.seq == self.directory.size and fetched == 0
+                try:
+                    self.directory.append(entry)
+                except DirectoryChainBroken as exc:
+                    if joining and self.directory.size > 0:
+                        # The gateway's log does not continue what we verified before.
+                        raise DirectoryForked(
+                            "the gateway's directory does not continue the verified head"
+                        ) from exc
+                    raise
+                fetched += 1
+                name = str(entry.body.get("device", ""))
+                if before is not None and name in known:
+                    change = _change(entry, before, self.directory.devices[name])
+                    if change is not None:
+                        changes.append(change)
+            if len(entries) < PAGE:
+                return fetched
+
+    async def _checkpoint(self, transport: Transport) -> Checkpoint:
+        answer = await transport.request("GET", "/v1/directory/checkpoint")
+        checkpoint = Checkpoint.from_json(answer)
+        if self.gateway_key is not None:
+            # Signed by the gateway: a history it served can be held against it later.
+            checkpoint.verify(self.gateway_key)
+        return checkpoint
+
+    def _check_known_checkpoint(self) -> None:
+        known = self.keystore.known_checkpoint
+        if known is None:
+            return
+        size, head = known
+        try:
+            self.directory.check_consistent(size, bytes.fromhex(head))
+        except DirectoryBehind:
+            # After a full sync a shorter log than we saw is a rollback: hidden entries.
+            raise DirectoryForked(
+                f"the gateway's directory has {self.directory.size} entries; "
+                f"this device already verified {size}"
+            ) from None
+
+
+def _entries_of(answer: Any) -> list[Any]:
+    if not isinstance(answer, dict) or not isinstance(answer.get("entries"), list):
+        raise UnexpectedResponse("directory entries answer is malformed")
+    entries: list[Any] = answer["entries"]
+    return entries
+
+
+def _change(entry: DirectoryEntry, old: DeviceRecord, new: DeviceRecord) -> KeyChange | None:
+    kinds = {"rotate_device": "rotated", "revoke_device": "revoked", "destroy_key": "destroyed"}
+    kind = kinds.get(entry.type)
+    if kind is None:
+        return None
+    before = old.versions[old.current_version]
+    after = None if kind == "revoked" else new.versions[new.current_version]
+    if kind == "destroyed":
+        version = int(entry.body["version"])
+        before = old.versions[version]
+        after = None
+    return KeyChange(
+        device=str(new.device),
+        kind=kind,
+        seq=entry.seq,
+        signer=str(entry.signer),
+        old_version=before.version,
+        new_version=None if after is None else after.version,
+        old_fingerprint=before.verify_key.fingerprint(),
+        new_fingerprint=None if after is None else after.verify_key.fingerprint(),
+        old_encryption_fingerprint=before.encryption_key.fingerprint(),
+        new_encryption_fingerprint=None if after is None else after.encryption_key.fingerprint(),
+    )

@@ -1,0 +1,49 @@
+"""Errors the SDK raises itself (everything the gateway refuses keeps its registry class).
+
+A refusal that arrives as ``application/problem+json`` is rebuilt with
+``gateway.errors.error_from_problem``: the caller catches the same class the gateway
+raised (``ConsentWithdrawn``, ``Replayed``, ``DeviceRevoked`` ...). The classes here
+cover what no gateway said: it could not be reached, it answered something that is not
+our protocol, or the SDK refused to go on (e.g. nothing known to acknowledge).
+
+Messages never carry content, subject references, keys or tokens.
+"""
+
+from __future__ import annotations
+
+
+class ClientError(Exception):
+    """Base class of the SDK's own errors."""
+
+    code = "client_error"
+
+    def __init__(self, message: str | None = None) -> None:
+        super().__init__(message or self.__doc__ or self.code)
+
+
+class GatewayUnavailable(ClientError):
+    """The gateway could not be reached (connection refused, reset or timed out)."""
+
+    code = "gateway_unavailable"
+
+
+class UnexpectedResponse(ClientError):
+    """The gateway answered with something that is not the Stafett protocol."""
+
+    code = "unexpected_response"
+
+    def __init__(self, message: str | None = None, *, status: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+class NotOpened(ClientError):
+    """The message was not opened by this client: there is no header hash to sign for."""
+
+    code = "not_opened"
+
+
+class EnvelopeSwapped(ClientError):
+    """The gateway served an envelope for another message or another unit than asked for."""
+
+    code = "envelope_swapped"

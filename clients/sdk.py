@@ -1,0 +1,460 @@
+"""The async SDK: every gateway endpoint, with the cryptography done on this side.
+
+``StafettClient`` signs each request with the device's current key, seals and opens
+envelopes through ``keys.envelope``, and takes every public key it relies on from a
+directory it verified itself (``clients.directory_sync``) — never from a gateway answer.
+Refusals arrive as the registry's exception classes (``ConsentWithdrawn``,
+``DeviceRevoked``, ...); see ``clients.transport``.
+
+    async with StafettClient(url, keystore) as client:
+        await client.sync_directory()
+        result = await client.send(recipient_unit="sav", consent_id=cid, ...)
+
+``StafettAdminClient`` signs with a security admin's key instead (directory appends,
+audit trail). The keystore is changed in memory only (``known_checkpoint`` after a
+sync): the caller saves it, since only the caller holds the passphrase.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import AsyncIterator, Mapping, Sequence
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+import aiohttp
+
+from keys.auditlog import AuditHead, verify_audit_chain
+from keys.consent_record import sign_consent_record
+from keys.directory import Directory
+from keys.envelope import EnvelopeHeader, read_header
+from keys.errors import KeystoreError
+from keys.keypairs import DeviceKeyPair, KeyId, VerifyKey
+from keys.keystore import Keystore
+from keys.receipt import make_receipt, verify_receipt
+
+from . import sealing
+from .directory_sync import DirectorySync, SyncResult
+from .errors import EnvelopeSwapped, GatewayUnavailable, NotOpened, UnexpectedResponse
+from .events import stream_events
+from .results import OpenedMessage, PushEvent, SendResult, VerifiedReceipt
+from .transport import Clock, Progress, Signer, Transport
+
+__all__ = ["StafettAdminClient", "StafettClient"]
+
+
+class StafettClient:
+    """One device talking to one gateway."""
+
+    def __init__(
+        self,
+        base_url: str,
+        keystore: Keystore,
+        *,
+        session: aiohttp.ClientSession | None = None,
+        clock: Clock = time.time,
+        gateway_key: VerifyKey | None = None,
+        spool_dir: Path | None = None,
+        retries: int = 3,
+        retry_backoff_s: float = 0.5,
+    ) -> None:
+        self.keystore = keystore
+        self.clock = clock
+        self.spool_dir = spool_dir
+        self.retries = retries
+        self.retry_backoff_s = retry_backoff_s
+        self._sync = DirectorySync(keystore, gateway_key=gateway_key)
+        self._synced = False
+        self.transport = Transport(base_url, self._signer(), session=session, clock=clock)
+        # hH and recipients of what this client sealed or opened: what a receipt must
+        # name. Kept in memory only; a later process passes them explicitly.
+        self._sent: dict[str, tuple[str, tuple[str, ...]]] = {}
+        self._opened: dict[str, str] = {}
+
+    def _signer(self) -> Signer:
+        pair = self.keystore.current()
+        return Signer(str(pair.kid), pair.signing_key)
+
+    @property
+    def kid(self) -> KeyId:
+        return KeyId.parse(self.transport.signer.kid)
+
+    @property
+    def unit(self) -> str:
+        return self.kid.unit
+
+    async def __aenter__(self) -> StafettClient:
+        return self
+
+    async def __aexit__(
+        self, et: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.close()
+
+    async def close(self) -> None:
+        await self.transport.close()
+
+    def _now(self) -> int:
+        return int(self.clock())
+
+    # --- directory --------------------------------------------------------------------
+    async def sync_directory(self) -> SyncResult:
+        """Fetch new entries, verify them, check the checkpoint and refuse a fork."""
+        result = await self._sync.sync(self.transport)
+        self._synced = True
+        return result
+
+    async def directory(self) -> Directory:
+        """The verified directory, synced first (a revocation must be seen at once)."""
+        return (await self.sync_directory()).directory
+
+    # --- consents -------------------------------------------------------------------------
+    async def record_consent(self, fields: Mapping[str, Any]) -> str:
+        """Sign a consent record with this device's key and record it; returns its id.
+
+        ``v``, ``consent_id`` (a new UUID), ``recorded_by`` (this key) and ``created``
+        (now) are filled in unless given.
+        """
+        draft: dict[str, Any] = {
+            "v": 1,
+            "consent_id": str(uuid.uuid4()),
+            "recorded_by": str(self.kid),
+            "created": self._now(),
+            **fields,
+        }
+        signed = sign_consent_record(draft, self._pair().signing_key)
+        answer = await self.transport.request("POST", "/v1/consents", json_body=signed)
+        return str(_field(answer, "consent_id"))
+
+    async def list_consents(self, subject_ref: str) -> list[dict[str, Any]]:
+        answer = await self.transport.request(
+            "GET", "/v1/consents", query={"subject_ref": subject_ref}
+        )
+        return _list(answer, "consents")
+
+    async def get_consent(self, consent_id: str) -> dict[str, Any]:
+        return _object(await self.transport.request("GET", f"/v1/consents/{_seg(consent_id)}"))
+
+    async def withdraw_consent(
+        self, consent_id: str, reason: str, *, withdrawn_at: int | None = None
+    ) -> dict[str, Any]:
+        body: dict[str, Any] = {"reason": reason}
+        if withdrawn_at is not None:
+            body["withdrawn_at"] = withdrawn_at
+        answer = await self.transport.request(
+            "POST", f"/v1/consents/{_seg(consent_id)}/withdraw", json_body=body
+        )
+        return _object(answer)
+
+    # --- sending ----------------------------------------------------------------------------
+    async def send(
+        self,
+        *,
+        recipient_unit: str,
+        consent_id: str,
+        subject_ref: str,
+        category: str,
+        purpose: str,
+        body: sealing.Body,
+        expires_in_s: int,
+        devices: Sequence[str] | None = None,
+        in_reply_to: str | None = None,
+        progress: Progress | None = None,
+        message_id: str | None = None,
+    ) -> SendResult:
+        """Seal ``body`` to the recipient unit's current keys and hand it to the gateway.
+
+        Recipients come from the directory verified just now: every non-revoked device
+        of the unit, or the named ``devices`` (a named device that is revoked or unknown
+        is an error, never silently dropped). On a connection failure the same envelope
+        is sent again under the same message id; the gateway answers a duplicate with
+        the original answer, so a retry never creates a second message.
+        """
+        directory = await self.directory()
+        recipients = directory.encryption_keys(recipient_unit, devices)
+        now = self._now()
+        header = EnvelopeHeader(
+            message_id=message_id or str(uuid.uuid4()),
+            sender=self.kid,
+            recipient_unit=recipient_unit,
+            recipients=tuple(r.kid for r in recipients),
+            consent_id=consent_id,
+            subject_ref=subject_ref,
+            category=category,
+            purpose=purpose,
+            created=now,
+            expires=now + expires_in_s,
+            # The directory this client verified, bound into the signed header.
+            checkpoint_size=directory.size,
+            checkpoint_head=directory.head.hex(),
+            in_reply_to=in_reply_to,
+        )
+        sealed = await asyncio.to_thread(
+            sealing.seal_to_file, header, body, recipients, self._pair(), self.spool_dir
+        )
+        try:
+            resp_status, answer, attempts = await self._put_envelope(
+                header.message_id, sealed, progress
+            )
+        finally:
+            sealing.remove(sealed.path)
+        kids = tuple(str(r.kid) for r in recipients)
+        self._sent[header.message_id] = (sealed.result.header_hash.hex(), kids)
+        return SendResult(
+            message_id=header.message_id,
+            status=resp_status,
+            replayed=resp_status == 200,
+            header_hash=sealed.result.header_hash.hex(),
+            recipients=kids,
+            expires=header.expires,
+            size=sealed.result.total_length,
+            attempts=attempts,
+            answer=answer,
+        )
+
+    async def _put_envelope(
+        self, message_id: str, sealed: sealing.SealedFile, progress: Progress | None
+    ) -> tuple[int, dict[str, Any], int]:
+        path = f"/v1/messages/{_seg(message_id)}"
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                resp = await self.transport.upload(
+                    "PUT",
+                    path,
+                    sealed.path,
+                    sealed.result.total_length,
+                    sealed.digest,
+                    progress=progress,
+                )
+            except GatewayUnavailable:
+                # Idempotent by message id: the gateway may have stored the first try
+                # and only the answer was lost; the same envelope gets the same answer.
+                if attempt > self.retries:
+                    raise
+                await asyncio.sleep(self.retry_backoff_s * 2 ** (attempt - 1))
+                continue
+            answer = resp.json() if resp.body else {}
+            return resp.status, _object(answer), attempt
+
+    # --- receiving ----------------------------------------------------------------------------
+    async def inbox(self, after: str | None = None) -> dict[str, Any]:
+        query = {"after": after} if after is not None else None
+        return _object(await self.transport.request("GET", "/v1/inbox", query=query))
+
+    async def fetch(
+        self, message_id: str, dest: Path, *, progress: Progress | None = None
+    ) -> OpenedMessage:
+        """Download, verify against the directory, decrypt into ``dest`` (atomically).
+
+        ``dest`` only appears once the whole body decrypted and verified; on any
+        failure nothing is left behind, neither the download nor a partial output.
+        """
+        directory = await self.directory()
+        envelope = sealing.temp_path(self.spool_dir, ".envelope")
+        try:
+            with envelope.open("wb") as out:
+                await self.transport.download(
+                    f"/v1/messages/{_seg(message_id)}/envelope", out, progress=progress
+                )
+            with envelope.open("rb") as src:
+                claimed = await asyncio.to_thread(read_header, src)
+            # Threat: a gateway serving another (genuine) envelope for the id asked for;
+            # the officer would file and acknowledge the wrong case.
+            self._check_envelope(claimed, message_id)
+
+            def resolve(kid: KeyId) -> VerifyKey:
+                return directory.signing_key(kid)
+
+            opened = await asyncio.to_thread(
+                sealing.open_to, envelope, self._keypairs(), resolve, dest
+            )
+        finally:
+            sealing.remove(envelope)
+        self._check_envelope(opened.header, message_id)
+        header_hash = opened.header_hash.hex()
+        self._opened[message_id] = header_hash
+        return OpenedMessage(
+            message_id=message_id,
+            path=dest,
+            content_length=opened.content_length,
+            sender=str(opened.header.sender),
+            sender_fingerprint=opened.sender_fingerprint,
+            header_hash=header_hash,
+            opened_with=str(opened.opened_with),
+            header=opened.header,
+        )
+
+    def _check_envelope(self, header: EnvelopeHeader, message_id: str) -> None:
+        if header.message_id != message_id or header.recipient_unit != self.unit:
+            raise EnvelopeSwapped()
+
+    async def ack(
+        self,
+        message_id: str,
+        status: str = "accepted",
+        reason: str | None = None,
+        *,
+        header_hash: str | None = None,
+    ) -> dict[str, Any]:
+        """Sign a handover receipt; the gateway deletes the content when it stores it."""
+        hh = header_hash or self._opened.get(message_id)
+        if hh is None:
+            raise NotOpened()
+        receipt = make_receipt(
+            message_id=message_id,
+            header_hash=bytes.fromhex(hh),
+            recipient=self.kid,
+            status=status,
+            reason=reason,
+            received_at=self._now(),
+            key=self._pair().signing_key,
+        )
+        answer = await self.transport.request(
+            "POST", f"/v1/messages/{_seg(message_id)}/receipt", json_body=receipt
+        )
+        return _object(answer or {})
+
+    # --- the sender's view ------------------------------------------------------------------
+    async def receipt(
+        self,
+        message_id: str,
+        *,
+        header_hash: str | None = None,
+        recipients: Sequence[str] | None = None,
+    ) -> VerifiedReceipt:
+        """The recipient's signed receipt, verified with the recipient's directory key.
+
+        The expected ``hH`` and recipients are what this client sealed (kept in memory
+        by :meth:`send`), or given explicitly; never taken from the gateway's word.
+        """
+        known = self._sent.get(message_id)
+        expected_hh = header_hash or (known[0] if known else None)
+        if expected_hh is None:
+            raise NotOpened("this client did not send that message: pass header_hash")
+        expected_kids = recipients if recipients is not None else (known[1] if known else None)
+        answer = _object(
+            await self.transport.request("GET", f"/v1/messages/{_seg(message_id)}/receipt")
+        )
+        raw = answer.get("receipt", answer)
+        directory = await self.directory()
+        recipient = KeyId.parse(str(_object(raw).get("recipient", "")))
+        key = directory.signing_key(recipient)
+        parsed = verify_receipt(
+            raw,
+            key,
+            expected_message_id=message_id,
+            expected_header_hash=expected_hh,
+            expected_recipients=expected_kids,
+        )
+        return VerifiedReceipt(parsed, key.fingerprint())
+
+    async def recall(self, message_id: str) -> dict[str, Any]:
+        answer = await self.transport.request("POST", f"/v1/messages/{_seg(message_id)}/recall")
+        return _object(answer or {})
+
+    async def outbox(self, after: str | None = None) -> dict[str, Any]:
+        query = {"after": after} if after is not None else None
+        return _object(await self.transport.request("GET", "/v1/outbox", query=query))
+
+    async def status(self, message_id: str) -> dict[str, Any]:
+        return _object(await self.transport.request("GET", f"/v1/messages/{_seg(message_id)}"))
+
+    def events(
+        self, after: int = 0, *, reconnect_delay_s: float = 1.0, max_reconnects: int | None = None
+    ) -> AsyncIterator[PushEvent]:
+        """This device's events with seq > ``after``; resumes by itself after a drop."""
+        return stream_events(
+            self.transport,
+            after,
+            reconnect_delay_s=reconnect_delay_s,
+            max_reconnects=max_reconnects,
+        )
+
+    # --- keys -------------------------------------------------------------------------------
+    def _pair(self) -> DeviceKeyPair:
+        return self.keystore.current()
+
+    def _keypairs(self) -> list[DeviceKeyPair]:
+        # Every version still held: a message sealed before a rotation opens with the old one.
+        return [self.keystore.keypairs[v] for v in sorted(self.keystore.keypairs, reverse=True)]
+
+
+class StafettAdminClient(StafettClient):
+    """A security admin: signs with the admin key (directory appends, audit trail)."""
+
+    def _signer(self) -> Signer:
+        if self.keystore.admin_key is None:
+            raise KeystoreError("this keystore holds no security-admin key")
+        return Signer(self.keystore.owner, self.keystore.admin_key)
+
+    async def post_directory_entries(self, entries: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+        """Append signed entries (all or nothing); the gateway verifies each one."""
+        answer = await self.transport.request(
+            "POST", "/v1/directory/entries", json_body={"entries": [dict(e) for e in entries]}
+        )
+        return _object(answer)
+
+    async def audit_entries(self, after: int = -1, *, limit: int = 1000) -> list[dict[str, Any]]:
+        """Every audit entry with seq > ``after`` (all pages)."""
+        out: list[dict[str, Any]] = []
+        while True:
+            answer = await self.transport.request(
+                "GET", "/v1/audit/entries", query={"after": after, "limit": limit}
+            )
+            page = _list(answer, "entries")
+            out.extend(page)
+            if len(page) < limit:
+                return out
+            after = int(page[-1]["seq"])
+
+    async def audit_checkpoint(self) -> dict[str, Any]:
+        return _object(await self.transport.request("GET", "/v1/audit/checkpoint"))
+
+    async def verify_audit(self, gateway_key: VerifyKey) -> AuditHead:
+        """Fetch the whole audit chain and the signed checkpoint, and verify both.
+
+        Raises ``audit_entry_altered`` / ``audit_chain_broken`` /
+        ``audit_checkpoint_mismatch`` / ``audit_truncated`` for an edited, dropped,
+        reordered or cut-off trail. ``gateway_key`` must be pinned out of band: a key
+        fetched from the gateway being audited would vouch for itself.
+        """
+        checkpoint = await self.audit_checkpoint()
+        entries = await self.audit_entries()
+        return verify_audit_chain(entries, checkpoints=[checkpoint], gateway_key=gateway_key)
+
+    async def gateway_key(self) -> dict[str, Any]:
+        """The gateway's public key as it presents it (compare the fingerprint out of band)."""
+        return _object(await self.transport.request("GET", "/v1/gateway/key"))
+
+
+# --- answer shapes ------------------------------------------------------------------------
+def _seg(value: str) -> str:
+    """A path segment: ids are UUIDs; anything else must not smuggle a path or query."""
+    if not value or any(not (c.isalnum() or c in "-._:") for c in value):
+        raise ValueError("an id must be a plain path segment")
+    return value
+
+
+def _object(answer: Any) -> dict[str, Any]:
+    if not isinstance(answer, dict):
+        raise UnexpectedResponse("expected a JSON object from the gateway")
+    return answer
+
+
+def _field(answer: Any, name: str) -> Any:
+    obj = _object(answer)
+    if name not in obj:
+        raise UnexpectedResponse(f"the gateway's answer lacks {name}")
+    return obj[name]
+
+
+def _list(answer: Any, name: str) -> list[dict[str, Any]]:
+    value = _field(answer, name)
+    if not isinstance(value, list) or not all(isinstance(v, dict) for v in value):
+        raise UnexpectedResponse(f"{name} is not a list of objects")
+    return value

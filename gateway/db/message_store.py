@@ -1,0 +1,149 @@
+"""SQL for messages, their recipients (the content index) and receipts."""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Iterable
+from typing import Any
+
+from sqlalchemy import delete, exists, select, tuple_, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from gateway.db.models import MessageRecipient, MessageRow, ReceiptRow
+
+
+async def get(
+    session: AsyncSession, message_id: str, *, for_update: bool = False
+) -> MessageRow | None:
+    query = select(MessageRow).where(MessageRow.id == message_id)
+    if for_update:
+        # Serialises receipt / recall / withdrawal / expiry of one message across
+        # instances (PostgreSQL; SQLite holds one write lock per transaction anyway).
+        query = query.with_for_update()
+    return (await session.scalars(query)).first()
+
+
+async def insert(session: AsyncSession, row: MessageRow, recipients: Iterable[str]) -> None:
+    session.add(row)
+    await session.flush()
+    session.add_all(MessageRecipient(message_id=row.id, kid=k) for k in sorted(set(recipients)))
+    await session.flush()
+
+
+async def recipients(session: AsyncSession, message_id: str) -> list[str]:
+    rows = await session.scalars(
+        select(MessageRecipient.kid)
+        .where(MessageRecipient.message_id == message_id)
+        .order_by(MessageRecipient.kid)
+    )
+    return list(rows)
+
+
+async def delete_recipients(session: AsyncSession, message_id: str) -> None:
+    await session.execute(delete(MessageRecipient).where(MessageRecipient.message_id == message_id))
+
+
+async def set_state(
+    session: AsyncSession,
+    message_id: str,
+    *,
+    from_states: Collection[str],
+    values: dict[str, Any],
+) -> bool:
+    """Conditional update: only from one of ``from_states``. False when another
+    transaction moved the message first (so it is never processed twice)."""
+    result = await session.execute(
+        update(MessageRow)
+        .where(MessageRow.id == message_id, MessageRow.state.in_(list(from_states)))
+        .values(**values)
+    )
+    return bool(getattr(result, "rowcount", 0))
+
+
+async def clear_blob_key(session: AsyncSession, message_id: str) -> None:
+    await session.execute(
+        update(MessageRow).where(MessageRow.id == message_id).values(blob_key=None)
+    )
+
+
+async def pending_under_consent(
+    session: AsyncSession, consent_id: str, states: Collection[str], *, skip_locked: bool = False
+) -> list[str]:
+    """Ids of pending messages under a consent, locked for update.
+
+    A withdrawal waits for locked rows (a message mid-handover must not stay pending
+    under a withdrawn consent); a job that scans passes ``skip_locked``.
+    """
+    query = (
+        select(MessageRow.id)
+        .where(MessageRow.consent_id == consent_id, MessageRow.state.in_(list(states)))
+        .order_by(MessageRow.id)
+        .with_for_update(skip_locked=skip_locked)
+    )
+    return list(await session.scalars(query))
+
+
+def _after(cursor: tuple[int, str] | None) -> Any:
+    if cursor is None:
+        return True
+    return tuple_(MessageRow.accepted_at, MessageRow.id) > tuple_(cursor[0], cursor[1])
+
+
+async def inbox(
+    session: AsyncSession,
+    kids: Collection[str],
+    *,
+    states: Collection[str],
+    now: int,
+    after: tuple[int, str] | None,
+    limit: int,
+) -> list[MessageRow]:
+    """Pending, unexpired messages sealed to one of ``kids``, by (accepted_at, id)."""
+    is_recipient = exists().where(
+        MessageRecipient.message_id == MessageRow.id, MessageRecipient.kid.in_(list(kids))
+    )
+    rows = await session.scalars(
+        select(MessageRow)
+        .where(
+            is_recipient,
+            MessageRow.state.in_(list(states)),
+            MessageRow.expires > now,
+            _after(after),
+        )
+        .order_by(MessageRow.accepted_at, MessageRow.id)
+        .limit(limit)
+    )
+    return list(rows)
+
+
+async def outbox(
+    session: AsyncSession, kids: Collection[str], *, after: tuple[int, str] | None, limit: int
+) -> list[MessageRow]:
+    rows = await session.scalars(
+        select(MessageRow)
+        .where(MessageRow.sender_kid.in_(list(kids)), _after(after))
+        .order_by(MessageRow.accepted_at, MessageRow.id)
+        .limit(limit)
+    )
+    return list(rows)
+
+
+async def insert_receipt(session: AsyncSession, message_id: str, receipt_json: str) -> None:
+    session.add(ReceiptRow(message_id=message_id, receipt_json=receipt_json))
+    await session.flush()
+
+
+async def receipt(session: AsyncSession, message_id: str) -> str | None:
+    return await session.scalar(
+        select(ReceiptRow.receipt_json).where(ReceiptRow.message_id == message_id)
+    )
+
+
+async def receipts(session: AsyncSession, message_ids: Collection[str]) -> dict[str, str]:
+    if not message_ids:
+        return {}
+    rows = await session.execute(
+        select(ReceiptRow.message_id, ReceiptRow.receipt_json).where(
+            ReceiptRow.message_id.in_(list(message_ids))
+        )
+    )
+    return {str(m): str(j) for m, j in rows}

@@ -1,0 +1,135 @@
+"""Periodic jobs: plain async functions, ``now`` passed in, each returning a count.
+
+``gateway.scheduler`` only triggers them; tests call them directly with literal times.
+Every job is correct when two gateway instances run it at the same moment against one
+PostgreSQL: the database coordinates, not the process (row locks with SKIP LOCKED,
+conditional updates, the audit chain's advisory lock). On SQLite every transaction
+holds the single write lock (BEGIN IMMEDIATE), which gives the same guarantees.
+
+The jobs log ids and counts only — never content, subject references or keys.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Collection
+from pathlib import Path
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from gateway import audit
+from gateway.blobs import BlobStore, unlink_all
+from gateway.db import audit_store, nonce_store
+from gateway.db.engine import SessionMaker
+from gateway.db.models import MessageRow
+from gateway.identity import GatewayIdentity
+from gateway.policy.lifecycle import PENDING, MessageEvent, MessageState
+from gateway.services.messages import end_pending
+
+log = logging.getLogger("gateway.jobs")
+
+PENDING_STATES = tuple(str(state) for state in PENDING)
+EXPIRE_BATCH = 100
+# Why nonces may go: a request older than the skew window is refused as
+# signature_expired before its nonce is looked at; the extra minute covers clock
+# differences between instances.
+NONCE_MARGIN_S = 60
+EXPIRED_REASON = "not_collected"
+
+
+async def _due_for_expiry(
+    session: AsyncSession, *, now: int, limit: int, exclude: Collection[str]
+) -> list[str]:
+    """Ids of pending messages whose expiry passed, locked for this transaction.
+
+    SKIP LOCKED: rows another instance (or a receipt, a recall) holds are left to it;
+    this instance takes the rest, so two jobs split the work instead of queueing on it.
+    Expiry is inclusive (``gateway.policy.lifecycle.is_expired``: now >= expires).
+    """
+    query = (
+        select(MessageRow.id)
+        .where(MessageRow.state.in_(PENDING_STATES), MessageRow.expires <= now)
+        .order_by(MessageRow.expires, MessageRow.id)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+    )
+    if exclude:
+        query = query.where(MessageRow.id.not_in(list(exclude)))
+    return list(await session.scalars(query))
+
+
+async def _state_of(session: AsyncSession, message_id: str) -> str | None:
+    state = await session.scalar(select(MessageRow.state).where(MessageRow.id == message_id))
+    return None if state is None else str(state)
+
+
+async def expire_messages(
+    sessionmaker: SessionMaker, blobs: BlobStore | Path, *, now: int, batch: int = EXPIRE_BATCH
+) -> int:
+    """Expire every pending message past its ``expires``; returns how many this call ended.
+
+    Per message (in ``gateway.services.messages.end_pending``, the one way a pending
+    message ends): state ``expired`` through the lifecycle rules, content destroyed, one
+    audit entry ``message_expired``, the "not handed over" notice ``outbox.expired``
+    (reason ``not_collected``) to the sender and ``inbox.removed`` to the recipients.
+    Files are unlinked after each batch commits.
+
+    Exactly once across instances: the conditional ``UPDATE … WHERE state IN
+    (pending)`` inside ``end_pending`` moves a message only if nobody moved it first, so
+    a message never gets two audit entries or two notices.
+    """
+    ended_total = 0
+    failed: set[str] = set()
+    while True:
+        files: list[Path] = []
+        async with sessionmaker.begin() as session:
+            # The audit lock first, rows second: every message end audits, and a
+            # withdrawal takes rows then the audit lock. Taking the audit lock before any
+            # row (and never waiting on a row after it: SKIP LOCKED) avoids a deadlock.
+            await audit_store.lock_chain(session)
+            ids = await _due_for_expiry(session, now=now, limit=batch, exclude=failed)
+            for message_id in ids:
+                try:
+                    # A savepoint: one message that cannot be expired (a corrupt row)
+                    # is logged and skipped without undoing the rest of the batch.
+                    async with session.begin_nested():
+                        files.extend(
+                            await end_pending(
+                                session,
+                                message_id,
+                                MessageEvent.EXPIRE,
+                                now=now,
+                                blobs=blobs,
+                                reason=EXPIRED_REASON,
+                            )
+                        )
+                except Exception:
+                    failed.add(message_id)
+                    log.exception("could not expire message %s; will retry", message_id)
+                    continue
+                if await _state_of(session, message_id) == MessageState.EXPIRED:
+                    ended_total += 1
+        # After the commit: a rolled-back batch must not have deleted accepted content.
+        unlink_all(files)
+        if len(ids) < batch:
+            return ended_total
+
+
+async def sign_audit_checkpoint(
+    sessionmaker: SessionMaker, identity: GatewayIdentity, *, now: int
+) -> int:
+    """Sign a checkpoint of the audit head if it moved; returns the checkpointed size.
+
+    ``gateway.audit.sign_checkpoint`` orders concurrent signers with the chain lock, so
+    two instances produce one checkpoint per head, not two.
+    """
+    async with sessionmaker.begin() as session:
+        row = await audit.sign_checkpoint(session, identity.kid, identity.signing_key, now=now)
+    return 0 if row is None else row.size
+
+
+async def purge_nonces(sessionmaker: SessionMaker, *, clock_skew_s: int, now: int) -> int:
+    """Forget request nonces that can no longer be replayed; returns how many."""
+    async with sessionmaker.begin() as session:
+        return await nonce_store.purge_nonces(session, now - clock_skew_s - NONCE_MARGIN_S)

@@ -1,0 +1,158 @@
+"""Per-device event log: what the push stream (GET /v1/events) sends, resumable by seq.
+
+An event says *that* something happened to a message (``inbox.new``, ``outbox.expired``,
+…), never what the message holds: ``data`` is canonical JSON of ids, codes and states
+only. Events are written in the same transaction as the change they announce, so a
+client never sees an event for a change that rolled back.
+
+Ordering: a client resumes with ``?after=SEQ`` and must never miss an event. On
+PostgreSQL a sequence hands out numbers in allocation order but transactions commit in
+any order, so a reader could see seq 11, advance its cursor, and then miss seq 10 when
+that transaction commits later. ``emit`` therefore takes the audit chain's advisory lock
+(the same lock, so a transaction that audits and emits cannot deadlock on lock order):
+numbers are allocated and committed in one order. SQLite has one writer (BEGIN
+IMMEDIATE), which gives the same guarantee.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import event as sa_event
+from sqlalchemy import func, select
+from sqlalchemy.engine import Engine
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Session
+
+from gateway.db import audit_store
+from gateway.db.models import EventRow
+from gateway.notifier import notifier_for
+from keys.canonical import canonical_json
+from keys.keypairs import DeviceId, KeyId
+
+# Dotted, lower-case: "inbox.new", "outbox.expired". The column holds 32 characters.
+_KIND_RE = re.compile(r"^[a-z][a-z0-9_]{0,14}\.[a-z][a-z0-9_]{0,15}$")
+_EMITTED = "stafett.events_emitted"
+MAX_LIMIT = 1000
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    seq: int
+    device: str
+    kind: str
+    message_id: str | None
+    created: int
+    data: dict[str, Any]
+
+    def to_json(self) -> dict[str, Any]:
+        """The wire form: ``{"seq","kind","message_id","created","data"}``."""
+        return {
+            "seq": self.seq,
+            "kind": self.kind,
+            "message_id": self.message_id,
+            "created": self.created,
+            "data": self.data,
+        }
+
+
+def device_of(device: str) -> DeviceId:
+    """``unit/name`` or a versioned kid ``unit/name/N`` → the device.
+
+    Events belong to the device, not to one key version, so a device that rotated its
+    key still resumes its own stream.
+    """
+    if device.count("/") == 2:
+        return KeyId.parse(device).device
+    return DeviceId.parse(device)
+
+
+async def emit(
+    session: AsyncSession,
+    *,
+    device: str,
+    kind: str,
+    message_id: str | None,
+    data: dict[str, Any],
+    now: int,
+) -> None:
+    """Append one event for ``device`` inside the caller's transaction.
+
+    The in-process notifier is woken after the transaction commits (not before: a
+    socket woken early would read nothing and then wait for the next poll).
+    """
+    if not _KIND_RE.fullmatch(kind):
+        raise ValueError("event kind must look like 'inbox.new'")
+    target = device_of(device)
+    data_json = canonical_json(data).decode("utf-8")
+    await audit_store.lock_chain(session)  # commit order == seq order (module docstring)
+    session.add(
+        EventRow(
+            unit=target.unit,
+            device=str(target),
+            kind=kind,
+            message_id=message_id,
+            created=now,
+            data_json=data_json,
+        )
+    )
+    await session.flush()
+    session.sync_session.info[_EMITTED] = True
+
+
+async def events_after(
+    session: AsyncSession, *, device: str, after: int, limit: int
+) -> list[Event]:
+    """Events of ``device`` with seq > ``after``, ascending, at most ``limit``.
+
+    Filtering on the device here (not in the view) is what keeps one device from ever
+    receiving another device's events, even of the same unit.
+    """
+    target = device_of(device)
+    rows = await session.scalars(
+        select(EventRow)
+        # unit first: it uses the (unit, seq) index; device narrows within the unit.
+        .where(
+            EventRow.unit == target.unit,
+            EventRow.device == str(target),
+            EventRow.seq > after,
+        )
+        .order_by(EventRow.seq)
+        .limit(max(1, min(limit, MAX_LIMIT)))
+    )
+    return [
+        Event(
+            seq=row.seq,
+            device=str(target),
+            kind=row.kind,
+            message_id=row.message_id,
+            created=row.created,
+            data=json.loads(row.data_json),
+        )
+        for row in rows
+    ]
+
+
+async def last_seq(session: AsyncSession) -> int:
+    """The highest event seq of any device (0 when none): the cross-instance poll."""
+    value = await session.scalar(select(func.max(EventRow.seq)))
+    return int(value or 0)
+
+
+@sa_event.listens_for(Session, "after_commit")
+def _wake_after_commit(session: Session) -> None:
+    if not session.info.pop(_EMITTED, False):
+        return
+    bind = session.get_bind()
+    engine = bind if isinstance(bind, Engine) else bind.engine
+    notifier = notifier_for(engine)
+    if notifier is not None:
+        notifier.wake()
+
+
+@sa_event.listens_for(Session, "after_rollback")
+def _forget_after_rollback(session: Session) -> None:
+    session.info.pop(_EMITTED, None)

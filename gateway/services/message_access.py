@@ -1,0 +1,419 @@
+"""After the send: inbox, fetch, receipt, recall, outbox and status.
+
+Who may see what:
+- a *recipient device* is a device one of whose key versions the envelope was sealed to
+  (matched per device, so a recipient that rotated its key since still collects and
+  signs with its current key). Everyone else gets ``message_not_found`` — the same as
+  for an id that does not exist, so existence does not leak;
+- the *sender device* is the device whose key signed the envelope;
+- once the content is deleted the recipient index is gone too, so for an ended message
+  "recipient" widens to the recipient unit, which then learns only the final state
+  (``message_gone``, 410).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Collection, Mapping
+from dataclasses import dataclass
+from typing import Any, BinaryIO
+
+from gateway import audit
+from gateway.auth import Caller, require_device
+from gateway.blobs import BlobStore, unlink_all
+from gateway.db import message_store
+from gateway.db.engine import SessionMaker
+from gateway.db.models import MessageRow
+from gateway.errors import (
+    FieldInvalid,
+    MessageExpired,
+    MessageGone,
+    MessageNotFound,
+    ReceiptNotFound,
+    ServiceUnavailable,
+)
+from gateway.policy.lifecycle import (
+    MessageEvent,
+    MessageState,
+    is_expired,
+    is_pending,
+    transition,
+)
+from gateway.policy.vocabulary import Vocabulary, load_vocabulary
+from gateway.services.message_content import (
+    PENDING_STATES,
+    destroy_content,
+    devices_of,
+    emit_all,
+    end_pending,
+    message_facts,
+)
+from keys.canonical import canonical_json
+from keys.directory import Directory
+from keys.errors import ReceiptInvalid, ReceiptMismatch
+from keys.receipt import parse_receipt, verify_receipt
+
+_CURSOR = re.compile(r"^([0-9]{1,16})\.([0-9a-f-]{36})$")
+
+
+def _gone(state: str) -> MessageGone:
+    # The state is one of the fixed lifecycle words, never caller input.
+    return MessageGone(f"the message content is no longer held: {state}")
+
+
+def device_kids(directory: Directory, caller: Caller) -> frozenset[str]:
+    """Every key id of the caller's device (a rotated device keeps its older versions)."""
+    kids = {str(caller.kid)}
+    record = directory.devices.get(str(caller.kid.device))
+    if record is not None:
+        kids.update(str(record.kid(v)) for v in record.versions)
+    return frozenset(kids)
+
+
+def parse_cursor(text: str | None) -> tuple[int, str] | None:
+    if text is None or text == "":
+        return None
+    match = _CURSOR.match(text)
+    if not match:
+        raise FieldInvalid("after must be a cursor from a previous page")
+    return int(match.group(1)), match.group(2)
+
+
+def cursor_of(row: MessageRow) -> str:
+    return f"{row.accepted_at}.{row.id}"
+
+
+def receipt_summary(receipt_json: str | None) -> dict[str, Any] | None:
+    if receipt_json is None:
+        return None
+    receipt = json.loads(receipt_json)
+    return {
+        "status": receipt["status"],
+        "reason": receipt["reason"],
+        "recipient": receipt["recipient"],
+        "received_at": receipt["received_at"],
+    }
+
+
+def status_json(row: MessageRow, receipt_json: str | None) -> dict[str, Any]:
+    return {
+        "message_id": row.id,
+        "state": row.state,
+        "sender": row.sender_kid,
+        "recipient_unit": row.recipient_unit,
+        "consent_id": row.consent_id,
+        "consent_version": row.consent_version,
+        "category": row.category,
+        "purpose": row.purpose,
+        "header_hash": row.header_hash,
+        "size": row.size,
+        "created": row.created,
+        "expires": row.expires,
+        "due": row.due,
+        "accepted_at": row.accepted_at,
+        "delivered_at": row.delivered_at,
+        "handed_over_at": row.handed_over_at,
+        "state_changed_at": row.state_changed_at,
+        "receipt": receipt_summary(receipt_json),
+    }
+
+
+def inbox_item(row: MessageRow) -> dict[str, Any]:
+    return {
+        "message_id": row.id,
+        "sender": row.sender_kid,
+        "category": row.category,
+        "purpose": row.purpose,
+        "created": row.created,
+        "expires": row.expires,
+        "due": row.due,
+        "size": row.size,
+        "state": row.state,
+    }
+
+
+def _page(items: list[dict[str, Any]], rows: list[MessageRow], limit: int) -> dict[str, Any]:
+    return {
+        "messages": items,
+        "next": cursor_of(rows[-1]) if len(rows) == limit else None,
+    }
+
+
+async def inbox(
+    sessionmaker: SessionMaker,
+    caller: Caller,
+    *,
+    directory: Directory,
+    after: str | None,
+    limit: int,
+    now: int,
+) -> dict[str, Any]:
+    require_device(caller)
+    async with sessionmaker() as session:
+        rows = await message_store.inbox(
+            session,
+            device_kids(directory, caller),
+            states=PENDING_STATES,
+            now=now,
+            after=parse_cursor(after),
+            limit=limit,
+        )
+    return _page([inbox_item(r) for r in rows], rows, limit)
+
+
+async def outbox(
+    sessionmaker: SessionMaker,
+    caller: Caller,
+    *,
+    directory: Directory,
+    after: str | None,
+    limit: int,
+) -> dict[str, Any]:
+    require_device(caller)
+    async with sessionmaker() as session:
+        rows = await message_store.outbox(
+            session, device_kids(directory, caller), after=parse_cursor(after), limit=limit
+        )
+        receipts = await message_store.receipts(session, [r.id for r in rows])
+    return _page([status_json(r, receipts.get(r.id)) for r in rows], rows, limit)
+
+
+def _is_sender(row: MessageRow, kids: Collection[str]) -> bool:
+    return row.sender_kid in kids
+
+
+async def status(
+    sessionmaker: SessionMaker, caller: Caller, message_id: str, *, directory: Directory
+) -> dict[str, Any]:
+    require_device(caller)
+    kids = device_kids(directory, caller)
+    async with sessionmaker() as session:
+        row = await message_store.get(session, message_id)
+        if row is None:
+            raise MessageNotFound()
+        if not _is_sender(row, kids):
+            if is_pending(row.state):
+                allowed = bool(kids & set(await message_store.recipients(session, message_id)))
+            else:
+                allowed = caller.unit == row.recipient_unit
+            if not allowed:
+                raise MessageNotFound()
+        return status_json(row, await message_store.receipt(session, message_id))
+
+
+@dataclass(frozen=True)
+class OpenBlob:
+    handle: BinaryIO
+    size: int
+
+
+async def open_for_recipient(
+    sessionmaker: SessionMaker,
+    caller: Caller,
+    message_id: str,
+    *,
+    directory: Directory,
+    blobs: BlobStore,
+    now: int,
+) -> OpenBlob:
+    """Open the envelope for a recipient device; the first fetch marks it delivered."""
+    require_device(caller)
+    kids = device_kids(directory, caller)
+    async with sessionmaker.begin() as session:
+        row = await message_store.get(session, message_id, for_update=True)
+        if row is None:
+            raise MessageNotFound()
+        if not is_pending(row.state):
+            if caller.unit == row.recipient_unit:
+                raise _gone(row.state)
+            raise MessageNotFound()
+        if not kids & set(await message_store.recipients(session, message_id)):
+            raise MessageNotFound()
+        if is_expired(row.expires, now=now) or row.blob_key is None:
+            # The expiry job deletes it shortly; until then it is not handed out.
+            raise MessageExpired()
+        try:
+            handle = blobs.open(row.blob_key)
+        except FileNotFoundError:
+            # Committed but not yet renamed into place (or the rename failed and the
+            # sweeper has not repaired it): a retry will find it.
+            raise ServiceUnavailable("the envelope is not available yet") from None
+        try:
+            new_state = transition(row.state, MessageEvent.DELIVER)
+            first = row.state == MessageState.ACCEPTED
+            if first:
+                await message_store.set_state(
+                    session,
+                    message_id,
+                    from_states=[str(MessageState.ACCEPTED)],
+                    values={
+                        "state": str(new_state),
+                        "delivered_at": now,
+                        "state_changed_at": now,
+                    },
+                )
+                await emit_all(
+                    session,
+                    devices_of([row.sender_kid]),
+                    kind="outbox.delivered",
+                    message_id=message_id,
+                    data={"state": str(new_state)},
+                    now=now,
+                )
+            await audit.record(
+                session,
+                "message_delivered" if first else "message_fetched",
+                now=now,
+                message_id=message_id,
+                kid=str(caller.kid),
+                consent_id=row.consent_id,
+                consent_version=row.consent_version,
+            )
+        except BaseException:
+            handle.close()
+            raise
+    return OpenBlob(handle, row.size)
+
+
+async def post_receipt(
+    sessionmaker: SessionMaker,
+    caller: Caller,
+    message_id: str,
+    raw: Mapping[str, Any],
+    *,
+    directory: Directory,
+    blobs: BlobStore,
+    now: int,
+    vocabulary: Vocabulary | None = None,
+) -> dict[str, Any]:
+    """Store a recipient device's signed receipt and delete the content at once.
+
+    An ``accepted`` receipt hands the message over; a ``rejected`` one (with a reason
+    code) ends the handover too, and the sender sees the rejection. Posting the same
+    receipt again answers as the first time.
+    """
+    require_device(caller)
+    vocab = vocabulary or load_vocabulary()
+    kids = device_kids(directory, caller)
+    stored = canonical_json(dict(raw)).decode("utf-8")
+    async with sessionmaker.begin() as session:
+        row = await message_store.get(session, message_id, for_update=True)
+        if row is None:
+            raise MessageNotFound()
+        if not is_pending(row.state):
+            if caller.unit != row.recipient_unit:
+                raise MessageNotFound()
+            if await message_store.receipt(session, message_id) == stored:
+                return _receipt_answer(row)  # a retried receipt: same answer
+            # A late receipt must not "hand over" what already ended otherwise.
+            transition(row.state, MessageEvent.HAND_OVER)
+        if not kids & set(await message_store.recipients(session, message_id)):
+            raise MessageNotFound()
+        if is_expired(row.expires, now=now):
+            raise MessageExpired()
+        parsed = parse_receipt(raw)
+        if parsed.recipient != caller.kid:
+            # Threat: one device acknowledging for another (the proof of handover must
+            # name the device that took the content into its case file).
+            raise ReceiptMismatch("the receipt must be signed by the calling device")
+        receipt = verify_receipt(
+            raw,
+            directory.signing_key(parsed.recipient),
+            expected_message_id=message_id,
+            expected_header_hash=row.header_hash,
+            expected_recipients=[str(caller.kid)],
+        )
+        if not receipt.is_accepted and receipt.reason not in vocab.rejection_reasons:
+            raise ReceiptInvalid("the rejection reason is not a known code")
+        event = MessageEvent.HAND_OVER if receipt.is_accepted else MessageEvent.REJECT
+        new_state = str(transition(row.state, event))  # not before a fetch (delivered)
+        recipient_kids = await message_store.recipients(session, message_id)
+        values: dict[str, Any] = {"state": new_state, "state_changed_at": now}
+        if receipt.is_accepted:
+            values["handed_over_at"] = now
+        await message_store.set_state(
+            session, message_id, from_states=PENDING_STATES, values=values
+        )
+        await message_store.insert_receipt(session, message_id, stored)
+        files = await destroy_content(session, message_id, blobs=blobs)
+        await audit.record(
+            session,
+            f"message_{new_state}",
+            now=now,
+            **message_facts(row),
+            recipient=str(receipt.recipient),
+            reason=receipt.reason,
+            received_at=receipt.received_at,
+        )
+        await emit_all(
+            session,
+            devices_of([row.sender_kid]),
+            kind=f"outbox.{new_state}",
+            message_id=message_id,
+            data={"state": new_state, "reason": receipt.reason},
+            now=now,
+        )
+        others = [d for d in devices_of(recipient_kids) if d != str(caller.kid.device)]
+        await emit_all(
+            session,
+            others,
+            kind="inbox.removed",
+            message_id=message_id,
+            data={"state": new_state},
+            now=now,
+        )
+        await session.refresh(row)
+    unlink_all(files)
+    return _receipt_answer(row)
+
+
+def _receipt_answer(row: MessageRow) -> dict[str, Any]:
+    return {
+        "message_id": row.id,
+        "state": row.state,
+        "handed_over_at": row.handed_over_at,
+        "state_changed_at": row.state_changed_at,
+    }
+
+
+async def get_receipt(
+    sessionmaker: SessionMaker, caller: Caller, message_id: str
+) -> dict[str, Any]:
+    """The signed receipt, for the sender's unit (the proof that the handover happened)."""
+    require_device(caller)
+    async with sessionmaker() as session:
+        row = await message_store.get(session, message_id)
+        if row is None or row.sender_unit != caller.unit:
+            raise MessageNotFound()
+        stored = await message_store.receipt(session, message_id)
+    if stored is None:
+        raise ReceiptNotFound()
+    result: dict[str, Any] = json.loads(stored)
+    return result
+
+
+async def recall(
+    sessionmaker: SessionMaker,
+    caller: Caller,
+    message_id: str,
+    *,
+    directory: Directory,
+    blobs: BlobStore,
+    now: int,
+) -> dict[str, Any]:
+    """The sender device takes a message back before handover; content deleted at once."""
+    require_device(caller)
+    kids = device_kids(directory, caller)
+    async with sessionmaker.begin() as session:
+        row = await message_store.get(session, message_id, for_update=True)
+        if row is None or not _is_sender(row, kids):
+            raise MessageNotFound()
+        # The pure rule refuses after handover: the content is in the recipient's case
+        # file by then and "recalled" would tell the sender something untrue.
+        transition(row.state, MessageEvent.RECALL)
+        files = await end_pending(session, message_id, MessageEvent.RECALL, now=now, blobs=blobs)
+        await session.refresh(row)
+        answer = status_json(row, await message_store.receipt(session, message_id))
+    unlink_all(files)
+    return answer

@@ -1,0 +1,287 @@
+"""Sending: a streamed envelope is verified, decided on and stored — or nothing is stored.
+
+Checks, in order, each with its own code (deny by default: only the end accepts):
+
+1. framing and header (``envelope_malformed`` / ``envelope_header_invalid`` …): the
+   header must be valid against ``schemas/envelope-header.json`` (``keys.envelope_header``
+   enforces the same rules) and name a category and purpose from the vocabulary;
+2. the path id is the header's ``message_id`` (``message_id_mismatch``);
+3. the caller's kid is the header's ``sender`` (``sender_mismatch``): a device sends as
+   itself only;
+4. a previous send with this id: the byte-identical upload gets the original answer
+   (200, even after handover); anything else ``message_id_conflict`` (409);
+5. the sender's signature against the verified directory (``sender_unknown``,
+   ``envelope_signature_invalid``): nothing the gateway stores was altered in transit;
+6. the recipient unit exists (``recipient_unit_unknown``); every recipient kid is an
+   enrolled, unrevoked key of a device of that unit (``recipient_unknown``) at or above
+   the device's minimum encryption version (``recipient_key_too_old``);
+7. the consent decision (``gateway.policy.consent.decide``) with the caller's unit as
+   sender unit, under a share lock on the consent row so a concurrent withdrawal either
+   sees this message or is seen by it;
+8. the expiry (``gateway.policy.lifecycle.effective_expiry``, capped by settings).
+
+Refusals are audited by the problem middleware as ``request_refused`` {code, kid,
+route}: a second ``message_refused`` entry would only double every refusal.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy.exc import IntegrityError
+
+from gateway import audit
+from gateway.auth import Caller, require_device
+from gateway.blobs import BlobStore, Upload
+from gateway.db import message_store
+from gateway.db.engine import SessionMaker
+from gateway.db.models import MessageRow
+from gateway.errors import (
+    MessageIdConflict,
+    MessageIdMismatch,
+    RecipientKeyTooOld,
+    RecipientUnitUnknown,
+    RecipientUnknown,
+    SenderMismatch,
+)
+from gateway.policy.consent import decide
+from gateway.policy.lifecycle import MessageState, effective_expiry
+from gateway.policy.vocabulary import Vocabulary, load_vocabulary
+from gateway.services.consents import load_consent
+from gateway.services.message_content import (
+    destroy_content,
+    devices_of,
+    emit_all,
+    end_pending,
+    message_facts,
+    withdraw_pending_under_consent,
+)
+from gateway.settings import Settings
+from keys.directory import Directory
+from keys.envelope import EnvelopeHeader, VerifiedEnvelope, read_header, verify_envelope
+from keys.errors import EnvelopeHeaderInvalid
+
+__all__ = [
+    "SendResult",
+    "destroy_content",
+    "end_pending",
+    "send_message",
+    "withdraw_pending_under_consent",
+]
+
+
+@dataclass(frozen=True)
+class SendResult:
+    status: int  # 201 accepted now, 200 the same envelope accepted before
+    body: dict[str, Any]
+
+
+def accepted_answer(row: MessageRow) -> dict[str, Any]:
+    """The answer to an accepted send, rebuilt from fields that never change, so a
+    retry gets exactly the original answer whatever happened to the message since."""
+    return {
+        "message_id": row.id,
+        "state": str(MessageState.ACCEPTED),
+        "consent_id": row.consent_id,
+        "consent_version": row.consent_version,
+        "header_hash": row.header_hash,
+        "size": row.size,
+        "accepted_at": row.accepted_at,
+        "expires": row.expires,
+    }
+
+
+async def send_message(
+    sessionmaker: SessionMaker,
+    caller: Caller,
+    message_id: str,
+    chunks: AsyncIterator[bytes],
+    *,
+    directory: Directory,
+    settings: Settings,
+    blobs: BlobStore,
+    now: int,
+    vocabulary: Vocabulary | None = None,
+) -> SendResult:
+    """Receive, check and store one envelope (module docstring for the order)."""
+    require_device(caller)
+    upload = await blobs.receive(chunks)  # the temp file is gone if this raises
+    try:
+        result, accepted = await _decide(
+            sessionmaker,
+            caller,
+            message_id,
+            upload,
+            directory=directory,
+            settings=settings,
+            vocabulary=vocabulary or load_vocabulary(),
+            now=now,
+        )
+    except BaseException:
+        blobs.discard(upload)  # refused: nothing stored, not even the bytes
+        raise
+    if accepted:
+        # After the commit. If this rename fails the row points at the temp file,
+        # which the sweeper renames into place; the sender's retry gets its 200.
+        blobs.publish(upload)
+    else:
+        blobs.discard(upload)
+    return result
+
+
+def _read_header(path: Path) -> EnvelopeHeader:
+    with open(path, "rb") as src:
+        return read_header(src)
+
+
+def _verify(path: Path, directory: Directory, max_size: int) -> VerifiedEnvelope:
+    with open(path, "rb", buffering=1 << 20) as src:
+        return verify_envelope(src, directory.signing_key, max_size=max_size)
+
+
+def _check_vocabulary(header: EnvelopeHeader, vocabulary: Vocabulary) -> None:
+    # Free text here would put case content into metadata the gateway keeps.
+    if header.category not in vocabulary.categories:
+        raise EnvelopeHeaderInvalid("header field 'category' is not in the vocabulary")
+    if header.purpose not in vocabulary.purposes:
+        raise EnvelopeHeaderInvalid("header field 'purpose' is not in the vocabulary")
+
+
+def _check_recipients(header: EnvelopeHeader, directory: Directory) -> None:
+    if header.recipient_unit not in directory.units:
+        raise RecipientUnitUnknown()
+    for kid in header.recipients:
+        record = directory.devices.get(str(kid.device))
+        # Threat: content sealed to a key nobody legitimate holds (a revoked laptop,
+        # an invented kid) would leave the gateway as readable by the wrong person.
+        if (
+            record is None
+            or record.device.unit != header.recipient_unit
+            or record.revoked
+            or kid.version not in record.versions
+        ):
+            raise RecipientUnknown()
+        if not directory.is_acceptable_recipient(kid):
+            raise RecipientKeyTooOld()
+
+
+def _replay(existing: MessageRow, upload: Upload) -> SendResult:
+    if existing.envelope_hash != upload.upload_hash:
+        raise MessageIdConflict()
+    return SendResult(200, accepted_answer(existing))
+
+
+async def _previous(sessionmaker: SessionMaker, message_id: str) -> MessageRow | None:
+    async with sessionmaker() as session:
+        return await message_store.get(session, message_id)
+
+
+async def _decide(
+    sessionmaker: SessionMaker,
+    caller: Caller,
+    message_id: str,
+    upload: Upload,
+    *,
+    directory: Directory,
+    settings: Settings,
+    vocabulary: Vocabulary,
+    now: int,
+) -> tuple[SendResult, bool]:
+    header = await asyncio.to_thread(_read_header, upload.temp)
+    if header.message_id != message_id:
+        raise MessageIdMismatch()
+    if header.sender != caller.kid:
+        raise SenderMismatch()
+    _check_vocabulary(header, vocabulary)
+    existing = await _previous(sessionmaker, message_id)
+    if existing is not None:
+        return _replay(existing, upload), False
+    # CPU-bound over the whole body: off the event loop. Outside any transaction, so a
+    # large envelope never holds a database lock (SQLite's single writer) meanwhile.
+    verified = await asyncio.to_thread(_verify, upload.temp, directory, settings.max_body_bytes)
+    header = verified.header
+    _check_recipients(header, directory)
+    expires = effective_expiry(
+        header.created,
+        header.expires,
+        now=now,
+        max_ttl_s=settings.max_ttl_s,
+        clock_skew_s=settings.clock_skew_s,
+    )
+    try:
+        async with sessionmaker.begin() as session:
+            existing = await message_store.get(session, message_id)
+            if existing is not None:
+                return _replay(existing, upload), False
+            consent = await load_consent(session, header.consent_id, lock="share")
+            decision = decide(
+                consent,
+                sender_unit=caller.unit,
+                recipient_unit=header.recipient_unit,
+                subject_ref=header.subject_ref,
+                category=header.category,
+                purpose=header.purpose,
+                now=now,
+            )
+            decision.raise_for_refusal()
+            if decision.consent_version is None:  # accepted ⇒ stamped; never reached
+                raise RuntimeError("an accepted decision carries the consent version")
+            row = MessageRow(
+                id=message_id,
+                sender_kid=str(caller.kid),
+                sender_unit=caller.unit,
+                recipient_unit=header.recipient_unit,
+                consent_id=header.consent_id,
+                consent_version=decision.consent_version,
+                subject_ref=header.subject_ref,
+                category=header.category,
+                purpose=header.purpose,
+                header_hash=verified.header_hash.hex(),
+                envelope_hash=upload.upload_hash,
+                size=upload.size,
+                created=header.created,
+                expires=expires,
+                due=None,
+                state=str(MessageState.ACCEPTED),
+                state_changed_at=now,
+                accepted_at=now,
+                delivered_at=None,
+                handed_over_at=None,
+                blob_key=upload.key,
+            )
+            recipients = [str(k) for k in header.recipients]
+            await message_store.insert(session, row, recipients)
+            await audit.record(
+                session,
+                "message_accepted",
+                now=now,
+                **message_facts(row),
+                recipients=recipients,
+                size=row.size,
+                expires=expires,
+            )
+            await emit_all(
+                session,
+                devices_of(recipients),
+                kind="inbox.new",
+                message_id=message_id,
+                data={
+                    "state": row.state,
+                    "sender": row.sender_kid,
+                    "category": row.category,
+                    "purpose": row.purpose,
+                    "expires": expires,
+                },
+                now=now,
+            )
+    except IntegrityError:
+        # A concurrent send of the same id committed first: answer as a retry would.
+        existing = await _previous(sessionmaker, message_id)
+        if existing is None:
+            raise
+        return _replay(existing, upload), False
+    return SendResult(201, accepted_answer(row)), True

@@ -1,0 +1,130 @@
+"""GET /v1/events?after=SEQ — the caller device's inbox and outbox events over a WebSocket.
+
+The upgrade request is an ordinary signed GET: ``gateway.auth.auth_middleware`` has
+verified the device's RFC 9421 signature (and its nonce) before this handler runs, so an
+unauthenticated upgrade never reaches it. The stream then sends every event of the
+caller's *device* with seq > ``after`` (the backlog), then live events as they commit.
+A client that reconnects passes the last seq it processed and misses nothing.
+
+Each text frame is one event, JSON ``{"seq","kind","message_id","created","data"}``.
+The server expects no data frames from the client; one is a protocol violation.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+
+from aiohttp import WSCloseCode, WSMsgType, web
+
+from gateway.appkeys import NOTIFIER, PUSH_HUB, SESSIONMAKER, SETTINGS
+from gateway.auth import caller_of, require_device
+from gateway.errors import BadRequest, RateLimited
+from gateway.services.events import Event, events_after
+from gateway.views.jsonbody import query_int
+
+log = logging.getLogger("gateway.push")
+
+# Nothing the client may send is larger than a close frame: a tiny limit means a peer
+# cannot make us buffer megabytes it was never supposed to send.
+_MAX_CLIENT_FRAME = 1024
+_CLOSE_TIMEOUT_S = 5.0
+_SLOW_CONSUMER = WSCloseCode.TRY_AGAIN_LATER  # 1013: "resume with ?after later"
+
+
+async def get_events(request: web.Request) -> web.WebSocketResponse:
+    caller = caller_of(request)
+    device = str(require_device(caller))  # admins have no inbox
+    after = query_int(request, "after", default=0, minimum=0, maximum=2**53 - 1)
+    app = request.app
+    settings = app[SETTINGS]
+    ws = web.WebSocketResponse(
+        heartbeat=settings.push_heartbeat_s,
+        max_msg_size=_MAX_CLIENT_FRAME,
+        timeout=_CLOSE_TIMEOUT_S,
+    )
+    if not ws.can_prepare(request).ok:
+        raise BadRequest("this endpoint is a WebSocket: send an Upgrade request")
+    hub = app[PUSH_HUB]
+    if not hub.register(device, ws):
+        raise RateLimited("too many open event streams for this device")
+    try:
+        await ws.prepare(request)
+        await _stream(request, ws, device, after)
+    finally:
+        hub.unregister(device, ws)
+    return ws
+
+
+async def _stream(request: web.Request, ws: web.WebSocketResponse, device: str, after: int) -> None:
+    settings = request.app[SETTINGS]
+    # Bounded: a client that reads slowly holds at most this many events in our memory;
+    # the producer waits (the database keeps the rest, fetched when there is room).
+    queue: asyncio.Queue[Event] = asyncio.Queue(maxsize=settings.push_queue_size)
+    producer = asyncio.create_task(_produce(request, ws, queue, device, after))
+    sender = asyncio.create_task(_send(ws, queue, settings.push_send_timeout_s))
+    try:
+        # Reading is what processes pongs and the client's close frame.
+        async for msg in ws:
+            if msg.type in (WSMsgType.TEXT, WSMsgType.BINARY):
+                await ws.close(code=WSCloseCode.UNSUPPORTED_DATA, message=b"no data expected")
+                break
+    finally:
+        for task in (producer, sender):
+            task.cancel()
+        for task in (producer, sender):
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+
+async def _produce(
+    request: web.Request,
+    ws: web.WebSocketResponse,
+    queue: asyncio.Queue[Event],
+    device: str,
+    after: int,
+) -> None:
+    app = request.app
+    notifier, sessionmaker = app[NOTIFIER], app[SESSIONMAKER]
+    # Fallback only: local commits wake the notifier at once and gateway.push polls for
+    # other instances, so this timeout just bounds the damage of a lost wake.
+    safety_s = max(app[SETTINGS].events_poll_interval_s, app[SETTINGS].push_heartbeat_s)
+    cursor = after
+    try:
+        while not ws.closed:
+            # Read the generation *before* the query: a wake between the query and the
+            # wait is then not lost.
+            generation = notifier.generation
+            async with sessionmaker() as session:
+                batch = await events_after(
+                    session, device=device, after=cursor, limit=queue.maxsize
+                )
+            for item in batch:
+                await queue.put(item)
+                cursor = item.seq
+            if len(batch) < queue.maxsize:
+                await notifier.wait(safety_s, since=generation)
+    except asyncio.CancelledError:
+        raise
+    except Exception:
+        # The client resumes from its last seq; nothing is lost by closing.
+        log.exception("event stream failed; closing the socket")
+        await ws.close(code=WSCloseCode.INTERNAL_ERROR, message=b"internal error")
+
+
+async def _send(ws: web.WebSocketResponse, queue: asyncio.Queue[Event], timeout_s: float) -> None:
+    try:
+        while True:
+            item = await queue.get()
+            text = json.dumps(item.to_json(), separators=(",", ":"), ensure_ascii=False)
+            async with asyncio.timeout(timeout_s):
+                await ws.send_str(text)
+    except asyncio.CancelledError:
+        raise
+    except TimeoutError:
+        # Threat: a client that never reads pins a socket and a queue forever.
+        await ws.close(code=_SLOW_CONSUMER, message=b"too slow; resume with ?after")
+    except ConnectionError:
+        await ws.close(code=WSCloseCode.GOING_AWAY)

@@ -1,0 +1,134 @@
+"""Message handlers: parse, call one service function, serialise. No SQL, no crypto."""
+
+from __future__ import annotations
+
+import time
+
+from aiohttp import web
+
+from gateway.appkeys import DIRECTORY, SESSIONMAKER, SETTINGS
+from gateway.auth import STREAM_CONTENT_TYPE, caller_of, verified_body
+from gateway.blobs import BlobStore, stream_blob
+from gateway.errors import UnsupportedMediaType
+from gateway.services import message_access, messages
+from gateway.views.jsonbody import query_int, read_json
+from keys.receipt import FIELDS as RECEIPT_FIELDS
+
+MAX_PAGE = 1000
+DEFAULT_PAGE = 100
+
+
+def _blobs(request: web.Request) -> BlobStore:
+    return BlobStore(request.app[SETTINGS].blobs)
+
+
+def _now() -> int:
+    return int(time.time())
+
+
+async def put_message(request: web.Request) -> web.Response:
+    if request.content_type != STREAM_CONTENT_TYPE:
+        raise UnsupportedMediaType(f"expected Content-Type: {STREAM_CONTENT_TYPE}")
+    result = await messages.send_message(
+        request.app[SESSIONMAKER],
+        caller_of(request),
+        request.match_info["message_id"],
+        verified_body(request),
+        directory=request.app[DIRECTORY].directory,
+        settings=request.app[SETTINGS],
+        blobs=_blobs(request),
+        now=_now(),
+    )
+    return web.json_response(result.body, status=result.status)
+
+
+def _limit(request: web.Request) -> int:
+    return query_int(request, "limit", default=DEFAULT_PAGE, minimum=1, maximum=MAX_PAGE)
+
+
+async def get_inbox(request: web.Request) -> web.Response:
+    page = await message_access.inbox(
+        request.app[SESSIONMAKER],
+        caller_of(request),
+        directory=request.app[DIRECTORY].directory,
+        after=request.query.get("after"),
+        limit=_limit(request),
+        now=_now(),
+    )
+    return web.json_response(page)
+
+
+async def get_outbox(request: web.Request) -> web.Response:
+    page = await message_access.outbox(
+        request.app[SESSIONMAKER],
+        caller_of(request),
+        directory=request.app[DIRECTORY].directory,
+        after=request.query.get("after"),
+        limit=_limit(request),
+    )
+    return web.json_response(page)
+
+
+async def get_message(request: web.Request) -> web.Response:
+    body = await message_access.status(
+        request.app[SESSIONMAKER],
+        caller_of(request),
+        request.match_info["message_id"],
+        directory=request.app[DIRECTORY].directory,
+    )
+    return web.json_response(body)
+
+
+async def get_envelope(request: web.Request) -> web.StreamResponse:
+    opened = await message_access.open_for_recipient(
+        request.app[SESSIONMAKER],
+        caller_of(request),
+        request.match_info["message_id"],
+        directory=request.app[DIRECTORY].directory,
+        blobs=_blobs(request),
+        now=_now(),
+    )
+    response = web.StreamResponse(
+        headers={"Content-Type": STREAM_CONTENT_TYPE, "Content-Length": str(opened.size)}
+    )
+    try:
+        await response.prepare(request)
+    except BaseException:
+        opened.handle.close()
+        raise
+    await stream_blob(opened.handle, response)
+    await response.write_eof()
+    return response
+
+
+async def post_receipt(request: web.Request) -> web.Response:
+    raw = await read_json(request, required=RECEIPT_FIELDS)
+    body = await message_access.post_receipt(
+        request.app[SESSIONMAKER],
+        caller_of(request),
+        request.match_info["message_id"],
+        raw,
+        directory=request.app[DIRECTORY].directory,
+        blobs=_blobs(request),
+        now=_now(),
+    )
+    return web.json_response(body)
+
+
+async def get_receipt(request: web.Request) -> web.Response:
+    body = await message_access.get_receipt(
+        request.app[SESSIONMAKER], caller_of(request), request.match_info["message_id"]
+    )
+    return web.json_response(body)
+
+
+async def post_recall(request: web.Request) -> web.Response:
+    body = await message_access.recall(
+        request.app[SESSIONMAKER],
+        caller_of(request),
+        request.match_info["message_id"],
+        directory=request.app[DIRECTORY].directory,
+        blobs=_blobs(request),
+        now=_now(),
+    )
+    return web.json_response(body)

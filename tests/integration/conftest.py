@@ -46,7 +46,9 @@ gateway = _gw.gateway
 
 
 @pytest.fixture
-def second_store_url(store_url: str, request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+def second_store_url(
+    store_url: str, request: pytest.FixtureRequest, tmp_path: Path
+) -> Iterator[str]:
     """Another empty database on the same kind of store (for a second, forked gateway)."""
     if store_url.startswith("sqlite"):
         yield f"sqlite+aiosqlite:///{tmp_path / 'second.sqlite3'}"

@@ -13,16 +13,17 @@ from typing import Any
 
 import aiohttp
 from aiohttp import web
+from gateway_harness import ROOT_ADMIN, DirectoryBuilder, RunningGateway, make_settings
+from sqlalchemy import text
+from yarl import URL
+
 from clients.sdk import StafettAdminClient, StafettClient
 from gateway.app import create_app
 from gateway.appkeys import SESSIONMAKER
 from gateway.identity import init_identity
 from gateway.migrations import migrate
-from gateway_harness import ROOT_ADMIN, DirectoryBuilder, RunningGateway, make_settings
 from keys.keypairs import DeviceKeyPair, KeyId, SigningKey
 from keys.keystore import Keystore
-from sqlalchemy import text
-from yarl import URL
 
 DAY = 86_400
 SUBJECT = "ab" * 32

@@ -6,6 +6,8 @@ import json
 
 import pytest
 from gateway_harness import RunningGateway
+from sdk_support import admin, sql
+
 from keys.auditlog import entry_hash
 from keys.errors import (
     AuditChainBroken,
@@ -14,7 +16,6 @@ from keys.errors import (
     AuditEntryAltered,
 )
 from keys.keypairs import SigningKey
-from sdk_support import admin, sql
 
 
 async def _grow_trail(gw: RunningGateway, units: int = 4) -> None:

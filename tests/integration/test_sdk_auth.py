@@ -8,6 +8,9 @@ from collections.abc import AsyncIterator
 import pytest
 import pytest_asyncio
 from aiohttp import web
+from gateway_harness import RunningGateway
+from sdk_support import ANNA, BERTIL, admin, client, device_keystore
+
 from clients.errors import UnexpectedResponse
 from clients.sdk import StafettClient
 from clients.transport import raise_for_problem
@@ -20,15 +23,15 @@ from gateway.errors import (
     SignatureExpired,
     SignatureFuture,
 )
-from gateway_harness import RunningGateway
 from keys.errors import SignatureInvalid
 from keys.keypairs import DeviceKeyPair, KeyId
-from sdk_support import ANNA, BERTIL, admin, client, device_keystore
 
 
 @pytest.mark.asyncio
 async def test_revoked_device_is_refused(gateway: RunningGateway) -> None:
-    entry = gateway.builder.entry("revoke_device", {"device": "so-nordost/bertil", "reason": "lost"})
+    entry = gateway.builder.entry(
+        "revoke_device", {"device": "so-nordost/bertil", "reason": "lost"}
+    )
     async with admin(gateway) as sdk_admin:
         await sdk_admin.post_directory_entries([entry.to_json()])
     async with client(gateway, BERTIL) as sdk:

@@ -8,17 +8,6 @@ import uuid
 from typing import Any
 
 import pytest
-from gateway.policy.errors import (
-    ConsentCategoryNotCovered,
-    ConsentDirectionNotCovered,
-    ConsentExpired,
-    ConsentNoEnd,
-    ConsentNotYetValid,
-    ConsentPurposeNotCovered,
-    ConsentSubjectMismatch,
-    ConsentUnknown,
-    ConsentWithdrawn,
-)
 from gateway_harness import RunningGateway
 from sdk_support import (
     ANNA,
@@ -31,6 +20,18 @@ from sdk_support import (
     consent_fields,
     enrol_unit,
     sql,
+)
+
+from gateway.policy.errors import (
+    ConsentCategoryNotCovered,
+    ConsentDirectionNotCovered,
+    ConsentExpired,
+    ConsentNoEnd,
+    ConsentNotYetValid,
+    ConsentPurposeNotCovered,
+    ConsentSubjectMismatch,
+    ConsentUnknown,
+    ConsentWithdrawn,
 )
 
 FORWARD = [("so-nordost", "sav")]

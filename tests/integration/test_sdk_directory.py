@@ -5,11 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from clients.errors import GatewayUnavailable
 from gateway_harness import RunningGateway, start_gateway, stop_gateway
+from sdk_support import ANNA, BERTIL, BO, admin, client, device_keystore, start_gateway_as
+
+from clients.errors import GatewayUnavailable
 from keys.errors import DirectoryEntryInvalid, DirectoryForked, DirectorySignatureInvalid
 from keys.keypairs import DeviceKeyPair, KeyId, SigningKey
-from sdk_support import ANNA, BERTIL, BO, admin, client, device_keystore, start_gateway_as
 
 
 @pytest.mark.asyncio

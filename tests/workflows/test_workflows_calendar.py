@@ -7,6 +7,8 @@ from zoneinfo import ZoneInfo
 
 import holidays
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from gateway.policy.calendar import BusinessCalendar, CalendarError, unix
 

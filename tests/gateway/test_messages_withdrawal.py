@@ -1,0 +1,119 @@
+"""Withdrawing a consent withdraws its pending messages at once; orphan blobs are swept."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+
+import pytest
+from messages_harness import (
+    BO,
+    audit_events,
+    blob_files,
+    events,
+    message_row,
+    receipt_for,
+    recipient_rows,
+    record_consent,
+    send_new,
+)
+from test_auth import assert_problem
+
+from gateway.appkeys import SESSIONMAKER
+from gateway.blobs import BlobStore, sweep_orphan_blobs
+from gateway.services.messages import destroy_content, end_pending
+from gateway.policy.lifecycle import MessageEvent
+
+
+@pytest.mark.asyncio
+async def test_withdrawal_withdraws_pending_messages_and_tells_the_sender(gateway) -> None:
+    consent = await record_consent(gateway)
+    cid = consent["consent_id"]
+    other = await record_consent(gateway)  # an unrelated consent keeps its message
+    pending = [(await send_new(gateway, cid))[0] for _ in range(2)]
+    handed, _ = await send_new(gateway, cid)
+    kept, _ = await send_new(gateway, other["consent_id"])
+    bo = gateway.client(BO)
+    # One of them is fetched (delivered, still pending); one is already handed over.
+    assert (await bo.get(f"/v1/messages/{pending[0].message_id}/envelope")).status == 200
+    assert (await bo.get(f"/v1/messages/{handed.message_id}/envelope")).status == 200
+    receipt = receipt_for(gateway, handed)
+    assert (await bo.post(f"/v1/messages/{handed.message_id}/receipt", receipt)).status == 200
+    assert len(blob_files(gateway)) == 3
+
+    reply = await bo.post(f"/v1/consents/{cid}/withdraw", {"reason": "subject_withdrew"})
+    assert reply.status == 200, reply.body
+    assert reply.json()["messages_withdrawn"] == 2
+
+    for header in pending:
+        mid = header.message_id
+        row = await message_row(gateway, mid)
+        assert row.state == "withdrawn" and row.blob_key is None
+        assert await recipient_rows(gateway, mid) == []
+        assert_problem(await bo.get(f"/v1/messages/{mid}/envelope"), 410, "message_gone")
+        told = [
+            (k, json.loads(d)) for k, m, d in await events(gateway, "so-nordost/anna") if m == mid
+        ]
+        assert ("outbox.withdrawn", {"state": "withdrawn", "reason": "subject_withdrew"}) in told
+        assert ("inbox.removed", mid) in [(k, m) for k, m, _ in await events(gateway, "sav/bo")]
+    assert (await message_row(gateway, handed.message_id)).state == "handed_over"
+    assert (await message_row(gateway, kept.message_id)).state == "accepted"
+    assert len(blob_files(gateway)) == 1  # only the unrelated message's envelope is left
+    withdrawn = [json.loads(d) for e, d in await audit_events(gateway) if e == "message_withdrawn"]
+    assert sorted(d["message_id"] for d in withdrawn) == sorted(h.message_id for h in pending)
+    assert all(d["consent_id"] == cid for d in withdrawn)
+
+    # A withdrawal again changes nothing and withdraws nothing more.
+    again = await bo.post(f"/v1/consents/{cid}/withdraw", {"reason": "subject_withdrew"})
+    assert again.json()["messages_withdrawn"] == 0
+
+
+@pytest.mark.asyncio
+async def test_the_shared_deletion_path_is_idempotent(gateway) -> None:
+    consent = await record_consent(gateway)
+    header, _ = await send_new(gateway, consent["consent_id"])
+    mid = header.message_id
+    blobs = BlobStore(gateway.settings.blobs)
+    sessionmaker = gateway.app[SESSIONMAKER]
+    t = int(time.time())
+    async with sessionmaker.begin() as session:
+        files = await end_pending(session, mid, MessageEvent.EXPIRE, now=t, blobs=blobs)
+    assert len(files) == 2  # the published file and its temp name
+    assert blob_files(gateway)  # not unlinked by the service: that is after the commit
+    for path in files:
+        path.unlink(missing_ok=True)
+    async with sessionmaker.begin() as session:
+        assert await end_pending(session, mid, MessageEvent.EXPIRE, now=t, blobs=blobs) == []
+        assert await destroy_content(session, mid, blobs=gateway.settings.blobs) == []
+    row = await message_row(gateway, mid)
+    assert row.state == "expired" and row.blob_key is None
+    kinds = [k for k, m, _ in await events(gateway, "so-nordost/anna") if m == mid]
+    assert kinds.count("outbox.expired") == 1
+
+
+@pytest.mark.asyncio
+async def test_sweeper_removes_orphans_and_repairs_an_unpublished_upload(gateway) -> None:
+    consent = await record_consent(gateway)
+    header, _ = await send_new(gateway, consent["consent_id"])
+    root = gateway.settings.blobs
+    row = await message_row(gateway, header.message_id)
+    live = root / row.blob_key
+    # A crash between commit and rename: the row's blob is still under its temp name.
+    unpublished = root / f".{row.blob_key}.part"
+    os.replace(live, unpublished)
+    orphan = root / ("ab" * 16)  # content whose row is gone
+    orphan.write_bytes(b"x")
+    abandoned = root / f".{'cd' * 16}.part"  # a refused upload left behind
+    abandoned.write_bytes(b"y")
+    uploading = root / f".{'ef' * 16}.part"  # an upload still streaming (young)
+    uploading.write_bytes(b"z")
+    old = time.time() - 7200
+    for path in (unpublished, abandoned):
+        os.utime(path, (old, old))
+
+    removed = await sweep_orphan_blobs(root, gateway.app[SESSIONMAKER])
+    assert removed == 2
+    assert sorted(p.name for p in blob_files(gateway)) == sorted([live.name, uploading.name])
+    fetched = await gateway.client(BO).get(f"/v1/messages/{header.message_id}/envelope")
+    assert fetched.status == 200

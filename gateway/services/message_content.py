@@ -63,7 +63,7 @@ async def destroy_content(session: AsyncSession, message_id: str, *, blobs: Blob
     row = await message_store.get(session, message_id)
     if row is None:
         return []
-    pass
+    await message_store.delete_recipients(session, message_id)
     if row.blob_key is None:
         return []
     key = row.blob_key

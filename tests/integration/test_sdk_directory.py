@@ -24,7 +24,8 @@ async def test_sync_verifies_the_log_and_remembers_the_head(gateway: RunningGate
         assert keystore.known_checkpoint == (6, result.directory.head.hex())
         # Incremental: nothing new, nothing fetched.
         again = await sdk.sync_directory()
-        assert again.fetched == 0 and again.directory is result.directory
+        assert again.fetched == 0
+        assert again.directory is result.directory
 
 
 @pytest.mark.asyncio
@@ -52,14 +53,18 @@ async def test_key_changes_of_known_devices_are_reported(gateway: RunningGateway
         result = await sdk.sync_directory()
     assert result.fetched == 2
     rotation, revocation = result.changes
-    assert rotation.device == "so-nordost/bertil" and rotation.kind == "rotated"
+    assert rotation.device == "so-nordost/bertil"
+    assert rotation.kind == "rotated"
     assert rotation.old_fingerprint == old_bertil
     assert rotation.new_fingerprint == rotated.signing_key.verify_key.fingerprint()
     assert rotation.new_encryption_fingerprint == rotated.encryption_key.public_key.fingerprint()
     assert (rotation.old_version, rotation.new_version) == (1, 2)
-    assert rotation.seq == 6 and rotation.signer == "admin/root/1"
-    assert revocation.device == "sav/bo" and revocation.kind == "revoked"
-    assert revocation.new_fingerprint is None and revocation.seq == 7
+    assert rotation.seq == 6
+    assert rotation.signer == "admin/root/1"
+    assert revocation.device == "sav/bo"
+    assert revocation.kind == "revoked"
+    assert revocation.new_fingerprint is None
+    assert revocation.seq == 7
 
 
 @pytest.mark.asyncio

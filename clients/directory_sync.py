@@ -74,11 +74,10 @@ class DirectorySync:
         self.directory = Directory(dict(keystore.pinned_admins))
 
     async def sync(self, transport: Transport) -> SyncResult:
-        known_before = dict(self.directory.devices)
         changes: list[KeyChange] = []
         fetched = 0
         for _ in range(_MAX_ROUNDS):
-            fetched += await self._fetch_new(transport, known_before, changes)
+            fetched += await self._fetch_new(transport, changes)
             checkpoint = await self._checkpoint(transport)
             try:
                 self.directory.check_consistent(checkpoint.size, checkpoint.head)
@@ -92,9 +91,14 @@ class DirectorySync:
         self.keystore.known_checkpoint = (self.directory.size, self.directory.head.hex())
         return SyncResult(self.directory, changes, fetched)
 
-    async def _fetch_new(
-        self, transport: Transport, known: Mapping[str, DeviceRecord], changes: list[KeyChange]
-    ) -> int:
+    async def _fetch_new(self, transport: Transport, changes: list[KeyChange]) -> int:
+        # "Known" devices are those in the log up to the head this device verified last
+        # time (the keystore's checkpoint), so a change is reported once, also by a new
+        # process that rebuilds the directory from entry 0.
+        baseline = self.keystore.known_checkpoint[0] if self.keystore.known_checkpoint else 0
+        known: Mapping[str, DeviceRecord] | None = None
+        if self.directory.size >= baseline:
+            known = dict(self.directory.devices)
         fetched = 0
         while True:
             after = self.directory.size - 1
@@ -104,7 +108,8 @@ class DirectorySync:
             entries = _entries_of(answer)
             for raw in entries:
                 entry = DirectoryEntry.from_json(raw)
-                before = self.directory.devices.get(str(entry.body.get("device", "")))
+                name = str(entry.body.get("device", ""))
+                before = self.directory.devices.get(name)
                 joining = entry.seq == self.directory.size and fetched == 0
                 try:
                     self.directory.append(entry)
@@ -116,11 +121,12 @@ class DirectorySync:
                         ) from exc
                     raise
                 fetched += 1
-                name = str(entry.body.get("device", ""))
-                if before is not None and name in known:
+                if known is not None and before is not None and name in known:
                     change = _change(entry, before, self.directory.devices[name])
                     if change is not None:
                         changes.append(change)
+                if known is None and self.directory.size == baseline:
+                    known = dict(self.directory.devices)
             if len(entries) < PAGE:
                 return fetched
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 
 import aiohttp
 
@@ -26,7 +26,7 @@ async def stream_events(
     *,
     reconnect_delay_s: float = 1.0,
     max_reconnects: int | None = None,
-) -> AsyncIterator[PushEvent]:
+) -> AsyncGenerator[PushEvent, None]:
     """Yield events with seq > ``after`` forever, reconnecting when the stream drops.
 
     ``max_reconnects`` bounds consecutive failed (re)connections; ``None`` retries

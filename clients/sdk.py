@@ -20,7 +20,7 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncGenerator, Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -275,7 +275,9 @@ class StafettClient:
             )
         finally:
             sealing.remove(envelope)
-        self._check_envelope(opened.header, message_id)
+        if opened.header.message_id != message_id:  # the file changed between the reads
+            sealing.remove(dest)
+            raise EnvelopeSwapped()
         header_hash = opened.header_hash.hex()
         self._opened[message_id] = header_hash
         return OpenedMessage(
@@ -366,7 +368,7 @@ class StafettClient:
 
     def events(
         self, after: int = 0, *, reconnect_delay_s: float = 1.0, max_reconnects: int | None = None
-    ) -> AsyncIterator[PushEvent]:
+    ) -> AsyncGenerator[PushEvent, None]:
         """This device's events with seq > ``after``; resumes by itself after a drop."""
         return stream_events(
             self.transport,

@@ -19,11 +19,13 @@ import logging
 
 from aiohttp import WSCloseCode, WSMsgType, web
 
-from gateway.appkeys import NOTIFIER, PUSH_HUB, SESSIONMAKER, SETTINGS
+from gateway.appkeys import DIRECTORY, NOTIFIER, PUSH_HUB, SESSIONMAKER, SETTINGS
 from gateway.auth import caller_of, require_device
 from gateway.errors import BadRequest, RateLimited
 from gateway.services.events import Event, events_after
 from gateway.views.jsonbody import query_int
+from keys.directory import Directory
+from keys.keypairs import KeyId
 
 log = logging.getLogger("gateway.push")
 
@@ -52,18 +54,18 @@ async def get_events(request: web.Request) -> web.WebSocketResponse:
         raise RateLimited("too many open event streams for this device")
     try:
         await ws.prepare(request)
-        await _stream(request, ws, device, after)
+        await _stream(request, ws, caller.kid, after)
     finally:
         hub.unregister(device, ws)
     return ws
 
 
-async def _stream(request: web.Request, ws: web.WebSocketResponse, device: str, after: int) -> None:
+async def _stream(request: web.Request, ws: web.WebSocketResponse, kid: KeyId, after: int) -> None:
     settings = request.app[SETTINGS]
     # Bounded: a client that reads slowly holds at most this many events in our memory;
     # the producer waits (the database keeps the rest, fetched when there is room).
     queue: asyncio.Queue[Event] = asyncio.Queue(maxsize=settings.push_queue_size)
-    producer = asyncio.create_task(_produce(request, ws, queue, device, after))
+    producer = asyncio.create_task(_produce(request, ws, queue, kid, after))
     sender = asyncio.create_task(_send(ws, queue, settings.push_send_timeout_s))
     try:
         # Reading is what processes pongs and the client's close frame.
@@ -83,10 +85,11 @@ async def _produce(
     request: web.Request,
     ws: web.WebSocketResponse,
     queue: asyncio.Queue[Event],
-    device: str,
+    kid: KeyId,
     after: int,
 ) -> None:
     app = request.app
+    device = str(kid.device)
     notifier, sessionmaker = app[NOTIFIER], app[SESSIONMAKER]
     # Fallback only: local commits wake the notifier at once and gateway.push polls for
     # other instances, so this timeout just bounds the damage of a lost wake.
@@ -98,6 +101,14 @@ async def _produce(
             # wait is then not lost.
             generation = notifier.generation
             async with sessionmaker() as session:
+                # Threat: a lost laptop revoked while its socket is open. The upgrade was
+                # authenticated once; before every batch the key must still be valid, so
+                # nothing is sent after the revocation is stored (an idle socket notices
+                # within safety_s at the latest).
+                directory = await app[DIRECTORY].refresh(session)
+                if not _key_still_valid(directory, kid):
+                    await ws.close(code=WSCloseCode.POLICY_VIOLATION, message=b"key not valid")
+                    return
                 batch = await events_after(
                     session, device=device, after=cursor, limit=queue.maxsize
                 )
@@ -112,6 +123,17 @@ async def _produce(
         # The client resumes from its last seq; nothing is lost by closing.
         log.exception("event stream failed; closing the socket")
         await ws.close(code=WSCloseCode.INTERNAL_ERROR, message=b"internal error")
+
+
+def _key_still_valid(directory: Directory, kid: KeyId) -> bool:
+    """The same status rule as ``gateway.auth``: unrevoked, current, active version."""
+    record = directory.devices.get(str(kid.device))
+    if record is None or record.revoked:
+        return False
+    version = record.versions.get(kid.version)
+    return (
+        version is not None and kid.version == record.current_version and version.status == "active"
+    )
 
 
 async def _send(ws: web.WebSocketResponse, queue: asyncio.Queue[Event], timeout_s: float) -> None:

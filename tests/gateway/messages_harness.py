@@ -13,15 +13,16 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+from gateway_harness import Reply, RunningGateway
+from sqlalchemy import func, select
+
 from gateway.appkeys import SESSIONMAKER
 from gateway.db.models import AuditEntryRow, EventRow, MessageRecipient, MessageRow
-from gateway_harness import Reply, RunningGateway
 from keys.canonical import canonical_json, hash32, parse_canonical
 from keys.consent_record import sign_consent_record
 from keys.envelope import EnvelopeHeader, seal
 from keys.keypairs import DeviceKeyPair, DevicePublicKeys, KeyId
 from keys.receipt import make_receipt
-from sqlalchemy import func, select
 
 ANNA = "so-nordost/anna/1"
 BERTIL = "so-nordost/bertil/1"

@@ -36,7 +36,8 @@ async def test_record_is_idempotent_and_audited(gateway) -> None:
     assert reply.json() == {"consent_id": record["consent_id"], "version": 1}
     # The same record again: the same answer, nothing new stored.
     again = await anna.post(CONSENTS, record)
-    assert again.status == 200 and again.json() == reply.json()
+    assert again.status == 200
+    assert again.json() == reply.json()
     # A different record under the same id is a conflict, not an overwrite.
     wider = signed_consent(
         gateway, consent_id=record["consent_id"], valid_until=record["valid_until"] + DAY
@@ -110,7 +111,9 @@ async def test_policy_maximum_comes_from_settings(start) -> None:
     anna = gw.client(ANNA)
     too_long = signed_consent(gw, valid_until=now() + 120 * DAY)
     assert_problem(await anna.post(CONSENTS, too_long), 422, "consent_too_long")
-    assert (await anna.post(CONSENTS, signed_consent(gw, valid_until=now() + 60 * DAY))).status == 201
+    assert (
+        await anna.post(CONSENTS, signed_consent(gw, valid_until=now() + 60 * DAY))
+    ).status == 201
 
 
 @pytest.mark.asyncio
@@ -204,4 +207,5 @@ async def test_withdraw_by_any_party_unit_not_by_others(gateway) -> None:
     assert again.status == 200
     assert again.json()["withdrawal_reason"] == "subject_withdrew"
     withdrawn = [json.loads(d) for e, d in await audit_events(gateway) if e == "consent_withdrawn"]
-    assert len(withdrawn) == 1 and withdrawn[0]["kid"] == BO
+    assert len(withdrawn) == 1
+    assert withdrawn[0]["kid"] == BO

@@ -94,14 +94,14 @@ async def test_every_send_refusal_has_its_code_and_stores_nothing(gateway) -> No
         return header, seal_envelope(gateway, header)
 
     async def refused(status: int, code: str, header, envelope, *, kid=None, path_id=None):
-        reply = await send(gateway, kid or str(header.sender), path_id or header.message_id, envelope)
+        reply = await send(
+            gateway, kid or str(header.sender), path_id or header.message_id, envelope
+        )
         assert_problem(reply, status, code)
 
     # Consent decisions (deny by default).
     await refused(403, "consent_subject_mismatch", *sealed(subject_ref=OTHER_SUBJECT))
-    await refused(
-        403, "consent_direction_not_covered", *sealed(sender=BO, recipients=(ANNA,))
-    )
+    await refused(403, "consent_direction_not_covered", *sealed(sender=BO, recipients=(ANNA,)))
     await refused(403, "consent_category_not_covered", *sealed(category="threat_assessment"))
     await refused(403, "consent_purpose_not_covered", *sealed(purpose="advice"))
     await refused(403, "consent_not_yet_valid", *sealed(consent_id=later))
@@ -117,7 +117,12 @@ async def test_every_send_refusal_has_its_code_and_stores_nothing(gateway) -> No
 
     # Recipients.
     header = header_for(gateway, consent_id=consent, recipients=("sav/ghost/1",))
-    await refused(422, "recipient_unknown", header, seal_envelope(gateway, header, recipient_keys=[ghost.public()]))
+    await refused(
+        422,
+        "recipient_unknown",
+        header,
+        seal_envelope(gateway, header, recipient_keys=[ghost.public()]),
+    )
     header = header_for(gateway, consent_id=consent, recipients=("so-hisingen/eva/1",))
     await refused(
         422,
@@ -129,12 +134,22 @@ async def test_every_send_refusal_has_its_code_and_stores_nothing(gateway) -> No
     header, envelope = sealed()
     h = header_json(envelope)
     h["recipient_unit"] = "so-nordost"
-    await refused(400, "envelope_header_invalid", header, resign_with_header(envelope, h, gateway.devices[ANNA]))
+    await refused(
+        400,
+        "envelope_header_invalid",
+        header,
+        resign_with_header(envelope, h, gateway.devices[ANNA]),
+    )
 
     # The header against the schema and the vocabulary.
     h = header_json(envelope)
     h["priority"] = "high"
-    await refused(400, "envelope_header_invalid", header, resign_with_header(envelope, h, gateway.devices[ANNA]))
+    await refused(
+        400,
+        "envelope_header_invalid",
+        header,
+        resign_with_header(envelope, h, gateway.devices[ANNA]),
+    )
     await refused(400, "envelope_header_invalid", *sealed(category="made_up_category"))
     t = now()
     await refused(422, "ttl_invalid", *sealed(created=t, expires=t + 60 * DAY))

@@ -22,8 +22,8 @@ from test_auth import assert_problem
 
 from gateway.appkeys import SESSIONMAKER
 from gateway.blobs import BlobStore, sweep_orphan_blobs
-from gateway.services.messages import destroy_content, end_pending
 from gateway.policy.lifecycle import MessageEvent
+from gateway.services.messages import destroy_content, end_pending
 
 
 @pytest.mark.asyncio
@@ -49,7 +49,8 @@ async def test_withdrawal_withdraws_pending_messages_and_tells_the_sender(gatewa
     for header in pending:
         mid = header.message_id
         row = await message_row(gateway, mid)
-        assert row.state == "withdrawn" and row.blob_key is None
+        assert row.state == "withdrawn"
+        assert row.blob_key is None
         assert await recipient_rows(gateway, mid) == []
         assert_problem(await bo.get(f"/v1/messages/{mid}/envelope"), 410, "message_gone")
         told = [
@@ -87,7 +88,8 @@ async def test_the_shared_deletion_path_is_idempotent(gateway) -> None:
         assert await end_pending(session, mid, MessageEvent.EXPIRE, now=t, blobs=blobs) == []
         assert await destroy_content(session, mid, blobs=gateway.settings.blobs) == []
     row = await message_row(gateway, mid)
-    assert row.state == "expired" and row.blob_key is None
+    assert row.state == "expired"
+    assert row.blob_key is None
     kinds = [k for k, m, _ in await events(gateway, "so-nordost/anna") if m == mid]
     assert kinds.count("outbox.expired") == 1
 

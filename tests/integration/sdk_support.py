@@ -7,7 +7,9 @@ The database is read directly only to check what the gateway promises about itse
 
 from __future__ import annotations
 
+import asyncio
 import time
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +19,7 @@ from gateway_harness import ROOT_ADMIN, DirectoryBuilder, RunningGateway, make_s
 from sqlalchemy import text
 from yarl import URL
 
+from clients.results import PushEvent
 from clients.sdk import StafettAdminClient, StafettClient
 from gateway.app import create_app
 from gateway.appkeys import SESSIONMAKER
@@ -151,3 +154,46 @@ async def start_gateway_as(data_dir: Path, store_url: str, admin_key: SigningKey
     )
     await gw.append(*entries)
     return gw
+
+
+# --- messages -------------------------------------------------------------------------
+BODY = b"Hotbildsbedomning och ansokan, overlamnas enligt samtycke.\n" * 2000  # ~120 KB
+
+
+async def record_consent(anna: StafettClient) -> str:
+    """so-nordost → sav, case transfer to SAV, recorded by anna."""
+    return await anna.record_consent(
+        consent_fields(ANNA, [("so-nordost", "sav")], purposes=("transfer_to_sav",))
+    )
+
+
+def message_args(consent_id: str, **changes: Any) -> dict[str, Any]:
+    args: dict[str, Any] = {
+        "recipient_unit": "sav",
+        "consent_id": consent_id,
+        "subject_ref": SUBJECT,
+        "category": "case_transfer",
+        "purpose": "transfer_to_sav",
+        "body": BODY,
+        "expires_in_s": 3600,
+    }
+    args.update(changes)
+    return args
+
+
+async def next_event(events: AsyncIterator[PushEvent], kind: str) -> PushEvent:
+    """The next event of ``kind`` (others are skipped), within 10 s."""
+    async with asyncio.timeout(10):
+        async for event in events:
+            if event.kind == kind:
+                return event
+    raise AssertionError(f"stream ended before {kind}")
+
+
+async def content_rows(gw: RunningGateway, message_id: str) -> dict[str, Any]:
+    """What the gateway still holds of a message's content."""
+    (blob_key,) = (await sql(gw, "SELECT blob_key FROM messages WHERE id = :m", m=message_id))[0]
+    recipients = await sql(
+        gw, "SELECT kid FROM message_recipients WHERE message_id = :m", m=message_id
+    )
+    return {"blob_key": blob_key, "recipients": recipients, "files": blob_files(gw)}

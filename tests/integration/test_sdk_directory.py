@@ -137,3 +137,24 @@ async def test_an_unreachable_gateway_is_reported_as_such(gateway: RunningGatewa
     async with StafettClient("http://127.0.0.1:9", keystore) as sdk:
         with pytest.raises(GatewayUnavailable, match="could not be reached"):
             await sdk.sync_directory()
+
+
+@pytest.mark.asyncio
+async def test_a_new_process_still_reports_changes_since_the_saved_head(
+    gateway: RunningGateway,
+) -> None:
+    keystore = device_keystore(gateway, ANNA)
+    async with client(gateway, ANNA, keystore=keystore) as sdk:
+        await sdk.sync_directory()  # the CLI saves keystore.known_checkpoint afterwards
+    entry = gateway.builder.entry(
+        "revoke_device", {"device": "so-nordost/bertil", "reason": "lost"}
+    )
+    async with admin(gateway) as sdk_admin:
+        await sdk_admin.post_directory_entries([entry.to_json()])
+    # A new process rebuilds the directory from entry 0 and still warns about entry 6.
+    async with client(gateway, ANNA, keystore=keystore) as sdk:
+        result = await sdk.sync_directory()
+    assert result.fetched == 7
+    assert [(c.device, c.kind, c.seq) for c in result.changes] == [
+        ("so-nordost/bertil", "revoked", 6)
+    ]

@@ -1,0 +1,332 @@
+"""Shared by the gateway benchmarks: a real gateway process, set up through its real APIs.
+
+The gateway runs as the ``stafett-gateway`` CLI would run it (``init`` then ``serve``,
+here via ``gateway.cli.main`` in a child process), on SQLite in a temp data dir, on a
+loopback port. The bench process is the client: requests are signed by the SDK's
+transport (``clients.transport.Transport``: RFC 9421 over method, path, query and
+Content-Digest, a fresh nonce each), the directory is appended by a security admin
+through ``POST /v1/directory/entries`` and consents are recorded through
+``POST /v1/consents`` — nothing is written to the gateway's database behind its back
+(``consent_scale`` adds its bulk filler consents before the gateway starts; it says so).
+
+Not a benchmark itself (the leading underscore keeps it out of ``bench/run.py``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import math
+import os
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+
+from clients.transport import ENVELOPE_CONTENT_TYPE, Signer, Transport
+from keys.consent_record import sign_consent_record
+from keys.directory import Directory, DirectoryEntry, make_entry
+from keys.envelope import EnvelopeHeader, seal
+from keys.httpsig import content_digest
+from keys.keypairs import DeviceKeyPair, KeyId, SigningKey
+
+PASSPHRASE = "bench gateway passphrase (not a secret)"  # noqa: S105  # throwaway temp key
+ROOT_ADMIN = KeyId.parse("admin/root/1")
+SENDER_UNIT = "so-nordost"
+RECIPIENT_UNIT = "sav"
+SUBJECT = "ab" * 32
+CATEGORY = "case_transfer"
+PURPOSE = "transfer_to_sav"
+DAY = 86_400
+_RUN_CLI = "import sys; from gateway.cli import main; sys.exit(main(sys.argv[1:]))"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def gateway_env(data_dir: Path, port: int, **settings: str) -> dict[str, str]:
+    # Settings.load refuses unknown STAFETT_* variables: start from a clean slate.
+    env = {k: v for k, v in os.environ.items() if not k.startswith("STAFETT_")}
+    env.update(
+        STAFETT_DATA_DIR=str(data_dir),
+        STAFETT_PORT=str(port),
+        STAFETT_GATEWAY_KEY_PASSPHRASE=PASSPHRASE,
+        # Only the gateway key's keystore KDF at start-up; nothing on the request path.
+        STAFETT_INSECURE_FAST_KDF="true",
+    )
+    env.update({f"STAFETT_{k.upper()}": v for k, v in settings.items()})
+    return env
+
+
+@dataclass
+class GatewayProcess:
+    data_dir: Path
+    port: int
+    proc: subprocess.Popen[bytes]
+    admin_key: SigningKey
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def db_path(self) -> Path:
+        return self.data_dir / "gateway.sqlite3"
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()  # SIGTERM: the CLI shuts down cleanly
+            try:
+                self.proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+
+def init_gateway(data_dir: Path, admin_key: SigningKey, **settings: str) -> Directory:
+    """``stafett-gateway init --pin-admin`` and ``migrate``, then the genesis entry.
+
+    Blocking (subprocesses and its own event loop): call it via ``asyncio.to_thread``.
+    Returns the directory state the admin continues from.
+    """
+    env = gateway_env(data_dir, 0, **settings)
+    pin = f"{ROOT_ADMIN}={admin_key.verify_key.b64()}"
+    for args in (["init", "--pin-admin", pin], ["migrate"]):
+        subprocess.run(
+            [sys.executable, "-c", _RUN_CLI, *args],
+            env=env,
+            check=True,
+            capture_output=True,
+        )
+    directory = Directory({str(ROOT_ADMIN): admin_key.verify_key})
+    genesis = make_entry(
+        directory,
+        "add_admin",
+        {"admin": str(ROOT_ADMIN), "verify_key": admin_key.verify_key.b64()},
+        ROOT_ADMIN,
+        admin_key,
+        int(time.time()) - 3600,
+    )
+    directory.append(genesis)
+    asyncio.run(_store_genesis(data_dir, admin_key, genesis))
+    return directory
+
+
+async def _store_genesis(data_dir: Path, admin_key: SigningKey, genesis: DirectoryEntry) -> None:
+    # Entry 0 goes in through the gateway's own DirectoryService (verified like any
+    # append), not over HTTP: the auth middleware only knows admins *from* the
+    # directory, so before entry 0 the pinned root admin cannot sign a request
+    # (reported to gateway-core as a bootstrap gap).
+    from gateway.db.engine import make_sessionmaker, open_engine
+    from gateway.services.directory import DirectoryService
+
+    engine = open_engine(f"sqlite+aiosqlite:///{(data_dir / 'gateway.sqlite3').resolve()}")
+    try:
+        service = DirectoryService({str(ROOT_ADMIN): admin_key.verify_key})
+        await service.append(
+            make_sessionmaker(engine), [genesis.to_json()], caller=ROOT_ADMIN, now=int(time.time())
+        )
+    finally:
+        await engine.dispose()
+
+
+def _spawn_serve(
+    data_dir: Path, port: int, log: Path, settings: dict[str, str]
+) -> subprocess.Popen[bytes]:
+    with open(log, "ab") as log_file:
+        return subprocess.Popen(
+            [sys.executable, "-c", _RUN_CLI, "serve"],
+            env=gateway_env(data_dir, port, **settings),
+            stdout=log_file,
+            stderr=log_file,
+        )
+
+
+async def start_gateway(
+    data_dir: Path, admin_key: SigningKey, log: Path, **settings: str
+) -> GatewayProcess:
+    """``stafett-gateway serve`` in a child process; returns once /readyz answers 200."""
+    port = free_port()
+    proc = await asyncio.to_thread(_spawn_serve, data_dir, port, log, settings)
+    gw = GatewayProcess(data_dir, port, proc, admin_key)
+    deadline = time.monotonic() + 30
+    async with aiohttp.ClientSession() as http:
+        while time.monotonic() < deadline:
+            if proc.poll() is not None:
+                raise RuntimeError(f"the gateway exited at start-up; see {log}")
+            try:
+                async with http.get(f"{gw.url}/readyz") as resp:
+                    if resp.status == 200:
+                        return gw
+            except aiohttp.ClientConnectionError:
+                pass
+            await asyncio.sleep(0.1)
+    gw.stop()
+    raise RuntimeError(f"the gateway did not become ready; see {log}")
+
+
+@dataclass
+class Deployment:
+    """The directory and devices the bench set up on a running gateway."""
+
+    gw: GatewayProcess
+    http: aiohttp.ClientSession
+    senders: list[DeviceKeyPair]
+    recipients: list[DeviceKeyPair]
+    directory: Directory
+    consent_id: str = ""
+    transports: dict[str, Transport] = field(default_factory=dict)
+
+    def transport(self, pair: DeviceKeyPair | None = None) -> Transport:
+        """The SDK transport signing as ``pair`` (the root admin when None)."""
+        kid = str(pair.kid) if pair is not None else str(ROOT_ADMIN)
+        if kid not in self.transports:
+            key = pair.signing_key if pair is not None else self.gw.admin_key
+            self.transports[kid] = Transport(self.gw.url, Signer(kid, key), session=self.http)
+        return self.transports[kid]
+
+
+def _device(kid: str) -> DeviceKeyPair:
+    return DeviceKeyPair.generate(KeyId.parse(kid))
+
+
+async def deploy(
+    gw: GatewayProcess, directory: Directory, n_pairs: int, http: aiohttp.ClientSession
+) -> Deployment:
+    """Two units, ``n_pairs`` sender and recipient devices, and one consent, via the API.
+
+    ``directory`` is the state :func:`init_gateway` returned (the genesis entry).
+    """
+    clock = int(time.time()) - 3000
+    entries: list[DirectoryEntry] = []
+
+    def add(type_: str, body: dict[str, Any]) -> None:
+        nonlocal clock
+        clock += 1
+        entry = make_entry(directory, type_, body, ROOT_ADMIN, gw.admin_key, clock)
+        directory.append(entry)
+        entries.append(entry)
+
+    add("create_unit", {"unit": SENDER_UNIT, "kind": "district", "name": "SO Nordost"})
+    add("create_unit", {"unit": RECIPIENT_UNIT, "kind": "sav", "name": "SAV"})
+    senders = [_device(f"{SENDER_UNIT}/s{i}/1") for i in range(n_pairs)]
+    recipients = [_device(f"{RECIPIENT_UNIT}/r{i}/1") for i in range(n_pairs)]
+    for pair in senders + recipients:
+        add(
+            "enrol_device",
+            {
+                "device": str(pair.kid.device),
+                "version": 1,
+                "verify_key": pair.signing_key.verify_key.b64(),
+                "encryption_key": pair.encryption_key.public_key.b64(),
+                "role": "officer",
+                "contact": False,
+            },
+        )
+    dep = Deployment(gw, http, senders, recipients, directory)
+    await dep.transport().request(
+        "POST", "/v1/directory/entries", json_body={"entries": [e.to_json() for e in entries]}
+    )
+    dep.consent_id = await record_consent(dep, senders[0])
+    return dep
+
+
+def consent_record(recorder: DeviceKeyPair, consent_id: str | None = None) -> dict[str, Any]:
+    """A signed, specific, written consent: so-nordost → sav, one subject, 90 days."""
+    t = int(time.time())
+    draft: dict[str, Any] = {
+        "v": 1,
+        "consent_id": consent_id or str(uuid.uuid4()),
+        "subject_ref": SUBJECT,
+        "pairs": [{"from": SENDER_UNIT, "to": RECIPIENT_UNIT}],
+        "categories": [CATEGORY],
+        "purposes": [PURPOSE],
+        "valid_from": t - 3600,
+        "valid_until": t + 90 * DAY,
+        "form": "written",
+        "evidence_hash": "ef" * 32,
+        "witness": None,
+        "note": None,
+        "obtained_by": str(recorder.kid.device),
+        "obtained_at": t - 7200,
+        "minor": False,
+        "guardians": [],
+        "covers_processing": True,
+        "recorded_by": str(recorder.kid),
+        "created": t - 60,
+    }
+    return sign_consent_record(draft, recorder.signing_key)
+
+
+async def record_consent(dep: Deployment, recorder: DeviceKeyPair) -> str:
+    record = consent_record(recorder)
+    answer = await dep.transport(recorder).request("POST", "/v1/consents", json_body=record)
+    if not isinstance(answer, dict):
+        raise RuntimeError("unexpected answer to POST /v1/consents")
+    return str(answer["consent_id"])
+
+
+@dataclass(frozen=True)
+class Sealed:
+    """A pre-sealed envelope: sealing is not what these benchmarks measure."""
+
+    message_id: str
+    data: bytes
+    digest: str  # Content-Digest, computed once (the SDK computes it while sealing)
+    header_hash: bytes
+
+
+def seal_one(
+    dep: Deployment, sender: DeviceKeyPair, recipient: DeviceKeyPair, body: bytes
+) -> Sealed:
+    t = int(time.time())
+    header = EnvelopeHeader(
+        message_id=str(uuid.uuid4()),
+        sender=sender.kid,
+        recipient_unit=recipient.kid.unit,
+        recipients=(recipient.kid,),
+        consent_id=dep.consent_id,
+        subject_ref=SUBJECT,
+        category=CATEGORY,
+        purpose=PURPOSE,
+        created=t,
+        expires=t + 7 * DAY,
+        checkpoint_size=dep.directory.size,
+        checkpoint_head=dep.directory.head.hex(),
+        in_reply_to=None,
+    )
+    out = io.BytesIO()
+    result = seal(header, io.BytesIO(body), [recipient.public()], sender, out)
+    data = out.getvalue()
+    return Sealed(header.message_id, data, content_digest(data), result.header_hash)
+
+
+async def put_envelope(dep: Deployment, sender: DeviceKeyPair, item: Sealed) -> int:
+    """PUT /v1/messages/{id} through the SDK transport; returns the status (2xx only)."""
+    transport = dep.transport(sender)
+    url = transport.url(f"/v1/messages/{item.message_id}")
+    headers = {
+        "Content-Type": ENVELOPE_CONTENT_TYPE,
+        **transport.sign("PUT", url, item.digest),
+    }
+    resp = await transport.send("PUT", url, headers=headers, body=item.data)
+    status = int(resp.status)
+    if status not in (200, 201):
+        raise RuntimeError(f"send refused: HTTP {status} {resp.body[:200]!r}")
+    return status
+
+
+def percentile(values: list[float], q: float) -> float:
+    """Nearest-rank percentile (q in 0..100) of a non-empty list."""
+    ordered = sorted(values)
+    rank = max(1, min(len(ordered), math.ceil(q / 100 * len(ordered))))
+    return ordered[rank - 1]

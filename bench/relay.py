@@ -1,0 +1,364 @@
+"""Relay benchmark: full handover cycles through the real gateway vs a bare relay.
+
+One cycle = send → push → fetch → receipt:
+- gateway: ``PUT /v1/messages/{id}`` (signed, streamed envelope: directory lookup,
+  signature over the whole envelope, recipient checks, consent decision, audit entry,
+  event) → the recipient device's WebSocket ``/v1/events`` delivers ``inbox.new`` →
+  ``GET /v1/messages/{id}/envelope`` (marks delivered) → ``POST .../receipt`` (a signed
+  receipt; the gateway verifies it, deletes the content, audits, emits events);
+- bare (``bench/bare_relay.py``, the floor): PUT → WebSocket notify → GET → DELETE,
+  with the same durability (fsync'd blob file, SQLite WAL) and nothing else.
+
+Measured: everything on the server side, and on the client side the SDK transport
+(``clients.transport``: RFC 9421 request signing, one fresh nonce per request) plus the
+receipt's Ed25519 signature. Not measured: sealing (envelopes are sealed before the
+clock starts) and opening (the fetched envelope is checked for length, not decrypted);
+``bench/run.py envelope`` measures those. Body 2 KiB, one recipient device.
+
+Each of c workers has its own sender (``so-nordost/s<i>``) and recipient device
+(``sav/r<i>``, one WebSocket each), all under one consent. The gateway runs as
+``stafett-gateway serve`` in a child process on SQLite with the per-device rate limit
+lifted (the bench measures throughput, not the limiter); the bare relay in another;
+the clients of both in this process. Levels alternate bare/gateway so both see the same
+machine state. Figures: cycles/s and p50/p99 cycle latency per concurrency, and
+``ratio_c16`` = gateway ÷ bare cycles/s at c=16 (goal ≥ 0.5; p99 goal ≤ 3× bare).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import io
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import _gateway as g
+import aiohttp
+
+from keys.keypairs import SigningKey
+from keys.receipt import make_receipt
+
+BENCH_DIR = Path(__file__).resolve().parent
+LEVELS = (1, 16, 64)
+BODY_BYTES = 2048
+WAIT_S = 30.0
+# Lifted for the bench only: 64 workers on 128 devices must not hit the per-device
+# token bucket (its cost — one dict lookup — is still on the path).
+GATEWAY_SETTINGS = {"rate_limit_per_s": "1000000", "rate_limit_burst": "1000000"}
+MEASURED = (
+    "server: everything; client: SDK transport (RFC 9421 signing) + receipt signature; "
+    "not measured: envelope seal (pre-sealed) and open (fetched, not decrypted)"
+)
+
+
+def cycles_per_worker(c: int, quick: bool) -> int:
+    """Timed cycles per worker (after one warm-up cycle each)."""
+    base = {1: 80, 16: 16, 64: 6}[c] if c in (1, 16, 64) else max(4, 256 // c)
+    return base if quick else base * 5
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU of a process, all threads (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    ticks = os.sysconf("SC_CLK_TCK")
+    return (int(fields[11]) + int(fields[12])) / ticks
+
+
+class Waiters:
+    """Futures for "the recipient was told about message X", keyed by message id.
+
+    Registered before the send: the push may arrive before the send's answer does.
+    """
+
+    def __init__(self) -> None:
+        self._futures: dict[str, asyncio.Future[None]] = {}
+
+    def expect(self, message_id: str) -> asyncio.Future[None]:
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._futures[message_id] = future
+        return future
+
+    def resolve(self, message_id: str) -> None:
+        future = self._futures.pop(message_id, None)
+        if future is not None and not future.done():
+            future.set_result(None)
+
+
+async def read_pushes(
+    ws: aiohttp.ClientWebSocketResponse, waiters: Waiters, pick: Callable[[Any], str | None]
+) -> None:
+    async for msg in ws:
+        if msg.type != aiohttp.WSMsgType.TEXT:
+            break
+        message_id = pick(json.loads(msg.data))
+        if message_id is not None:
+            waiters.resolve(message_id)
+
+
+class Side:
+    """One relay under test: ``prepare`` builds the items, ``cycle`` runs one."""
+
+    name = "side"
+    pid = 0
+
+    def prepare(self, c: int, n: int) -> list[list[Any]]:
+        raise NotImplementedError
+
+    async def cycle(self, worker: int, item: Any) -> None:
+        raise NotImplementedError
+
+
+class GatewaySide(Side):
+    name = "gateway"
+
+    def __init__(self, dep: g.Deployment, waiters: Waiters) -> None:
+        self.dep, self.waiters = dep, waiters
+        self.pid = dep.gw.proc.pid
+        self.envelope_bytes = 0
+
+    def prepare(self, c: int, n: int) -> list[list[Any]]:
+        body = os.urandom(BODY_BYTES)
+        items = [
+            [
+                g.seal_one(self.dep, self.dep.senders[w], self.dep.recipients[w], body)
+                for _ in range(n)
+            ]
+            for w in range(c)
+        ]
+        self.envelope_bytes = len(items[0][0].data)
+        return items
+
+    async def cycle(self, worker: int, item: g.Sealed) -> None:
+        sender, recipient = self.dep.senders[worker], self.dep.recipients[worker]
+        pushed = self.waiters.expect(item.message_id)
+        await g.put_envelope(self.dep, sender, item)
+        await asyncio.wait_for(pushed, WAIT_S)
+        inbox = self.dep.transport(recipient)
+        out = io.BytesIO()
+        got = await inbox.download(f"/v1/messages/{item.message_id}/envelope", out)
+        if got != len(item.data):
+            raise RuntimeError("fetched envelope has the wrong length")
+        receipt = make_receipt(
+            message_id=item.message_id,
+            header_hash=item.header_hash,
+            recipient=recipient.kid,
+            status="accepted",
+            reason=None,
+            received_at=int(time.time()),
+            key=recipient.signing_key,
+        )
+        await inbox.request("POST", f"/v1/messages/{item.message_id}/receipt", json_body=receipt)
+
+
+class BareItem(NamedTuple):
+    # A NamedTuple, not a dataclass: bench/run.py execs this module without putting it
+    # in sys.modules, which dataclasses need to resolve string annotations.
+    message_id: str
+    data: bytes
+
+
+class BareSide(Side):
+    name = "bare"
+
+    def __init__(self, url: str, http: aiohttp.ClientSession, waiters: Waiters, pid: int) -> None:
+        self.url, self.http, self.waiters, self.pid = url, http, waiters, pid
+        self.size = BODY_BYTES
+
+    def prepare(self, c: int, n: int) -> list[list[Any]]:
+        return [
+            [BareItem(str(uuid.uuid4()), os.urandom(self.size)) for _ in range(n)] for _ in range(c)
+        ]
+
+    async def cycle(self, worker: int, item: BareItem) -> None:
+        url = f"{self.url}/m/{item.message_id}"
+        pushed = self.waiters.expect(item.message_id)
+        async with self.http.put(url, params={"to": f"r{worker}"}, data=item.data) as resp:
+            if resp.status != 201:
+                raise RuntimeError(f"bare PUT: HTTP {resp.status}")
+        await asyncio.wait_for(pushed, WAIT_S)
+        async with self.http.get(url) as resp:
+            if len(await resp.read()) != len(item.data):
+                raise RuntimeError("bare GET returned the wrong length")
+        async with self.http.delete(url) as resp:
+            if resp.status != 200:
+                raise RuntimeError(f"bare DELETE: HTTP {resp.status}")
+
+
+async def measure(side: Side, c: int, per_worker: int) -> dict[str, Any]:
+    """c workers, one warm-up cycle each, then ``per_worker`` timed cycles each."""
+    items = side.prepare(c, per_worker + 1)
+    latencies: list[float] = []
+    barrier = asyncio.Barrier(c + 1)
+
+    async def worker(w: int) -> None:
+        await side.cycle(w, items[w][0])  # warm-up: connections, caches
+        await barrier.wait()
+        for item in items[w][1:]:
+            start = time.perf_counter()
+            await side.cycle(w, item)
+            latencies.append(time.perf_counter() - start)
+
+    tasks = [asyncio.create_task(worker(w)) for w in range(c)]
+    await barrier.wait()
+    cpu_server, cpu_client = cpu_seconds(side.pid), cpu_seconds(os.getpid())
+    started = time.perf_counter()
+    await asyncio.gather(*tasks)
+    elapsed = time.perf_counter() - started
+    cycles = len(latencies)
+    return {
+        "cycles": cycles,
+        "cycles_per_s": round(cycles / elapsed, 1),
+        "p50_ms": round(g.percentile(latencies, 50) * 1000, 2),
+        "p99_ms": round(g.percentile(latencies, 99) * 1000, 2),
+        "server_cpu_ms_per_cycle": round((cpu_seconds(side.pid) - cpu_server) / cycles * 1000, 2),
+        "client_cpu_ms_per_cycle": round(
+            (cpu_seconds(os.getpid()) - cpu_client) / cycles * 1000, 2
+        ),
+    }
+
+
+def start_bare(root: Path, log: Path) -> tuple[subprocess.Popen[bytes], str]:
+    """Blocking: spawn ``bare_relay.py serve`` and read its port line."""
+    with open(log, "ab") as log_file:
+        proc = subprocess.Popen(
+            [sys.executable, str(BENCH_DIR / "bare_relay.py"), "serve", str(root)],
+            stdout=subprocess.PIPE,
+            stderr=log_file,
+        )
+    assert proc.stdout is not None
+    line = proc.stdout.readline()
+    if not line:
+        raise RuntimeError(f"the bare relay did not start; see {log}")
+    return proc, f"http://127.0.0.1:{json.loads(line)['port']}"
+
+
+def stop(proc: subprocess.Popen[bytes]) -> None:
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+async def _bare_side(
+    tmp: Path,
+    http: aiohttp.ClientSession,
+    n_pairs: int,
+    cleanup: list[Callable[[], object]],
+) -> BareSide:
+    proc, url = await asyncio.to_thread(start_bare, tmp / "bare", tmp / "bare.log")
+    cleanup.append(lambda: stop(proc))
+    waiters = Waiters()
+    for i in range(n_pairs):
+        ws = await http.ws_connect(f"{url}/ws", params={"me": f"r{i}"})
+        task = asyncio.create_task(read_pushes(ws, waiters, lambda frame: frame.get("id")))
+        cleanup.append(ws.close)
+        cleanup.append(task.cancel)
+    return BareSide(url, http, waiters, proc.pid)
+
+
+def _inbox_new(frame: Any) -> str | None:
+    if isinstance(frame, dict) and frame.get("kind") == "inbox.new":
+        return str(frame["message_id"])
+    return None
+
+
+async def _gateway_side(
+    tmp: Path,
+    http: aiohttp.ClientSession,
+    n_pairs: int,
+    cleanup: list[Callable[[], object]],
+) -> GatewaySide:
+    admin_key = SigningKey.generate()
+    data_dir = tmp / "gateway"
+    directory = await asyncio.to_thread(g.init_gateway, data_dir, admin_key, **GATEWAY_SETTINGS)
+    gw = await g.start_gateway(data_dir, admin_key, tmp / "gateway.log", **GATEWAY_SETTINGS)
+    cleanup.append(gw.stop)
+    dep = await g.deploy(gw, directory, n_pairs, http)
+    waiters = Waiters()
+    for pair in dep.recipients:
+        ws = await dep.transport(pair).websocket("/v1/events", {"after": 0})
+        task = asyncio.create_task(read_pushes(ws, waiters, _inbox_new))
+        cleanup.append(ws.close)
+        cleanup.append(task.cancel)
+    return GatewaySide(dep, waiters)
+
+
+async def run_levels(
+    quick: bool, sides: Sequence[str], levels: Sequence[int] = LEVELS
+) -> dict[str, Any]:
+    log = sys.stderr
+    n_pairs = max(levels)
+    cleanup: list[Callable[[], object]] = []
+    results: dict[str, dict[str, Any]] = {name: {} for name in sides}
+    extra: dict[str, Any] = {}
+    connector = aiohttp.TCPConnector(limit=0)
+    with tempfile.TemporaryDirectory(prefix="stafett-bench-relay-") as tmp_name:
+        tmp = Path(tmp_name)
+        async with aiohttp.ClientSession(connector=connector) as http:
+            try:
+                built: dict[str, Side] = {}
+                if "bare" in sides:
+                    built["bare"] = await _bare_side(tmp, http, n_pairs, cleanup)
+                if "gateway" in sides:
+                    gateway = await _gateway_side(tmp, http, n_pairs, cleanup)
+                    built["gateway"] = gateway
+                print(f"relay bench: set up {', '.join(built)} ({n_pairs} device pairs)", file=log)
+                for c in levels:
+                    per_worker = cycles_per_worker(c, quick)
+                    for name in sides:
+                        side = built[name]
+                        if isinstance(side, BareSide) and "gateway" in built:
+                            side.size = max(BODY_BYTES, gateway.envelope_bytes)
+                        figures = await measure(side, c, per_worker)
+                        results[name][str(c)] = figures
+                        print(
+                            f"  {name:7} c={c:<3} {figures['cycles_per_s']:8.1f} cycles/s  "
+                            f"p50 {figures['p50_ms']:7.2f} ms  p99 {figures['p99_ms']:7.2f} ms",
+                            file=log,
+                        )
+                if "gateway" in built:
+                    extra["envelope_bytes"] = gateway.envelope_bytes
+            finally:
+                for step in reversed(cleanup):
+                    outcome = step()
+                    if inspect.isawaitable(outcome):
+                        await outcome
+    out: dict[str, Any] = {
+        "measured": MEASURED,
+        "body_bytes": BODY_BYTES,
+        "levels": list(levels),
+        **{name: results[name] for name in sides},
+        **extra,
+        "cpus": os.cpu_count(),
+        "loadavg_1m": round(os.getloadavg()[0], 2),
+    }
+    if "gateway" in sides and "bare" in sides:
+        gw, bare = results["gateway"], results["bare"]
+        out["ratio"] = {k: round(gw[k]["cycles_per_s"] / bare[k]["cycles_per_s"], 3) for k in gw}
+        out["p99_ratio"] = {k: round(gw[k]["p99_ms"] / bare[k]["p99_ms"], 2) for k in gw}
+        if "16" in gw:
+            out["ratio_c16"] = out["ratio"]["16"]
+            out["p99_ratio_c16"] = out["p99_ratio"]["16"]
+            out["goal"] = {"ratio_c16_min": 0.5, "p99_ratio_max": 3.0}
+            out["goal_met"] = out["ratio_c16"] >= 0.5 and out["p99_ratio_c16"] <= 3.0
+        out["gateway_settings"] = GATEWAY_SETTINGS
+    return out
+
+
+def run(quick: bool) -> dict[str, Any]:
+    return asyncio.run(run_levels(quick, ("bare", "gateway")))
+
+
+if __name__ == "__main__":
+    raise SystemExit("use: python bench/run.py relay [--quick]")

@@ -1,0 +1,91 @@
+"""``stafett admin ...``: the security admin's HTTP side (``keys/`` stays free of HTTP).
+
+- ``push-directory --keys-dir D``: verify the local ``directory.jsonl`` from the trust
+  root (``stafett-keys``' workspace), check that the gateway's log is a prefix of it
+  (same head at its size — threat: signing new entries on top of a forked history),
+  then upload the missing entries, all or nothing per batch.
+- ``audit-verify``: fetch the whole audit chain and a signed checkpoint and verify both
+  against the gateway key pinned out of band (``--gateway-key``).
+- ``subject-key-new --out F``: a new city subject key file to hand to devices.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+from pathlib import Path
+
+from keys.cli_store import KEYSTORE, Workspace
+from keys.keypairs import VerifyKey
+
+from .cli_common import Context
+from .cli_device import write_subject_key
+from .cli_state import CliFailure, open_keystore, read_passphrase
+from .sdk import StafettAdminClient
+
+_BATCH = 500
+
+
+def _admin_client(
+    ctx: Context, keys_dir: Path, gateway_key: VerifyKey | None
+) -> StafettAdminClient:
+    passphrase = read_passphrase(ctx.texts)
+    keystore = open_keystore(keys_dir / KEYSTORE, passphrase, ctx.texts, keys_dir)
+    return StafettAdminClient(ctx.home.gateway_url(), keystore, gateway_key=gateway_key)
+
+
+def _keys_dir(args: argparse.Namespace) -> Path:
+    return Path(args.keys_dir or os.environ.get("STAFETT_KEYS_DIR", "."))
+
+
+async def cmd_push_directory(ctx: Context, args: argparse.Namespace) -> None:
+    keys_dir = _keys_dir(args)
+    verified = Workspace(keys_dir).verify()
+    local = verified.entries
+    client = _admin_client(ctx, keys_dir, ctx.gateway_key())
+    try:
+        remote = (await client.sync_directory()).directory
+        if remote.size > len(local):
+            raise CliFailure(ctx.texts("push_ahead", remote=remote.size, local=len(local)))
+        if remote.size and local[remote.size - 1].hash() != remote.head:
+            raise CliFailure(ctx.texts("push_diverged", seq=remote.size - 1))
+        missing = local[remote.size :]
+        size = remote.size
+        for start in range(0, len(missing), _BATCH):
+            batch = missing[start : start + _BATCH]
+            answer = await client.post_directory_entries([e.to_json() for e in batch])
+            size = int(answer.get("size", size + len(batch)))
+    finally:
+        await client.close()
+    if missing:
+        ctx.out.line(ctx.texts("pushed", n=len(missing), size=size))
+    else:
+        ctx.out.line(ctx.texts("push_nothing", size=size))
+    ctx.out.emit({"pushed": len(missing), "size": size})
+
+
+async def cmd_audit_verify(ctx: Context, args: argparse.Namespace) -> None:
+    key_b64 = args.gateway_key or ctx.home.gateway_key_b64()
+    if not key_b64:
+        raise CliFailure(ctx.texts("no_gateway_key"), status=2)
+    gateway_key = VerifyKey.from_b64(key_b64)
+    client = _admin_client(ctx, _keys_dir(args), gateway_key)
+    try:
+        head = await client.verify_audit(gateway_key)
+    finally:
+        await client.close()
+    ctx.out.line(ctx.texts("audit_ok", size=head.size, head=head.head))
+    ctx.out.emit({"ok": True, "size": head.size, "head": head.head})
+
+
+async def cmd_subject_key_new(ctx: Context, args: argparse.Namespace) -> None:
+    path = Path(args.out)
+    _write_new_subject_key(ctx, path)
+    ctx.out.line(ctx.texts("subject_key_created", path=path))
+    ctx.out.emit({"path": str(path)})
+
+
+def _write_new_subject_key(ctx: Context, path: Path) -> None:
+    if path.exists():
+        raise CliFailure(ctx.texts("target_exists", path=path))
+    write_subject_key(path)

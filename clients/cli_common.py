@@ -1,0 +1,157 @@
+"""What every ``stafett`` command shares: the context, the personnummer, the vocabulary
+and a directory sync that warns about changed keys across runs."""
+
+from __future__ import annotations
+
+import getpass
+import sys
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import date
+from typing import Any
+
+from gateway.policy.vocabulary import Vocabulary, load_vocabulary
+from keys.directory import Directory, DirectoryEntry
+from keys.errors import DirectoryForked, SubjectIdInvalid
+from keys.keypairs import VerifyKey
+from keys.subject import parse_personnummer, subject_reference
+
+from .cli_render import Output
+from .cli_state import CliFailure, Home
+from .directory_sync import PAGE, DirectorySync, KeyChange
+from .sdk import StafettClient
+from .texts import Texts
+
+
+@dataclass
+class Context:
+    home: Home
+    texts: Texts
+    out: Output
+    pnr_stdin: bool = False
+
+    @property
+    def vocabulary(self) -> Vocabulary:
+        return load_vocabulary()
+
+    def label(self, group: str, term: str) -> str:
+        vocab = self.vocabulary
+        if term in vocab.groups.get(group, {}):
+            return vocab.label(group, term, self.texts.language)
+        return term
+
+    def gateway_key(self) -> VerifyKey | None:
+        key = self.home.gateway_key_b64()
+        return VerifyKey.from_b64(key) if key else None
+
+    def client(self) -> StafettClient:
+        keystore = self.home.keystore()
+        return StafettClient(
+            self.home.gateway_url(),
+            keystore,
+            gateway_key=self.gateway_key(),
+            spool_dir=self.home.root,
+            retry_backoff_s=0.2,
+        )
+
+    # --- personnummer -------------------------------------------------------------------
+    def subject_ref(self) -> str:
+        """Ask for the personnummer, validate it and derive the pseudonym locally.
+
+        Read from a prompt that does not echo, or one line of stdin (``--pnr-stdin``);
+        never from argv (threat: shell history and ``ps`` showing who a case is about).
+        The number is dropped as soon as the reference is derived.
+        """
+        keystore = self.home.keystore()
+        if keystore.subject_key is None:
+            raise CliFailure(self.texts("no_subject_key"))
+        if self.pnr_stdin:
+            text = sys.stdin.readline()
+        elif sys.stdin.isatty():
+            text = getpass.getpass(self.texts("pnr_prompt"))
+        else:
+            raise CliFailure(self.texts("pnr_needed"), status=2)
+        try:
+            pnr = parse_personnummer(text, today=date.today())
+        except SubjectIdInvalid as exc:
+            raise CliFailure(self.texts("pnr_invalid", reason=self._pnr_reason(str(exc)))) from None
+        return subject_reference(pnr, keystore.subject_key)
+
+    def _pnr_reason(self, detail: str) -> str:
+        for marker, key in (
+            ("check digit", "pnr_check_digit"),
+            ("calendar date", "pnr_date"),
+            ("future", "pnr_future"),
+        ):
+            if marker in detail:
+                return self.texts(key)
+        return self.texts("pnr_format")
+
+    # --- vocabulary -----------------------------------------------------------------------
+    def check_terms(self, group: str, what: str, terms: Iterable[str]) -> None:
+        allowed = sorted(self.vocabulary.groups[group])
+        for term in terms:
+            if term not in allowed:
+                raise CliFailure(
+                    self.texts(
+                        "unknown_term", what=self.texts(what), term=term, allowed=", ".join(allowed)
+                    ),
+                    status=2,
+                )
+
+    def check_unit(self, directory: Directory, unit: str) -> None:
+        if unit not in directory.units:
+            known = ", ".join(sorted(directory.units)) or self.texts("none")
+            raise CliFailure(self.texts("unknown_unit", unit=unit, known=known), status=2)
+
+
+async def sync_with_warnings(ctx: Context, client: StafettClient) -> tuple[Directory, int]:
+    """Verify the directory and warn loudly about key changes since the last run.
+
+    The keystore's known checkpoint (MAC-protected) says how far this device verified
+    before. The log up to there is rebuilt first, then the rest is synced through
+    ``DirectorySync``, which reports rotations, revocations and destroyed keys of devices
+    known at that point, with the admin entry that signed each. Threat: a substituted
+    key arriving silently; an officer must see that a colleague's key changed, and who
+    vouched for it. Returns the directory and the number of new entries.
+    """
+    keystore = client.keystore
+    sync = DirectorySync(keystore, gateway_key=ctx.gateway_key())
+    known = keystore.known_checkpoint
+    if known is not None and known[0] > 0:
+        await _replay_prefix(client, sync.directory, known[0])
+        if sync.directory.head.hex() != known[1]:
+            raise DirectoryForked("the gateway's directory does not continue the verified head")
+    before = sync.directory.size
+    result = await sync.sync(client.transport)
+    for change in result.changes:
+        ctx.out.warn(describe_change(ctx.texts, change))
+    return result.directory, result.directory.size - before
+
+
+async def _replay_prefix(client: StafettClient, directory: Directory, size: int) -> None:
+    while directory.size < size:
+        answer: Any = await client.transport.request(
+            "GET",
+            "/v1/directory/entries",
+            query={"after": directory.size - 1, "limit": min(PAGE, size - directory.size)},
+        )
+        entries = answer.get("entries") if isinstance(answer, dict) else None
+        if not isinstance(entries, list) or not entries:
+            raise DirectoryForked("the gateway's directory is shorter than the verified head")
+        for raw in entries[: size - directory.size]:
+            directory.append(DirectoryEntry.from_json(raw))
+
+
+def describe_change(texts: Texts, change: KeyChange) -> str:
+    key = {"rotated": "key_rotated", "revoked": "key_revoked"}.get(change.kind, "key_destroyed")
+    return texts(
+        key,
+        device=change.device,
+        old=change.old_version,
+        new=change.new_version,
+        old_fpr=change.old_fingerprint,
+        new_fpr=change.new_fingerprint,
+        seq=change.seq,
+        signer=change.signer,
+    )

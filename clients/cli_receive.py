@@ -1,0 +1,214 @@
+"""``stafett inbox | open | ack | watch`` (the recipient's side)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+from pathlib import Path
+from typing import Any
+
+from . import cli_bundle
+from .cli_common import Context, sync_with_warnings
+from .cli_render import table, when
+from .cli_state import CliFailure
+from .results import PushEvent
+from .sdk import StafettClient
+
+
+async def _inbox(client: StafettClient) -> list[dict[str, Any]]:
+    items: list[dict[str, Any]] = []
+    after: str | None = None
+    while True:
+        page = await client.inbox(after)
+        items.extend(m for m in page.get("messages", []) if isinstance(m, dict))
+        after = page.get("next")
+        if not after:
+            return items
+
+
+async def cmd_inbox(ctx: Context, args: argparse.Namespace) -> None:
+    async with ctx.client() as client:
+        items = await _inbox(client)
+    t = ctx.texts
+    if not items:
+        ctx.out.line(t("inbox_empty"))
+    else:
+        rows = [
+            [
+                str(m.get("message_id")),
+                str(m.get("sender")),
+                ctx.label("categories", str(m.get("category"))),
+                ctx.label("purposes", str(m.get("purpose"))),
+                when(m.get("created")),
+                when(m.get("due") or m.get("expires")),
+            ]
+            for m in items
+        ]
+        ctx.out.line(
+            table(
+                [
+                    t("col_message"),
+                    t("col_from"),
+                    t("col_category"),
+                    t("col_purpose"),
+                    t("col_received"),
+                    t("col_due"),
+                ],
+                rows,
+            )
+        )
+    ctx.out.emit({"messages": items})
+
+
+async def cmd_open(ctx: Context, args: argparse.Namespace) -> None:
+    """Verify (directory key, signature, FINAL tag), decrypt, unpack into a new folder.
+
+    The decrypted bundle is written by the SDK only once complete and verified; the
+    folder appears by rename only once fully unpacked. A tampered envelope leaves
+    neither behind.
+    """
+    target, bundle = _targets(ctx, Path(args.out), args.message_id)
+    progress = ctx.out.progress("↓")
+    async with ctx.client() as client:
+        await sync_with_warnings(ctx, client)
+        try:
+            opened = await client.fetch(args.message_id, bundle, progress=progress)
+            unpacked = cli_bundle.unpack(bundle, target)
+        finally:
+            progress.finish()
+            cli_bundle.remove(bundle)
+        consent_status = "?"
+        with contextlib.suppress(Exception):
+            consent = await client.get_consent(opened.consent_id)
+            consent_status = str(consent.get("status", "?"))
+    ctx.home.save_checkpoint_if_moved()
+    ctx.home.save_record(
+        "opened",
+        args.message_id,
+        {
+            "message_id": args.message_id,
+            "header_hash": opened.header_hash,
+            "path": str(target),
+            "sender": opened.sender,
+        },
+    )
+    t = ctx.texts
+    if consent_status != "active":
+        ctx.out.warn(t("consent_not_active", consent_id=opened.consent_id, status=consent_status))
+    files = ([cli_bundle.TEXT_NAME] if unpacked.text else []) + [
+        f"{cli_bundle.FILES_DIR}/{f}" for f in unpacked.files
+    ]
+    ctx.out.line(t("opened", message_id=args.message_id, path=target))
+    ctx.out.line(t("opened_sender", sender=opened.sender, fingerprint=opened.sender_fingerprint))
+    ctx.out.line(
+        t(
+            "opened_what",
+            category=ctx.label("categories", opened.category),
+            purpose=ctx.label("purposes", opened.purpose),
+        )
+    )
+    ctx.out.line(t("opened_consent", consent_id=opened.consent_id, status=consent_status))
+    ctx.out.line(t("opened_files", files=", ".join(files) or t("none")))
+    ctx.out.line(t("opened_ack_hint", message_id=args.message_id))
+    ctx.out.emit(
+        {
+            "message_id": args.message_id,
+            "path": str(target),
+            "sender": opened.sender,
+            "sender_fingerprint": opened.sender_fingerprint,
+            "category": opened.category,
+            "purpose": opened.purpose,
+            "consent_id": opened.consent_id,
+            "consent_status": consent_status,
+            "in_reply_to": opened.header.in_reply_to,
+            "text": unpacked.text,
+            "files": list(unpacked.files),
+        }
+    )
+
+
+def _targets(ctx: Context, out_dir: Path, message_id: str) -> tuple[Path, Path]:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    target = out_dir / message_id
+    if target.exists():
+        raise CliFailure(ctx.texts("target_exists", path=target))
+    return target, out_dir / f".{message_id}.bundle"
+
+
+async def cmd_ack(ctx: Context, args: argparse.Namespace) -> None:
+    opened = ctx.home.record("opened", args.message_id)
+    if opened is None:
+        raise CliFailure(ctx.texts("not_opened", message_id=args.message_id))
+    if args.reject:
+        ctx.check_terms("rejection_reasons", "what_reason", [args.reject])
+    status, reason = ("rejected", args.reject) if args.reject else ("accepted", None)
+    async with ctx.client() as client:
+        answer = await client.ack(
+            args.message_id, status, reason, header_hash=str(opened["header_hash"])
+        )
+    key = "rejected" if args.reject else "acked"
+    ctx.out.line(
+        ctx.texts(
+            key,
+            message_id=args.message_id,
+            reason=ctx.label("rejection_reasons", args.reject or ""),
+        )
+    )
+    ctx.out.emit(
+        {
+            "message_id": args.message_id,
+            "state": answer.get("state"),
+            "handed_over_at": answer.get("handed_over_at"),
+        }
+    )
+
+
+def describe_event(ctx: Context, event: PushEvent) -> str:
+    reason = event.data.get("reason")
+    values = {
+        "message_id": event.message_id or "-",
+        "kind": event.kind,
+        "state": ctx.texts(f"state_{event.data.get('state')}"),
+        "reason": ctx.label("withdrawal_reasons", str(reason)) if reason else "-",
+    }
+    text = ctx.texts(f"event_{event.kind}", **values)
+    if text == f"event_{event.kind}":
+        text = ctx.texts("event_other", **values)
+    return f"[{when(event.created)}] {text}"
+
+
+async def cmd_watch(ctx: Context, args: argparse.Namespace) -> None:
+    """Live events over the push stream; resumes after the last event shown."""
+    after = ctx.home.cursor() if args.after is None else int(args.after)
+    kinds = set(args.kind or [])
+    seen = 0
+    async with ctx.client() as client:
+        ctx.out.line(ctx.texts("watch_start", device=client.kid.device))
+
+        async def consume() -> None:
+            nonlocal seen
+            async for event in client.events(after, reconnect_delay_s=1.0):
+                ctx.home.save_cursor(event.seq)
+                if kinds and event.kind not in kinds:
+                    continue
+                ctx.out.line(describe_event(ctx, event))
+                ctx.out.emit(
+                    {
+                        "seq": event.seq,
+                        "kind": event.kind,
+                        "message_id": event.message_id,
+                        "created": event.created,
+                        "data": event.data,
+                    }
+                )
+                seen += 1
+                if args.count and seen >= args.count:
+                    return
+
+        try:
+            await asyncio.wait_for(consume(), timeout=args.timeout or None)
+        except TimeoutError:
+            ctx.out.line(ctx.texts("watch_timeout", seconds=args.timeout))
+            if args.count and seen < args.count:
+                raise CliFailure(ctx.texts("watch_timeout", seconds=args.timeout)) from None

@@ -1,0 +1,293 @@
+"""``stafett send`` and ``stafett status`` (the sender's side).
+
+Before anything is sealed, the consent is checked here as well (the gateway decides
+again, authoritatively): the personnummer gives the subject reference, the consents
+the gateway lists are verified against their recorders' directory keys, and one that
+is active and covers this unit -> recipient unit x category x purpose is chosen. An
+explicit ``--consent ID`` skips the local choice and leaves the decision to the
+gateway alone (its refusal names the reason). Nothing leaves the device when no
+consent covers the send.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+from typing import Any
+
+from keys.errors import KeysError
+
+from . import cli_bundle
+from .cli_common import Context, sync_with_warnings
+from .cli_consent import summarise, verified_record
+from .cli_render import table, when
+from .cli_state import CliFailure
+from .sdk import StafettClient
+from .sealing import remove, temp_path
+
+DAY = 86_400
+
+
+def _read_text(ctx: Context, args: argparse.Namespace) -> bytes | None:
+    if not args.text_file:
+        return None
+    try:
+        return Path(args.text_file).read_bytes()
+    except OSError:
+        raise CliFailure(ctx.texts("file_missing", path=args.text_file)) from None
+
+
+def _files(ctx: Context, args: argparse.Namespace) -> list[Path]:
+    files = [Path(f) for f in args.file or []]
+    for path in files:
+        if not path.is_file():
+            raise CliFailure(ctx.texts("file_missing", path=path))
+    return files
+
+
+def _covers(record: dict[str, Any], sender: str, to: str, category: str, purpose: str) -> bool:
+    now = int(time.time())
+    return (
+        {"from": sender, "to": to} in record.get("pairs", [])
+        and category in record.get("categories", [])
+        and purpose in record.get("purposes", [])
+        and int(record.get("valid_from", 0)) <= now < int(record.get("valid_until") or 0)
+    )
+
+
+async def _choose_consent(
+    ctx: Context, client: StafettClient, args: argparse.Namespace
+) -> tuple[str, str]:
+    """``(consent_id, subject_ref)`` for this send."""
+    directory = await client.directory()
+    if args.consent:
+        consent = await client.get_consent(args.consent)
+        record = verified_record(directory, consent)
+        if record is None:
+            raise CliFailure(
+                ctx.texts("crypto_refused", code="consent_signature_invalid", detail=args.consent)
+            )
+        return args.consent, str(record["subject_ref"])
+    subject_ref = ctx.subject_ref()
+    consents = await client.list_consents(subject_ref)
+    summary = []
+    for consent in consents:
+        record = verified_record(directory, consent)
+        summary.append(summarise(consent, record))
+        if (
+            record is not None
+            and consent.get("status") == "active"
+            and _covers(record, client.unit, args.to, args.category, args.purpose)
+        ):
+            return str(consent["consent_id"]), subject_ref
+    message = ctx.texts(
+        "no_consent_covers",
+        from_unit=client.unit,
+        to_unit=args.to,
+        category=args.category,
+        purpose=args.purpose,
+    )
+    if summary:
+        listed = "; ".join(
+            f"{s['consent_id']} ({s['status']}: {', '.join(s['pairs'])} / "
+            f"{', '.join(s['categories'])} / {', '.join(s['purposes'])})"
+            for s in summary
+        )
+        message += " " + ctx.texts("consent_exists_but", summary=listed)
+    raise CliFailure(message)
+
+
+async def cmd_send(ctx: Context, args: argparse.Namespace) -> None:
+    text, files = _read_text(ctx, args), _files(ctx, args)
+    if text is None and not files:
+        raise CliFailure(ctx.texts("send_nothing"), status=2)
+    ctx.check_terms("categories", "what_category", [args.category])
+    ctx.check_terms("purposes", "what_purpose", [args.purpose])
+    home = ctx.home
+    async with ctx.client() as client:
+        directory, _ = await sync_with_warnings(ctx, client)
+        ctx.check_unit(directory, args.to)
+        devices = None
+        if args.officer:
+            devices = [f"{args.to}/{name}" for name in args.officer]
+            active = sorted(
+                name
+                for name, rec in directory.devices.items()
+                if rec.device.unit == args.to and not rec.revoked
+            )
+            for device in devices:
+                if device not in active:
+                    raise CliFailure(
+                        ctx.texts(
+                            "unknown_officer",
+                            device=device,
+                            unit=args.to,
+                            known=", ".join(active) or ctx.texts("none"),
+                        ),
+                        status=2,
+                    )
+        consent_id, subject_ref = await _choose_consent(ctx, client, args)
+        # The plaintext bundle lives 0600 in the state directory only while it is sealed.
+        bundle = temp_path(home.root, ".bundle")
+        progress = ctx.out.progress("↑")
+        try:
+            cli_bundle.pack(bundle, text, files)
+            result = await client.send(
+                recipient_unit=args.to,
+                consent_id=consent_id,
+                subject_ref=subject_ref,
+                category=args.category,
+                purpose=args.purpose,
+                body=bundle,
+                expires_in_s=int(args.days) * DAY,
+                devices=devices,
+                in_reply_to=args.reply_to,
+                progress=progress,
+            )
+        finally:
+            progress.finish()
+            remove(bundle)
+    home.save_checkpoint_if_moved()
+    home.save_record(
+        "sent",
+        result.message_id,
+        {
+            "message_id": result.message_id,
+            "header_hash": result.header_hash,
+            "recipients": list(result.recipients),
+            "to": args.to,
+            "consent_id": consent_id,
+            "category": args.category,
+            "purpose": args.purpose,
+            "sent_at": int(time.time()),
+            "expires": result.expires,
+        },
+    )
+    key = "send_replayed" if result.replayed else "send_done"
+    ctx.out.line(
+        ctx.texts(
+            key,
+            message_id=result.message_id,
+            to=args.to,
+            n=len(result.recipients),
+            expires=when(result.expires),
+        )
+    )
+    ctx.out.emit(
+        {
+            "message_id": result.message_id,
+            "consent_id": consent_id,
+            "recipients": list(result.recipients),
+            "expires": result.expires,
+            "replayed": result.replayed,
+            "size": result.size,
+        }
+    )
+
+
+async def _outbox(client: StafettClient) -> list[dict[str, Any]]:
+    items: list[dict[str, Any]] = []
+    after: str | None = None
+    while True:
+        page = await client.outbox(after)
+        items.extend(m for m in page.get("messages", []) if isinstance(m, dict))
+        after = page.get("next")
+        if not after:
+            return items
+
+
+async def _receipt_note(
+    ctx: Context, client: StafettClient, item: dict[str, Any]
+) -> tuple[str, dict[str, Any] | None]:
+    summary = item.get("receipt")
+    if not isinstance(summary, dict):
+        return "", None
+    sent = ctx.home.record("sent", str(item["message_id"]))
+    if sent is None:
+        return ctx.texts("receipt_unverified"), {"verified": False, **summary}
+    try:
+        verified = await client.receipt(
+            str(item["message_id"]),
+            header_hash=str(sent["header_hash"]),
+            recipients=[str(r) for r in sent["recipients"]],
+        )
+    except KeysError as exc:
+        # Threat: a gateway presenting a forged or misattributed proof of handover.
+        return ctx.texts("receipt_invalid", code=exc.code), {"verified": False, "error": exc.code}
+    doc = {
+        "verified": True,
+        "recipient": verified.recipient,
+        "recipient_fingerprint": verified.recipient_fingerprint,
+        "accepted": verified.accepted,
+        "reason": verified.reason,
+        "received_at": verified.received_at,
+    }
+    if not verified.accepted:
+        reason = ctx.label("rejection_reasons", verified.reason or "other")
+        return ctx.texts("receipt_rejected", recipient=verified.recipient, reason=reason), doc
+    return ctx.texts(
+        "receipt_verified", recipient=verified.recipient, time=when(verified.received_at)
+    ), doc
+
+
+async def cmd_status(ctx: Context, args: argparse.Namespace) -> None:
+    async with ctx.client() as client:
+        if args.message_id:
+            items = [await client.status(args.message_id)]
+        else:
+            items = await _outbox(client)
+        rows, docs = [], []
+        for item in items:
+            note, receipt = await _receipt_note(ctx, client, item)
+            state = str(item.get("state"))
+            rows.append(
+                [
+                    str(item.get("message_id")),
+                    str(item.get("recipient_unit")),
+                    ctx.label("categories", str(item.get("category"))),
+                    when(item.get("accepted_at")),
+                    ctx.texts(f"state_{state}"),
+                    note,
+                ]
+            )
+            docs.append(
+                {
+                    **{
+                        k: item.get(k)
+                        for k in (
+                            "message_id",
+                            "state",
+                            "recipient_unit",
+                            "consent_id",
+                            "category",
+                            "purpose",
+                            "accepted_at",
+                            "delivered_at",
+                            "handed_over_at",
+                            "state_changed_at",
+                            "expires",
+                        )
+                    },
+                    "receipt": receipt,
+                }
+            )
+    ctx.home.save_checkpoint_if_moved()
+    if not rows:
+        ctx.out.line(ctx.texts("status_empty"))
+    else:
+        t = ctx.texts
+        ctx.out.line(
+            table(
+                [
+                    t("col_message"),
+                    t("col_to"),
+                    t("col_category"),
+                    t("col_sent"),
+                    t("col_state"),
+                    t("col_receipt"),
+                ],
+                rows,
+            )
+        )
+    ctx.out.emit({"messages": docs})

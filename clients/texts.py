@@ -1,0 +1,313 @@
+"""Every human-facing text of the ``stafett`` CLI, in Swedish (default) and English.
+
+The language comes from ``--lang`` or ``STAFETT_LANG`` (``sv`` | ``en``). Texts are
+``str.format`` templates; a key missing in English falls back to Swedish, a key
+missing everywhere is a bug and shows the key itself (never a traceback).
+
+Texts never interpolate content, personnummer, subject references, keys or
+passphrases: callers pass ids, codes, counts and file names only.
+"""
+
+# ruff: noqa: E501
+# (one unbroken line per text: easier to read, translate and grep than split strings)
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+
+LANGUAGES = ("sv", "en")
+DEFAULT_LANGUAGE = "sv"
+
+SV: dict[str, str] = {
+    # --- general --------------------------------------------------------------------
+    "error": "stafett: fel: {message}",
+    "usage_error": "stafett: felaktigt kommando: {message} (se --help)",
+    "warning": "VARNING: {message}",
+    "internal_error": "ett internt fel inträffade ({kind}). Inget mer gjordes; rapportera felet.",
+    "interrupted": "avbrutet; inget halvfärdigt sparades.",
+    "none": "(inga)",
+    "yes": "ja",
+    "no": "nej",
+    # --- state and setup ----------------------------------------------------------------
+    "no_home": "ingen enhet är installerad i {home}. Kör först: stafett init --device ENHET/NAMN ...",
+    "home_exists": "det finns redan en nyckelfil i {home}; välj en annan --home eller ta bort den medvetet.",
+    "no_gateway_url": "ingen gateway-adress: ange --gateway URL (eller vid init).",
+    "no_passphrase": "ingen lösenfras: sätt STAFETT_PASSPHRASE eller kör i en terminal.",
+    "passphrase_prompt": "Lösenfras för nyckelfilen: ",
+    "passphrase_repeat": "Upprepa lösenfrasen: ",
+    "passphrase_differs": "lösenfraserna skiljer sig åt; inget skapades.",
+    "passphrase_short": "lösenfrasen måste vara minst {n} tecken.",
+    "wrong_passphrase": "fel lösenfras för nyckelfilen i {home}. Försök igen; inget ändrades.",
+    "keystore_corrupt": "nyckelfilen i {home} är skadad ({code}). Kontakta säkerhetsadministratören.",
+    "no_subject_key": "enheten saknar stadens pseudonymnyckel. Be säkerhetsadministratören om filen och kör: stafett subject-key import FIL",
+    "subject_key_bad": "filen {path} är ingen giltig pseudonymnyckel.",
+    "file_missing": "filen finns inte eller kan inte läsas: {path}",
+    "target_exists": "{path} finns redan; välj en annan plats eller flytta den först.",
+    "trust_root_bad": "förtroendefilen {path} är ogiltig: {detail}",
+    "init_done": "Enheten {device} skapades i {home}.",
+    "init_fingerprints": "  signeringsnyckel:  {signing}\n  krypteringsnyckel: {encryption}",
+    "init_next": "Lämna {request} till säkerhetsadministratören och jämför fingeravtrycken ovan muntligt.",
+    "subject_key_imported": "Stadens pseudonymnyckel är installerad.",
+    "subject_key_created": "En ny pseudonymnyckel skrevs till {path} (hemlig: dela bara med enheternas datorer, aldrig med gatewayn).",
+    # --- directory ------------------------------------------------------------------------
+    "dir_header": "Nyckelkatalogen: {size} poster verifierade mot de fästa administratörsnycklarna.",
+    "dir_head": "Huvud: {head}",
+    "dir_units": "Enheter:",
+    "dir_devices": "Enheter och nycklar:",
+    "dir_new": "{n} nya poster sedan förra synkroniseringen.",
+    "key_rotated": "NYCKELN FÖR {device} HAR BYTTS: version {old} ({old_fpr}) -> version {new} ({new_fpr}). Post {seq} signerad av {signer}. Kontrollera bytet med kollegan innan du litar på det.",
+    "key_revoked": "NYCKLARNA FÖR {device} ÄR SPÄRRADE (version {old}, {old_fpr}). Post {seq} signerad av {signer}. Meddelanden krypterade till dem ska betraktas som röjda.",
+    "key_destroyed": "En gammal nyckel för {device} har förstörts: version {old} ({old_fpr}). Post {seq} signerad av {signer}.",
+    # --- personnummer ---------------------------------------------------------------------
+    "pnr_prompt": "Personnummer (visas inte): ",
+    "pnr_needed": "personnumret läses från en terminal eller med --pnr-stdin; aldrig som argument.",
+    "pnr_invalid": "personnumret är ogiltigt: {reason}. Kontrollera och skriv det igen.",
+    "pnr_check_digit": "kontrollsiffran stämmer inte (felskrivet?)",
+    "pnr_date": "datumdelen är inget giltigt datum",
+    "pnr_future": "datumdelen ligger i framtiden",
+    "pnr_format": "formatet ska vara ÅÅMMDD-NNNN eller ÅÅÅÅMMDDNNNN",
+    # --- consent --------------------------------------------------------------------------
+    "consent_recorded": "Samtycke {consent_id} registrerades ({form}) för {pairs}; giltigt till {until}.",
+    "consent_withdrawn": "Samtycke {consent_id} är återkallat. {n} väntande meddelande(n) drogs tillbaka; avsändarna har meddelats.",
+    "consent_none": "Inga samtycken för denna person där din enhet är part.",
+    "consent_bad_pair": "parets form är FRÅN:TILL med två enhetskoder, t.ex. sav:so-nordost (fick {value}).",
+    "consent_bad_date": "datum ska skrivas ÅÅÅÅ-MM-DD (fick {value}).",
+    "consent_need_end": "ett samtycke måste ha ett slutdatum: ange --until ÅÅÅÅ-MM-DD eller --days N.",
+    "consent_written_needs_evidence": "skriftligt samtycke: ange --evidence FIL (den underskrivna blanketten; bara dess kontrollsumma lämnar datorn).",
+    "consent_oral_needs_witness": "muntligt samtycke: ange --witness NAMN och --note TEXT (när och hur det lämnades).",
+    "consent_minor_needs_guardian": "för en underårig krävs vårdnadshavares samtycke: ange --guardian-evidence FIL.",
+    "no_consent_covers": "inget aktivt samtycke för denna person täcker {from_unit} -> {to_unit}, kategori {category}, syfte {purpose}. Registrera ett samtycke först (stafett consent record).",
+    "consent_exists_but": "Befintliga samtycken: {summary}",
+    # --- vocabulary -----------------------------------------------------------------------
+    "unknown_term": "{what} {term!r} finns inte i vokabulären. Tillåtna: {allowed}",
+    "what_category": "kategorin",
+    "what_purpose": "syftet",
+    "what_reason": "skälet",
+    "unknown_unit": "enheten {unit!r} finns inte i nyckelkatalogen. Kända enheter: {known}",
+    "unknown_officer": "{device} är ingen aktiv enhet i {unit}. Aktiva: {known}",
+    # --- send / receive -------------------------------------------------------------------
+    "send_nothing": "inget att skicka: ange --text-file FIL och/eller --file FIL.",
+    "send_done": "Skickat {message_id} till {to} ({n} mottagarnyckel/-nycklar); sparas till {expires} om det inte hämtas.",
+    "send_replayed": "Gatewayn hade redan detta meddelande ({message_id}); inget dubblettmeddelande skapades.",
+    "inbox_empty": "Inkorgen är tom.",
+    "col_message": "MEDDELANDE",
+    "col_from": "FRÅN",
+    "col_to": "TILL",
+    "col_category": "KATEGORI",
+    "col_purpose": "SYFTE",
+    "col_received": "MOTTAGET",
+    "col_due": "SENAST",
+    "col_state": "STATUS",
+    "col_sent": "SKICKAT",
+    "col_receipt": "KVITTO",
+    "col_unit": "ENHET",
+    "col_kind": "TYP",
+    "col_name": "NAMN",
+    "col_kid": "NYCKEL",
+    "col_status": "STATUS",
+    "col_signing": "SIGNERING",
+    "col_encryption": "KRYPTERING",
+    "opened": "Meddelande {message_id} är verifierat och dekrypterat till {path}",
+    "opened_sender": "  Avsändare: {sender} (fingeravtryck {fingerprint})",
+    "opened_what": "  Kategori:  {category}\n  Syfte:     {purpose}",
+    "opened_consent": "  Samtycke:  {consent_id} ({status})",
+    "opened_files": "  Innehåll:  {files}",
+    "opened_ack_hint": "När innehållet är överfört till akten: stafett ack {message_id}",
+    "consent_not_active": "samtycket {consent_id} är inte längre aktivt ({status}); hantera innehållet enligt rutinen.",
+    "acked": "Kvitto för {message_id} är signerat och lämnat; innehållet är raderat från gatewayn.",
+    "rejected": "Meddelande {message_id} är avvisat ({reason}); avsändaren ser skälet.",
+    "not_opened": "meddelande {message_id} har inte öppnats på denna dator; kör stafett open {message_id} först.",
+    "status_empty": "Du har inga skickade meddelanden.",
+    "receipt_verified": "verifierat: {recipient} {time}",
+    "receipt_unverified": "finns (ej verifierat: skickat från en annan installation)",
+    "receipt_invalid": "OGILTIGT KVITTO ({code})",
+    "receipt_rejected": "avvisat av {recipient}: {reason}",
+    "watch_start": "Lyssnar efter händelser för {device} (Ctrl-C för att sluta) ...",
+    "watch_timeout": "Ingen ny händelse inom {seconds} s.",
+    # --- message states / events ----------------------------------------------------------
+    "state_accepted": "väntar",
+    "state_delivered": "hämtat",
+    "state_handed_over": "överlämnat",
+    "state_rejected": "avvisat",
+    "state_expired": "utgånget (ej överlämnat)",
+    "state_withdrawn": "tillbakadraget",
+    "state_recalled": "återkallat",
+    "event_inbox.new": "Nytt meddelande i inkorgen: {message_id}",
+    "event_inbox.removed": "Meddelande {message_id} finns inte längre i inkorgen ({state})",
+    "event_inbox.withdrawn": "Meddelande {message_id} drogs tillbaka",
+    "event_outbox.delivered": "Ditt meddelande {message_id} har hämtats av mottagaren",
+    "event_outbox.handed_over": "Ditt meddelande {message_id} är överlämnat (kvitto finns)",
+    "event_outbox.rejected": "Ditt meddelande {message_id} avvisades ({reason})",
+    "event_outbox.expired": "Ditt meddelande {message_id} hämtades aldrig och är raderat (ej överlämnat)",
+    "event_outbox.withdrawn": "Ditt meddelande {message_id} drogs tillbaka: {reason}",
+    "event_other": "Händelse {kind} för {message_id}",
+    # --- gateway and admin ----------------------------------------------------------------
+    "gateway_down": "gatewayn på {url} svarar inte. Kontrollera adressen och nätverket eller kontakta driften; inget skickades och inget sparades.",
+    "gateway_refused": "gatewayn vägrade ({code}): {detail}",
+    "gateway_odd": "gatewayn svarade oväntat: {detail}. Försök igen senare eller kontakta driften.",
+    "consent_refused_hint": "Gatewayn släpper bara igenom det ett aktivt samtycke täcker.",
+    "crypto_refused": "säkerhetskontrollen misslyckades ({code}): {detail}. Inget sparades; rör inte innehållet och kontakta säkerhetsadministratören.",
+    "dir_forked": "GATEWAYNS NYCKELKATALOG STÄMMER INTE MED DEN DU TIDIGARE VERIFIERAT ({code}). Lita inte på den; kontakta säkerhetsadministratören.",
+    "pushed": "{n} katalogposter laddades upp; gatewayns katalog har nu {size} poster.",
+    "push_nothing": "Gatewayn har redan alla {size} katalogposter.",
+    "push_diverged": "gatewayns katalog skiljer sig från din lokala logg vid post {seq}; inget laddades upp.",
+    "push_ahead": "gatewayn har fler poster ({remote}) än din lokala logg ({local}); hämta dem först.",
+    "audit_ok": "Granskningsloggen är intakt: {size} poster, huvud {head}.",
+    "no_gateway_key": "gatewayns nyckel behövs för att verifiera granskningsloggen: ange --gateway-key BASE64.",
+}
+
+EN: dict[str, str] = {
+    "error": "stafett: error: {message}",
+    "usage_error": "stafett: usage error: {message} (see --help)",
+    "warning": "WARNING: {message}",
+    "internal_error": "an internal error occurred ({kind}). Nothing more was done; please report it.",
+    "interrupted": "interrupted; nothing half-done was kept.",
+    "none": "(none)",
+    "yes": "yes",
+    "no": "no",
+    "no_home": "no device is set up in {home}. First run: stafett init --device UNIT/NAME ...",
+    "home_exists": "there is already a keystore in {home}; choose another --home or remove it deliberately.",
+    "no_gateway_url": "no gateway address: pass --gateway URL (or at init).",
+    "no_passphrase": "no passphrase: set STAFETT_PASSPHRASE or run in a terminal.",
+    "passphrase_prompt": "Keystore passphrase: ",
+    "passphrase_repeat": "Repeat the passphrase: ",
+    "passphrase_differs": "the passphrases differ; nothing was created.",
+    "passphrase_short": "the passphrase must be at least {n} characters.",
+    "wrong_passphrase": "wrong passphrase for the keystore in {home}. Try again; nothing was changed.",
+    "keystore_corrupt": "the keystore in {home} is damaged ({code}). Contact the security admin.",
+    "no_subject_key": "this device lacks the city's pseudonym key. Ask the security admin for the file and run: stafett subject-key import FILE",
+    "subject_key_bad": "{path} is not a valid pseudonym key file.",
+    "file_missing": "the file does not exist or cannot be read: {path}",
+    "target_exists": "{path} already exists; choose another place or move it first.",
+    "trust_root_bad": "the trust root file {path} is invalid: {detail}",
+    "init_done": "Device {device} was created in {home}.",
+    "init_fingerprints": "  signing key:    {signing}\n  encryption key: {encryption}",
+    "init_next": "Give {request} to the security admin and compare the fingerprints above by voice.",
+    "subject_key_imported": "The city's pseudonym key is installed.",
+    "subject_key_created": "A new pseudonym key was written to {path} (secret: share only with unit devices, never with the gateway).",
+    "dir_header": "Key directory: {size} entries verified against the pinned admin keys.",
+    "dir_head": "Head: {head}",
+    "dir_units": "Units:",
+    "dir_devices": "Devices and keys:",
+    "dir_new": "{n} new entries since the last sync.",
+    "key_rotated": "THE KEY OF {device} CHANGED: version {old} ({old_fpr}) -> version {new} ({new_fpr}). Entry {seq} signed by {signer}. Confirm the change with your colleague before trusting it.",
+    "key_revoked": "THE KEYS OF {device} ARE REVOKED (version {old}, {old_fpr}). Entry {seq} signed by {signer}. Messages sealed to them must be treated as exposed.",
+    "key_destroyed": "An old key of {device} was destroyed: version {old} ({old_fpr}). Entry {seq} signed by {signer}.",
+    "pnr_prompt": "Personnummer (not shown): ",
+    "pnr_needed": "the personnummer is read from a terminal or with --pnr-stdin; never as an argument.",
+    "pnr_invalid": "the personnummer is invalid: {reason}. Check it and type it again.",
+    "pnr_check_digit": "the check digit does not match (mistyped?)",
+    "pnr_date": "the date part is not a calendar date",
+    "pnr_future": "the date part lies in the future",
+    "pnr_format": "the format must be YYMMDD-NNNN or YYYYMMDDNNNN",
+    "consent_recorded": "Consent {consent_id} was recorded ({form}) for {pairs}; valid until {until}.",
+    "consent_withdrawn": "Consent {consent_id} is withdrawn. {n} pending message(s) were withdrawn; their senders were told.",
+    "consent_none": "No consents for this person where your unit is a party.",
+    "consent_bad_pair": "a pair is FROM:TO with two unit codes, e.g. sav:so-nordost (got {value}).",
+    "consent_bad_date": "dates are written YYYY-MM-DD (got {value}).",
+    "consent_need_end": "a consent needs an end date: pass --until YYYY-MM-DD or --days N.",
+    "consent_written_needs_evidence": "written consent: pass --evidence FILE (the signed form; only its checksum leaves this computer).",
+    "consent_oral_needs_witness": "oral consent: pass --witness NAME and --note TEXT (when and how it was given).",
+    "consent_minor_needs_guardian": "a minor needs a guardian's consent: pass --guardian-evidence FILE.",
+    "no_consent_covers": "no active consent for this person covers {from_unit} -> {to_unit}, category {category}, purpose {purpose}. Record a consent first (stafett consent record).",
+    "consent_exists_but": "Existing consents: {summary}",
+    "unknown_term": "{what} {term!r} is not in the vocabulary. Allowed: {allowed}",
+    "what_category": "the category",
+    "what_purpose": "the purpose",
+    "what_reason": "the reason",
+    "unknown_unit": "the unit {unit!r} is not in the key directory. Known units: {known}",
+    "unknown_officer": "{device} is not an active device of {unit}. Active: {known}",
+    "send_nothing": "nothing to send: pass --text-file FILE and/or --file FILE.",
+    "send_done": "Sent {message_id} to {to} ({n} recipient key(s)); kept until {expires} unless collected.",
+    "send_replayed": "The gateway already had this message ({message_id}); no duplicate was created.",
+    "inbox_empty": "The inbox is empty.",
+    "col_message": "MESSAGE",
+    "col_from": "FROM",
+    "col_to": "TO",
+    "col_category": "CATEGORY",
+    "col_purpose": "PURPOSE",
+    "col_received": "RECEIVED",
+    "col_due": "DUE",
+    "col_state": "STATE",
+    "col_sent": "SENT",
+    "col_receipt": "RECEIPT",
+    "col_unit": "UNIT",
+    "col_kind": "KIND",
+    "col_name": "NAME",
+    "col_kid": "KEY",
+    "col_status": "STATUS",
+    "col_signing": "SIGNING",
+    "col_encryption": "ENCRYPTION",
+    "opened": "Message {message_id} is verified and decrypted into {path}",
+    "opened_sender": "  Sender:   {sender} (fingerprint {fingerprint})",
+    "opened_what": "  Category: {category}\n  Purpose:  {purpose}",
+    "opened_consent": "  Consent:  {consent_id} ({status})",
+    "opened_files": "  Content:  {files}",
+    "opened_ack_hint": "Once the content is in the case file: stafett ack {message_id}",
+    "consent_not_active": "consent {consent_id} is no longer active ({status}); handle the content per the routine.",
+    "acked": "The receipt for {message_id} is signed and delivered; the content is deleted from the gateway.",
+    "rejected": "Message {message_id} is rejected ({reason}); the sender sees the reason.",
+    "not_opened": "message {message_id} was not opened on this computer; run stafett open {message_id} first.",
+    "status_empty": "You have no sent messages.",
+    "receipt_verified": "verified: {recipient} {time}",
+    "receipt_unverified": "present (not verified: sent from another installation)",
+    "receipt_invalid": "INVALID RECEIPT ({code})",
+    "receipt_rejected": "rejected by {recipient}: {reason}",
+    "watch_start": "Listening for events of {device} (Ctrl-C to stop) ...",
+    "watch_timeout": "No new event within {seconds} s.",
+    "state_accepted": "waiting",
+    "state_delivered": "collected",
+    "state_handed_over": "handed over",
+    "state_rejected": "rejected",
+    "state_expired": "expired (not handed over)",
+    "state_withdrawn": "withdrawn",
+    "state_recalled": "recalled",
+    "event_inbox.new": "New message in the inbox: {message_id}",
+    "event_inbox.removed": "Message {message_id} is no longer in the inbox ({state})",
+    "event_inbox.withdrawn": "Message {message_id} was withdrawn",
+    "event_outbox.delivered": "Your message {message_id} was collected by the recipient",
+    "event_outbox.handed_over": "Your message {message_id} is handed over (receipt available)",
+    "event_outbox.rejected": "Your message {message_id} was rejected ({reason})",
+    "event_outbox.expired": "Your message {message_id} was never collected and is deleted (not handed over)",
+    "event_outbox.withdrawn": "Your message {message_id} was withdrawn: {reason}",
+    "event_other": "Event {kind} for {message_id}",
+    "gateway_down": "the gateway at {url} does not answer. Check the address and the network or contact operations; nothing was sent and nothing was saved.",
+    "gateway_refused": "the gateway refused ({code}): {detail}",
+    "gateway_odd": "the gateway answered unexpectedly: {detail}. Try again later or contact operations.",
+    "consent_refused_hint": "The gateway only lets through what an active consent covers.",
+    "crypto_refused": "the security check failed ({code}): {detail}. Nothing was saved; do not use the content and contact the security admin.",
+    "dir_forked": "THE GATEWAY'S KEY DIRECTORY DOES NOT MATCH THE ONE YOU VERIFIED BEFORE ({code}). Do not trust it; contact the security admin.",
+    "pushed": "{n} directory entries uploaded; the gateway's directory now has {size} entries.",
+    "push_nothing": "The gateway already has all {size} directory entries.",
+    "push_diverged": "the gateway's directory differs from your local log at entry {seq}; nothing was uploaded.",
+    "push_ahead": "the gateway has more entries ({remote}) than your local log ({local}); fetch them first.",
+    "audit_ok": "The audit trail is intact: {size} entries, head {head}.",
+    "no_gateway_key": "the gateway's key is needed to verify the audit trail: pass --gateway-key BASE64.",
+}
+
+TEXTS: Mapping[str, Mapping[str, str]] = {"sv": SV, "en": EN}
+
+
+def choose_language(flag: str | None, env: Mapping[str, str] = os.environ) -> str:
+    """``--lang`` wins, then ``STAFETT_LANG``; anything unknown falls back to Swedish."""
+    for value in (flag, env.get("STAFETT_LANG")):
+        if value and value.lower()[:2] in LANGUAGES:
+            return value.lower()[:2]
+    return DEFAULT_LANGUAGE
+
+
+class Texts:
+    """The texts of one language: ``texts("send_done", message_id=...)``."""
+
+    def __init__(self, language: str = DEFAULT_LANGUAGE) -> None:
+        self.language = language if language in LANGUAGES else DEFAULT_LANGUAGE
+
+    def __call__(self, key: str, **values: object) -> str:
+        template = TEXTS[self.language].get(key) or SV.get(key)
+        if template is None:
+            return key
+        try:
+            return template.format(**values)
+        except (KeyError, IndexError, ValueError):
+            return template

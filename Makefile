@@ -3,7 +3,7 @@ PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: install test lint typecheck unit bench clean
+.PHONY: install test lint typecheck unit bench clean demo run
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -24,6 +24,15 @@ unit: install
 
 # Lint, types and the whole suite (SQLite and a throwaway PostgreSQL cluster).
 test: lint typecheck unit
+
+# The city's flows end to end on a throwaway gateway (SQLite, loopback); exit 1 on any
+# unexpected outcome. Leaves nothing running.
+demo: install
+	$(BIN)/python -m clients.demo
+
+# A gateway on SQLite in ./data for trying things by hand (prints what to do next).
+run: install
+	$(BIN)/python -m clients.demo_run
 
 bench: install
 	$(BIN)/python bench/run.py envelope --quick

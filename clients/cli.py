@@ -29,6 +29,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sys
+import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 
@@ -53,6 +54,17 @@ Command = Callable[[Context, argparse.Namespace], Awaitable[None]]
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> None:  # type: ignore[override]
         raise CliFailure(message, status=2)
+
+
+def _message_id(value: str) -> str:
+    """Message ids are lower-case UUIDs; they also name files and folders here (threat:
+    ``../`` in an id steering ``open`` or the local records outside their folders)."""
+    try:
+        if str(uuid.UUID(value)) == value:
+            return value
+    except ValueError:
+        pass
+    raise argparse.ArgumentTypeError(f"not a message id: {value[:40]!r}")
 
 
 def _common() -> _Parser:
@@ -128,18 +140,18 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--text-file", help="the message text (UTF-8 file)")
     p.add_argument("--file", action="append", help="an attachment, repeatable")
     p.add_argument("--consent", help="consent id (the gateway alone decides)")
-    p.add_argument("--reply-to", help="message id this answers")
+    p.add_argument("--reply-to", type=_message_id, help="message id this answers")
     p.add_argument("--days", type=int, default=14, help="keep for N days if not collected")
 
     add(sub, "inbox", cli_receive.cmd_inbox, "messages waiting for this device")
     p = add(sub, "open", cli_receive.cmd_open, "verify and decrypt a message into a folder")
-    p.add_argument("message_id")
+    p.add_argument("message_id", type=_message_id)
     p.add_argument("--out", default=".", help="folder to create the message's folder in")
     p = add(sub, "ack", cli_receive.cmd_ack, "sign the handover receipt")
-    p.add_argument("message_id")
+    p.add_argument("message_id", type=_message_id)
     p.add_argument("--reject", help="reject with a reason code instead")
     p = add(sub, "status", cli_send.cmd_status, "own sent messages and receipts")
-    p.add_argument("message_id", nargs="?")
+    p.add_argument("message_id", nargs="?", type=_message_id)
     p = add(sub, "watch", cli_receive.cmd_watch, "live notifications")
     p.add_argument("--after", type=int)
     p.add_argument("--kind", action="append")

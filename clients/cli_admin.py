@@ -18,10 +18,10 @@ from pathlib import Path
 from keys.cli_store import KEYSTORE, Workspace
 from keys.keypairs import VerifyKey
 
+from .admin import StafettAdminClient
 from .cli_common import Context
 from .cli_device import write_subject_key
 from .cli_state import CliFailure, open_keystore, read_passphrase
-from .sdk import StafettAdminClient
 
 _BATCH = 500
 

@@ -7,14 +7,12 @@ import getpass
 import sys
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import date
 from typing import Any
 
 from gateway.policy.vocabulary import Vocabulary, load_vocabulary
 from keys.directory import Directory, DirectoryEntry
 from keys.errors import DirectoryForked, SubjectIdInvalid
 from keys.keypairs import VerifyKey
-from keys.subject import parse_personnummer, subject_reference
 
 from .cli_render import Output
 from .cli_state import CliFailure, Home
@@ -55,7 +53,7 @@ class Context:
         )
 
     # --- personnummer -------------------------------------------------------------------
-    def subject_ref(self) -> str:
+    def subject_ref(self, client: StafettClient) -> str:
         """Ask for the personnummer, validate it and derive the pseudonym locally.
 
         Read from a prompt that does not echo, or one line of stdin (``--pnr-stdin``);
@@ -72,10 +70,9 @@ class Context:
         else:
             raise CliFailure(self.texts("pnr_needed"), status=2)
         try:
-            pnr = parse_personnummer(text, today=date.today())
+            return client.subject_ref(text)
         except SubjectIdInvalid as exc:
             raise CliFailure(self.texts("pnr_invalid", reason=self._pnr_reason(str(exc)))) from None
-        return subject_reference(pnr, keystore.subject_key)
 
     def _pnr_reason(self, detail: str) -> str:
         for marker, key in (

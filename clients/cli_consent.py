@@ -98,7 +98,7 @@ async def cmd_record(ctx: Context, args: argparse.Namespace) -> None:
         for pair in pairs:
             ctx.check_unit(directory, pair["from"])
             ctx.check_unit(directory, pair["to"])
-        subject_ref = ctx.subject_ref()
+        subject_ref = ctx.subject_ref(client)
         fields: dict[str, Any] = {
             "subject_ref": subject_ref,
             "pairs": pairs,
@@ -165,7 +165,7 @@ def summarise(consent: dict[str, Any], record: dict[str, Any] | None) -> dict[st
 async def cmd_list(ctx: Context, args: argparse.Namespace) -> None:
     async with ctx.client() as client:
         directory = await client.directory()
-        subject_ref = ctx.subject_ref()
+        subject_ref = ctx.subject_ref(client)
         consents = await client.list_consents(subject_ref)
     ctx.home.save_checkpoint_if_moved()
     items = [summarise(c, verified_record(directory, c)) for c in consents]

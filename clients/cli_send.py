@@ -69,7 +69,7 @@ async def _choose_consent(
                 ctx.texts("crypto_refused", code="consent_signature_invalid", detail=args.consent)
             )
         return args.consent, str(record["subject_ref"])
-    subject_ref = ctx.subject_ref()
+    subject_ref = ctx.subject_ref(client)
     consents = await client.list_consents(subject_ref)
     summary = []
     for consent in consents:

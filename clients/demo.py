@@ -18,6 +18,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +30,7 @@ from .demo_support import (
     Runner,
     clean_env,
     minimal_pdf,
+    seed_first_entry,
     tool,
 )
 
@@ -55,8 +57,9 @@ class Demo:
         self.runner = Runner(
             root,
             verbose=verbose,
-            env=clean_env(STAFETT_PASSPHRASE=DEMO_PASSPHRASE, STAFETT_KDF_COST="test",
-                          STAFETT_LANG="sv"),
+            env=clean_env(
+                STAFETT_PASSPHRASE=DEMO_PASSPHRASE, STAFETT_KDF_COST="test", STAFETT_LANG="sv"
+            ),
         )
         self.gateway = Gateway(root / "gateway")
         self.admin = root / "admin"
@@ -86,8 +89,16 @@ class Demo:
         return self.root / "devices" / who
 
     def admin_cmd(self, *args: str, keys_dir: bool = True) -> Result:
-        argv = [*tool("stafett"), "--home", str(self.root / "admin-home"), "--gateway",
-                self.gateway.url, "--json", "admin", *args]
+        argv = [
+            *tool("stafett"),
+            "--home",
+            str(self.root / "admin-home"),
+            "--gateway",
+            self.gateway.url,
+            "--json",
+            "admin",
+            *args,
+        ]
         if keys_dir:
             argv += ["--keys-dir", str(self.admin)]
         result = self.runner.run(argv)
@@ -120,83 +131,160 @@ class Demo:
         trust = json.loads((self.admin / "trust-root.json").read_text())
         self.gateway.init(self.runner, trust["admins"])
         self.gateway.start(self.root / "gateway.log")
+        seed_first_entry(self.gateway.data_dir, trust["admins"], self.admin / "directory.jsonl")
         self.check(True, f"gateway på {self.gateway.url} (SQLite, loopback)")
         for unit, (kind, name) in UNITS.items():
             self.keys("unit", "create", unit, "--kind", kind, "--name", name)
         subject_key = self.root / "city-subject.key"
         self.admin_cmd("subject-key-new", "--out", str(subject_key), keys_dir=False)
-        for who, device in OFFICERS.items():
+
+        def init(who: str) -> Path:
             request = self.root / f"{who}-request.json"
             self.stafett(
-                who, "init", "--device", device, "--gateway", self.gateway.url,
-                "--trust-root", str(self.admin / "trust-root.json"),
-                "--subject-key-file", str(subject_key), "--gateway-key",
-                self.gateway.verify_key, "--request-out", str(request),
+                who,
+                "init",
+                "--device",
+                OFFICERS[who],
+                "--gateway",
+                self.gateway.url,
+                "--trust-root",
+                str(self.admin / "trust-root.json"),
+                "--subject-key-file",
+                str(subject_key),
+                "--gateway-key",
+                self.gateway.verify_key,
+                "--request-out",
+                str(request),
             )
+            return request
+
+        # Each officer sets up their own laptop (in parallel); the admin enrols in turn.
+        with ThreadPoolExecutor(max_workers=len(OFFICERS)) as pool:
+            requests = list(pool.map(init, OFFICERS))
+        for request in requests:
             self.keys("device", "enrol", str(request))
         pushed = self.admin_cmd("push-directory").json()
-        self.check(pushed["size"] == 1 + len(UNITS) + len(OFFICERS),
-                   f"nyckelkatalogen uppladdad ({pushed['size']} signerade poster)")
-        for who in OFFICERS:
-            listing = self.stafett(who, "directory").json()
-            units = {u["unit"] for u in listing["units"]}
-            if units != set(UNITS):
-                raise DemoFailed(f"{who} sees units {sorted(units)}")
-        self.check(True, "varje handläggare har verifierat katalogen mot den fästa rotnyckeln")
+        self.check(
+            pushed["size"] == 1 + len(UNITS) + len(OFFICERS),
+            f"nyckelkatalogen uppladdad ({pushed['size']} signerade poster)",
+        )
+        listing = self.stafett("sara", "directory").json()
+        units = {u["unit"] for u in listing["units"]}
+        self.check(
+            units == set(UNITS) and len(listing["devices"]) == len(OFFICERS),
+            "sav/sara har verifierat katalogen mot den fästa rotnyckeln",
+        )
 
-    # --- the flows ---------------------------------------------------------------------------------
+    # --- the flows ----------------------------------------------------------------------------
     def step1_consent(self) -> None:
         self.say("1. SAV registrerar ett skriftligt samtycke (SAV ⇄ LAS, SAV → so-nordost)")
         form = self.write("samtyckesblankett.pdf", minimal_pdf("Samtycke (underskrivet)"))
         answer = self.stafett(
-            "sara", "consent", "record", "--pnr-stdin",
-            "--pair", "sav:las-storgoteborg", "--pair", "las-storgoteborg:sav",
-            "--pair", "sav:so-nordost",
-            "--category", "threat_assessment", "--category", "case_transfer",
-            "--purpose", "initial_threat_assessment", "--purpose", "transfer_to_district",
-            "--days", "180", "--form", "written", "--evidence", str(form), stdin=PNR,
+            "sara",
+            "consent",
+            "record",
+            "--pnr-stdin",
+            "--pair",
+            "sav:las-storgoteborg",
+            "--pair",
+            "las-storgoteborg:sav",
+            "--pair",
+            "sav:so-nordost",
+            "--category",
+            "threat_assessment",
+            "--category",
+            "case_transfer",
+            "--purpose",
+            "initial_threat_assessment",
+            "--purpose",
+            "transfer_to_district",
+            "--days",
+            "180",
+            "--form",
+            "written",
+            "--evidence",
+            str(form),
+            stdin=PNR,
         ).json()
         self.consent_id = answer["consent_id"]
         listed = self.stafett("sara", "consent", "list", "--pnr-stdin", stdin=PNR).json()
         statuses = {c["consent_id"]: (c["status"], c["verified"]) for c in listed["consents"]}
-        self.check(statuses.get(self.consent_id) == ("active", True),
-                   f"samtycke {self.consent_id[:8]}… aktivt, signerat av sav/sara/1")
+        self.check(
+            statuses.get(self.consent_id) == ("active", True),
+            f"samtycke {self.consent_id[:8]}… aktivt, signerat av sav/sara/1",
+        )
 
     def step2_threat_assessment(self) -> None:
         self.say("2. SAV begär hotbildsbedömning av LAS; LAS svarar med ett dokument")
         text = "Begäran om initial hotbildsbedömning. Kontakta SAV vid frågor."
         request = self.stafett(
-            "sara", "send", "--pnr-stdin", "--to", "las-storgoteborg",
-            "--category", "threat_assessment", "--purpose", "initial_threat_assessment",
-            "--text-file", str(self.write("begaran.txt", text)), stdin=PNR,
+            "sara",
+            "send",
+            "--pnr-stdin",
+            "--to",
+            "las-storgoteborg",
+            "--category",
+            "threat_assessment",
+            "--purpose",
+            "initial_threat_assessment",
+            "--text-file",
+            str(self.write("begaran.txt", text)),
+            stdin=PNR,
         ).json()["message_id"]
         inbox = self.stafett("lars", "inbox").json()["messages"]
         self.check([m["message_id"] for m in inbox] == [request], "LAS ser begäran i inkorgen")
         opened = self.open("lars", request)
         got = (Path(opened["path"]) / "message.txt").read_text()
-        self.check(got == text and opened["sender"] == "sav/sara/1",
-                   "LAS har verifierat avsändaren och läst begäran")
+        self.check(
+            got == text and opened["sender"] == "sav/sara/1",
+            "LAS har verifierat avsändaren och läst begäran",
+        )
         self.stafett("lars", "ack", request)
         assessment = "Hotbildsbedömning: låg hotnivå. Ingen skyddad adress krävs."
         answer = self.stafett(
-            "lars", "send", "--pnr-stdin", "--to", "sav", "--reply-to", request,
-            "--category", "threat_assessment", "--purpose", "initial_threat_assessment",
-            "--file", str(self.write("hotbildsbedomning.txt", assessment)), stdin=PNR,
+            "lars",
+            "send",
+            "--pnr-stdin",
+            "--to",
+            "sav",
+            "--reply-to",
+            request,
+            "--category",
+            "threat_assessment",
+            "--purpose",
+            "initial_threat_assessment",
+            "--file",
+            str(self.write("hotbildsbedomning.txt", assessment)),
+            stdin=PNR,
         ).json()["message_id"]
         opened = self.open("sara", answer)
         got = (Path(opened["path"]) / "files" / "hotbildsbedomning.txt").read_text()
-        self.check(got == assessment and opened["in_reply_to"] == request,
-                   "SAV har tagit emot bedömningen som svar på sin begäran")
+        self.check(
+            got == assessment and opened["in_reply_to"] == request,
+            "SAV har tagit emot bedömningen som svar på sin begäran",
+        )
         self.stafett("sara", "ack", answer)
 
     def step3_case_transfer(self) -> None:
         self.say("3. SAV flyttar över ärendet till so-nordost med en PDF")
         pdf = minimal_pdf("Arendeoverflyttning SAV -> Nordost")
         message = self.stafett(
-            "sara", "send", "--pnr-stdin", "--to", "so-nordost", "--officer", "nora",
-            "--category", "case_transfer", "--purpose", "transfer_to_district",
-            "--text-file", str(self.write("overflyttning.txt", "Se bifogad PDF.")),
-            "--file", str(self.write("arende.pdf", pdf)), stdin=PNR,
+            "sara",
+            "send",
+            "--pnr-stdin",
+            "--to",
+            "so-nordost",
+            "--officer",
+            "nora",
+            "--category",
+            "case_transfer",
+            "--purpose",
+            "transfer_to_district",
+            "--text-file",
+            str(self.write("overflyttning.txt", "Se bifogad PDF.")),
+            "--file",
+            str(self.write("arende.pdf", pdf)),
+            stdin=PNR,
         ).json()["message_id"]
         opened = self.open("nora", message)
         got = (Path(opened["path"]) / "files" / "arende.pdf").read_bytes()
@@ -204,91 +292,178 @@ class Demo:
         self.stafett("nora", "ack", message)
         status = self.stafett("sara", "status", message).json()["messages"][0]
         receipt = status["receipt"] or {}
-        self.check(status["state"] == "handed_over" and receipt.get("verified") is True
-                   and receipt.get("recipient") == "so-nordost/nora/1",
-                   "SAV ser ett verifierat, signerat kvitto från so-nordost/nora/1")
-        again = self.stafett("nora", "open", message, "--out", str(self.root / "again"),
-                             expect=1)
+        self.check(
+            status["state"] == "handed_over"
+            and receipt.get("verified") is True
+            and receipt.get("recipient") == "so-nordost/nora/1",
+            "SAV ser ett verifierat, signerat kvitto från so-nordost/nora/1",
+        )
+        again = self.stafett("nora", "open", message, "--out", str(self.root / "again"), expect=1)
         blobs = self.gateway.data_dir / "blobs"
         left = [p for p in blobs.rglob("*") if p.is_file()] if blobs.exists() else []
-        self.check("message_gone" in again.stderr and not left,
-                   "innehållet finns inte längre på gatewayn")
+        self.check(
+            "message_gone" in again.stderr and not left, "innehållet finns inte längre på gatewayn"
+        )
 
     def step4_refused(self) -> None:
         self.say("4. so-nordost försöker skicka vidare till so-hisingen")
         refused = self.stafett(
-            "nora", "send", "--to", "so-hisingen", "--consent", self.consent_id,
-            "--category", "case_transfer", "--purpose", "transfer_to_district",
-            "--text-file", str(self.write("vidare.txt", "Vidare till Hisingen.")), expect=1,
+            "nora",
+            "send",
+            "--to",
+            "so-hisingen",
+            "--consent",
+            self.consent_id,
+            "--category",
+            "case_transfer",
+            "--purpose",
+            "transfer_to_district",
+            "--text-file",
+            str(self.write("vidare.txt", "Vidare till Hisingen.")),
+            expect=1,
         )
         reason = refused.stderr.strip().splitlines()[-1]
         self.check("consent_direction_not_covered" in reason, f"vägrat: {reason}")
-        self.check(self.stafett("hugo", "inbox").json()["messages"] == [],
-                   "so-hisingen har inte fått något")
+        self.check(
+            self.stafett("hugo", "inbox").json()["messages"] == [],
+            "so-hisingen har inte fått något",
+        )
 
     def step5_after_hours(self) -> None:
         self.say("5. Socialjouren lämnar över ett ärende till so-nordost")
         self.stafett(
-            "siv", "consent", "record", "--pnr-stdin", "--pair", "socialjour:so-nordost",
-            "--category", "after_hours_matter", "--purpose", "after_hours_handover",
-            "--days", "30", "--form", "oral", "--witness", "Jourkollega P. Persson",
-            "--note", "Muntligt samtycke i telefon kl. 22.40", stdin=PNR,
+            "siv",
+            "consent",
+            "record",
+            "--pnr-stdin",
+            "--pair",
+            "socialjour:so-nordost",
+            "--category",
+            "after_hours_matter",
+            "--purpose",
+            "after_hours_handover",
+            "--days",
+            "30",
+            "--form",
+            "oral",
+            "--witness",
+            "Jourkollega P. Persson",
+            "--note",
+            "Muntligt samtycke i telefon kl. 22.40",
+            stdin=PNR,
         )
         text = "Ansökan inkom kl. 22.30 via jourtelefonen. Överlämnas nästa vardag."
         message = self.stafett(
-            "siv", "send", "--pnr-stdin", "--to", "so-nordost",
-            "--category", "after_hours_matter", "--purpose", "after_hours_handover",
-            "--text-file", str(self.write("jour.txt", text)), stdin=PNR,
+            "siv",
+            "send",
+            "--pnr-stdin",
+            "--to",
+            "so-nordost",
+            "--category",
+            "after_hours_matter",
+            "--purpose",
+            "after_hours_handover",
+            "--text-file",
+            str(self.write("jour.txt", text)),
+            stdin=PNR,
         ).json()["message_id"]
         inbox = self.stafett("nora", "inbox").json()["messages"]
-        self.check(any(m["message_id"] == message and m["sender"] == "socialjour/siv/1"
-                       for m in inbox), "so-nordost ser jourärendet i inkorgen")
+        self.check(
+            any(m["message_id"] == message and m["sender"] == "socialjour/siv/1" for m in inbox),
+            "so-nordost ser jourärendet i inkorgen",
+        )
         opened = self.open("nora", message)
-        self.check((Path(opened["path"]) / "message.txt").read_text() == text,
-                   "so-nordost har läst jourärendet")
+        self.check(
+            (Path(opened["path"]) / "message.txt").read_text() == text,
+            "so-nordost har läst jourärendet",
+        )
         self.stafett("nora", "ack", message)
         status = self.stafett("siv", "status", message).json()["messages"][0]
-        self.check(status["state"] == "handed_over" and status["receipt"]["verified"],
-                   "socialjouren ser det verifierade kvittot")
+        self.check(
+            status["state"] == "handed_over" and status["receipt"]["verified"],
+            "socialjouren ser det verifierade kvittot",
+        )
 
     def step6_withdrawal(self) -> None:
         self.say("6. Personen återkallar sitt samtycke medan ett meddelande väntar")
         pending = self.stafett(
-            "sara", "send", "--pnr-stdin", "--to", "so-nordost",
-            "--category", "case_transfer", "--purpose", "transfer_to_district",
-            "--text-file", str(self.write("komplettering.txt", "Komplettering.")), stdin=PNR,
+            "sara",
+            "send",
+            "--pnr-stdin",
+            "--to",
+            "so-nordost",
+            "--category",
+            "case_transfer",
+            "--purpose",
+            "transfer_to_district",
+            "--text-file",
+            str(self.write("komplettering.txt", "Komplettering.")),
+            stdin=PNR,
         ).json()["message_id"]
         self.watcher = subprocess.Popen(
-            [*tool("stafett"), "--home", str(self.home("sara")), "--json", "watch",
-             "--kind", "outbox.withdrawn", "--count", "1", "--timeout", "30"],
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-            env=self.runner.env, cwd=self.root,
+            [
+                *tool("stafett"),
+                "--home",
+                str(self.home("sara")),
+                "--json",
+                "watch",
+                "--kind",
+                "outbox.withdrawn",
+                "--count",
+                "1",
+                "--timeout",
+                "30",
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=self.runner.env,
+            cwd=self.root,
         )
         time.sleep(1.0)  # let it connect; a late start still gets the event from the backlog
-        answer = self.stafett("sara", "consent", "withdraw", self.consent_id,
-                              "--reason", "subject_withdrew").json()
-        self.check(answer["messages_withdrawn"] == 1, "återkallat; 1 väntande meddelande drogs tillbaka")
-        out, err = self.watcher.communicate(timeout=40)
+        answer = self.stafett(
+            "sara", "consent", "withdraw", self.consent_id, "--reason", "subject_withdrew"
+        ).json()
+        self.check(
+            answer["messages_withdrawn"] == 1, "återkallat; 1 väntande meddelande drogs tillbaka"
+        )
+        out, _ = self.watcher.communicate(timeout=40)
         status = self.watcher.returncode
         self.watcher = None
         events = [json.loads(line) for line in out.splitlines() if line.startswith("{")]
-        self.check(status == 0 and any(e["message_id"] == pending for e in events),
-                   "SAV fick beskedet direkt över push-strömmen")
+        self.check(
+            status == 0 and any(e["message_id"] == pending for e in events),
+            "SAV fick beskedet direkt över push-strömmen",
+        )
         state = self.stafett("sara", "status", pending).json()["messages"][0]["state"]
         inbox = self.stafett("nora", "inbox").json()["messages"]
-        self.check(state == "withdrawn" and all(m["message_id"] != pending for m in inbox),
-                   "meddelandet är tillbakadraget och borta ur so-nordosts inkorg")
+        self.check(
+            state == "withdrawn" and all(m["message_id"] != pending for m in inbox),
+            "meddelandet är tillbakadraget och borta ur so-nordosts inkorg",
+        )
         again = self.stafett(
-            "sara", "send", "--to", "so-nordost", "--consent", self.consent_id,
-            "--category", "case_transfer", "--purpose", "transfer_to_district",
-            "--text-file", str(self.files / "komplettering.txt"), expect=1,
+            "sara",
+            "send",
+            "--to",
+            "so-nordost",
+            "--consent",
+            self.consent_id,
+            "--category",
+            "case_transfer",
+            "--purpose",
+            "transfer_to_district",
+            "--text-file",
+            str(self.files / "komplettering.txt"),
+            expect=1,
         )
         self.check("consent_withdrawn" in again.stderr, "nya försändelser under samtycket vägras")
 
     def step7_audit(self) -> None:
         self.say("7. Granskningsloggen verifieras")
         audit = self.admin_cmd("audit-verify", "--gateway-key", self.gateway.verify_key).json()
-        self.check(audit["ok"] is True, f"kedjan med {audit['size']} poster är obruten och signerad")
+        self.check(
+            audit["ok"] is True, f"kedjan med {audit['size']} poster är obruten och signerad"
+        )
 
     def open(self, who: str, message_id: str) -> dict[str, Any]:
         result = self.stafett(who, "open", message_id, "--out", str(self.opened_dir(who)))
@@ -335,8 +510,11 @@ def main(argv: list[str] | None = None) -> int:
         # A failed run keeps its directory: the gateway log says what the gateway saw.
         if ok and not args.keep:
             shutil.rmtree(root, ignore_errors=True)
-    print(f"Alla steg betedde sig som väntat ({time.monotonic() - started:.1f} s). "
-          "Gatewayn är stoppad.", flush=True)
+    print(
+        f"Alla steg betedde sig som väntat ({time.monotonic() - started:.1f} s). "
+        "Gatewayn är stoppad.",
+        flush=True,
+    )
     return 0
 
 

@@ -10,9 +10,10 @@ Refusals arrive as the registry's exception classes (``ConsentWithdrawn``,
         await client.sync_directory()
         result = await client.send(recipient_unit="sav", consent_id=cid, ...)
 
-``StafettAdminClient`` signs with a security admin's key instead (directory appends,
-audit trail). The keystore is changed in memory only (``known_checkpoint`` after a
-sync): the caller saves it, since only the caller holds the passphrase.
+``clients.admin.StafettAdminClient`` signs with a security admin's key instead
+(directory appends, audit trail). The keystore is changed in memory only
+(``known_checkpoint`` after a sync): the caller saves it, since only the caller holds
+the passphrase.
 """
 
 from __future__ import annotations
@@ -21,13 +22,13 @@ import asyncio
 import time
 import uuid
 from collections.abc import AsyncGenerator, Mapping, Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 from types import TracebackType
 from typing import Any
 
 import aiohttp
 
-from keys.auditlog import AuditHead, verify_audit_chain
 from keys.consent_record import sign_consent_record
 from keys.directory import Directory
 from keys.envelope import EnvelopeHeader, read_header
@@ -35,15 +36,17 @@ from keys.errors import KeystoreError
 from keys.keypairs import DeviceKeyPair, KeyId, VerifyKey
 from keys.keystore import Keystore
 from keys.receipt import make_receipt, verify_receipt
+from keys.subject import parse_personnummer, subject_reference
 
 from . import sealing
+from .answers import as_list, as_object, field, seg
 from .directory_sync import DirectorySync, SyncResult
-from .errors import EnvelopeSwapped, GatewayUnavailable, NotOpened, UnexpectedResponse
+from .errors import EnvelopeSwapped, GatewayUnavailable, NotOpened
 from .events import stream_events
 from .results import OpenedMessage, PushEvent, SendResult, VerifiedReceipt
 from .transport import Clock, Progress, Signer, Transport
 
-__all__ = ["StafettAdminClient", "StafettClient"]
+__all__ = ["StafettClient"]
 
 
 class StafettClient:
@@ -111,6 +114,19 @@ class StafettClient:
         """The verified directory, synced first (a revocation must be seen at once)."""
         return (await self.sync_directory()).directory
 
+    def subject_ref(self, personnummer: str) -> str:
+        """The subject's pseudonym, from a personnummer validated here first.
+
+        Computed on this device with the city key from the keystore; the number itself
+        never leaves the device (the gateway only ever sees the pseudonym).
+        """
+        if self.keystore.subject_key is None:
+            raise KeystoreError("this keystore holds no city subject key")
+        today = datetime.fromtimestamp(self.clock(), UTC).date()
+        return subject_reference(
+            parse_personnummer(personnummer, today=today), self.keystore.subject_key
+        )
+
     # --- consents -------------------------------------------------------------------------
     async def record_consent(self, fields: Mapping[str, Any]) -> str:
         """Sign a consent record with this device's key and record it; returns its id.
@@ -127,16 +143,16 @@ class StafettClient:
         }
         signed = sign_consent_record(draft, self._pair().signing_key)
         answer = await self.transport.request("POST", "/v1/consents", json_body=signed)
-        return str(_field(answer, "consent_id"))
+        return str(field(answer, "consent_id"))
 
     async def list_consents(self, subject_ref: str) -> list[dict[str, Any]]:
         answer = await self.transport.request(
             "GET", "/v1/consents", query={"subject_ref": subject_ref}
         )
-        return _list(answer, "consents")
+        return as_list(answer, "consents")
 
     async def get_consent(self, consent_id: str) -> dict[str, Any]:
-        return _object(await self.transport.request("GET", f"/v1/consents/{_seg(consent_id)}"))
+        return as_object(await self.transport.request("GET", f"/v1/consents/{seg(consent_id)}"))
 
     async def withdraw_consent(
         self, consent_id: str, reason: str, *, withdrawn_at: int | None = None
@@ -145,9 +161,9 @@ class StafettClient:
         if withdrawn_at is not None:
             body["withdrawn_at"] = withdrawn_at
         answer = await self.transport.request(
-            "POST", f"/v1/consents/{_seg(consent_id)}/withdraw", json_body=body
+            "POST", f"/v1/consents/{seg(consent_id)}/withdraw", json_body=body
         )
-        return _object(answer)
+        return as_object(answer)
 
     # --- sending ----------------------------------------------------------------------------
     async def send(
@@ -218,7 +234,7 @@ class StafettClient:
     async def _put_envelope(
         self, message_id: str, sealed: sealing.SealedFile, progress: Progress | None
     ) -> tuple[int, dict[str, Any], int]:
-        path = f"/v1/messages/{_seg(message_id)}"
+        path = f"/v1/messages/{seg(message_id)}"
         attempt = 0
         while True:
             attempt += 1
@@ -239,12 +255,12 @@ class StafettClient:
                 await asyncio.sleep(self.retry_backoff_s * 2 ** (attempt - 1))
                 continue
             answer = resp.json() if resp.body else {}
-            return resp.status, _object(answer), attempt
+            return resp.status, as_object(answer), attempt
 
     # --- receiving ----------------------------------------------------------------------------
     async def inbox(self, after: str | None = None) -> dict[str, Any]:
         query = {"after": after} if after is not None else None
-        return _object(await self.transport.request("GET", "/v1/inbox", query=query))
+        return as_object(await self.transport.request("GET", "/v1/inbox", query=query))
 
     async def fetch(
         self, message_id: str, dest: Path, *, progress: Progress | None = None
@@ -259,7 +275,7 @@ class StafettClient:
         try:
             with envelope.open("wb") as out:
                 await self.transport.download(
-                    f"/v1/messages/{_seg(message_id)}/envelope", out, progress=progress
+                    f"/v1/messages/{seg(message_id)}/envelope", out, progress=progress
                 )
             with envelope.open("rb") as src:
                 claimed = await asyncio.to_thread(read_header, src)
@@ -317,9 +333,9 @@ class StafettClient:
             key=self._pair().signing_key,
         )
         answer = await self.transport.request(
-            "POST", f"/v1/messages/{_seg(message_id)}/receipt", json_body=receipt
+            "POST", f"/v1/messages/{seg(message_id)}/receipt", json_body=receipt
         )
-        return _object(answer or {})
+        return as_object(answer or {})
 
     # --- the sender's view ------------------------------------------------------------------
     async def receipt(
@@ -339,12 +355,12 @@ class StafettClient:
         if expected_hh is None:
             raise NotOpened("this client did not send that message: pass header_hash")
         expected_kids = recipients if recipients is not None else (known[1] if known else None)
-        answer = _object(
-            await self.transport.request("GET", f"/v1/messages/{_seg(message_id)}/receipt")
+        answer = as_object(
+            await self.transport.request("GET", f"/v1/messages/{seg(message_id)}/receipt")
         )
         raw = answer.get("receipt", answer)
         directory = await self.directory()
-        recipient = KeyId.parse(str(_object(raw).get("recipient", "")))
+        recipient = KeyId.parse(str(as_object(raw).get("recipient", "")))
         key = directory.signing_key(recipient)
         parsed = verify_receipt(
             raw,
@@ -356,15 +372,15 @@ class StafettClient:
         return VerifiedReceipt(parsed, key.fingerprint())
 
     async def recall(self, message_id: str) -> dict[str, Any]:
-        answer = await self.transport.request("POST", f"/v1/messages/{_seg(message_id)}/recall")
-        return _object(answer or {})
+        answer = await self.transport.request("POST", f"/v1/messages/{seg(message_id)}/recall")
+        return as_object(answer or {})
 
     async def outbox(self, after: str | None = None) -> dict[str, Any]:
         query = {"after": after} if after is not None else None
-        return _object(await self.transport.request("GET", "/v1/outbox", query=query))
+        return as_object(await self.transport.request("GET", "/v1/outbox", query=query))
 
     async def status(self, message_id: str) -> dict[str, Any]:
-        return _object(await self.transport.request("GET", f"/v1/messages/{_seg(message_id)}"))
+        return as_object(await self.transport.request("GET", f"/v1/messages/{seg(message_id)}"))
 
     def events(
         self, after: int = 0, *, reconnect_delay_s: float = 1.0, max_reconnects: int | None = None
@@ -384,79 +400,3 @@ class StafettClient:
     def _keypairs(self) -> list[DeviceKeyPair]:
         # Every version still held: a message sealed before a rotation opens with the old one.
         return [self.keystore.keypairs[v] for v in sorted(self.keystore.keypairs, reverse=True)]
-
-
-class StafettAdminClient(StafettClient):
-    """A security admin: signs with the admin key (directory appends, audit trail)."""
-
-    def _signer(self) -> Signer:
-        if self.keystore.admin_key is None:
-            raise KeystoreError("this keystore holds no security-admin key")
-        return Signer(self.keystore.owner, self.keystore.admin_key)
-
-    async def post_directory_entries(self, entries: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
-        """Append signed entries (all or nothing); the gateway verifies each one."""
-        answer = await self.transport.request(
-            "POST", "/v1/directory/entries", json_body={"entries": [dict(e) for e in entries]}
-        )
-        return _object(answer)
-
-    async def audit_entries(self, after: int = -1, *, limit: int = 1000) -> list[dict[str, Any]]:
-        """Every audit entry with seq > ``after`` (all pages)."""
-        out: list[dict[str, Any]] = []
-        while True:
-            answer = await self.transport.request(
-                "GET", "/v1/audit/entries", query={"after": after, "limit": limit}
-            )
-            page = _list(answer, "entries")
-            out.extend(page)
-            if len(page) < limit:
-                return out
-            after = int(page[-1]["seq"])
-
-    async def audit_checkpoint(self) -> dict[str, Any]:
-        return _object(await self.transport.request("GET", "/v1/audit/checkpoint"))
-
-    async def verify_audit(self, gateway_key: VerifyKey) -> AuditHead:
-        """Fetch the whole audit chain and the signed checkpoint, and verify both.
-
-        Raises ``audit_entry_altered`` / ``audit_chain_broken`` /
-        ``audit_checkpoint_mismatch`` / ``audit_truncated`` for an edited, dropped,
-        reordered or cut-off trail. ``gateway_key`` must be pinned out of band: a key
-        fetched from the gateway being audited would vouch for itself.
-        """
-        checkpoint = await self.audit_checkpoint()
-        entries = await self.audit_entries()
-        return verify_audit_chain(entries, checkpoints=[checkpoint], gateway_key=gateway_key)
-
-    async def gateway_key(self) -> dict[str, Any]:
-        """The gateway's public key as it presents it (compare the fingerprint out of band)."""
-        return _object(await self.transport.request("GET", "/v1/gateway/key"))
-
-
-# --- answer shapes ------------------------------------------------------------------------
-def _seg(value: str) -> str:
-    """A path segment: ids are UUIDs; anything else must not smuggle a path or query."""
-    if not value or any(not (c.isalnum() or c in "-._:") for c in value):
-        raise ValueError("an id must be a plain path segment")
-    return value
-
-
-def _object(answer: Any) -> dict[str, Any]:
-    if not isinstance(answer, dict):
-        raise UnexpectedResponse("expected a JSON object from the gateway")
-    return answer
-
-
-def _field(answer: Any, name: str) -> Any:
-    obj = _object(answer)
-    if name not in obj:
-        raise UnexpectedResponse(f"the gateway's answer lacks {name}")
-    return obj[name]
-
-
-def _list(answer: Any, name: str) -> list[dict[str, Any]]:
-    value = _field(answer, name)
-    if not isinstance(value, list) or not all(isinstance(v, dict) for v in value):
-        raise UnexpectedResponse(f"{name} is not a list of objects")
-    return value

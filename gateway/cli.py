@@ -1,4 +1,4 @@
-"""``stafett-gateway``: serve, migrate, init."""
+"""``stafett-gateway``: serve, migrate, init, report."""
 
 from __future__ import annotations
 
@@ -8,14 +8,20 @@ import logging
 import os
 import signal
 import sys
+import time
 from collections.abc import Sequence
 from pathlib import Path
 
 from aiohttp import web
 
 from gateway.app import create_app
+from gateway.db.engine import make_sessionmaker, open_engine
 from gateway.identity import IdentityError, init_identity
 from gateway.migrations import migrate
+from gateway.policy.deadlines import DeadlinePolicyError
+from gateway.report import render_png
+from gateway.services.deadlines import deadline_policy
+from gateway.services.followup import FORMATS, Report, follow_up_report, period_of
 from gateway.settings import Settings, SettingsError
 from keys.errors import KeysError
 from keys.keypairs import KeyId, VerifyKey
@@ -38,7 +44,46 @@ def _parser() -> argparse.ArgumentParser:
         metavar="KID=BASE64",
         help="a root security admin's Ed25519 key (admin/name/1=...); repeatable",
     )
+    report = sub.add_parser(
+        "report", help="de-identified follow-up figures per month (CSV or JSON, PNG chart)"
+    )
+    period = report.add_mutually_exclusive_group(required=True)
+    period.add_argument("--month", metavar="YYYY-MM", help="one month (Europe/Stockholm)")
+    period.add_argument("--year", metavar="YYYY", help="a whole year")
+    report.add_argument("--format", choices=sorted(FORMATS), default="csv")
+    report.add_argument("--out", type=Path, help="write the figures here instead of stdout")
+    report.add_argument("--png", type=Path, metavar="PATH", help="also draw the chart here")
     return parser
+
+
+async def _report(settings: Settings, args: argparse.Namespace) -> Report:
+    engine = open_engine(settings.db_url)
+    try:
+        return await follow_up_report(
+            make_sessionmaker(engine),
+            period_of(args.month, args.year),
+            fmt=args.format,
+            who="cli",
+            now=int(time.time()),
+        )
+    finally:
+        await engine.dispose()
+
+
+def report_command(settings: Settings, args: argparse.Namespace) -> int:
+    try:
+        period_of(args.month, args.year)  # before touching the database
+    except ValueError as exc:
+        print(f"stafett-gateway: {exc}", file=sys.stderr)
+        return 2
+    result = asyncio.run(_report(settings, args))
+    if args.out is not None:
+        args.out.write_text(result.text, encoding="utf-8")
+    else:
+        sys.stdout.write(result.text)
+    if args.png is not None:
+        render_png(result.rows, args.png, year=result.period.year)
+    return 0
 
 
 def _pins(values: Sequence[str]) -> dict[str, VerifyKey]:
@@ -88,13 +133,16 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"verify key (pin this in clients): {identity.verify_key.b64()}")
             print(f"pinned admins: {', '.join(sorted(identity.pinned_admins)) or 'none'}")
             return 0
+        if args.command == "report":
+            return report_command(settings, args)
         if args.command == "serve":
             settings.data_dir.mkdir(parents=True, exist_ok=True)
+            deadline_policy(settings)  # a broken policy file stops start-up, not a send
             if args.migrate:
                 asyncio.run(migrate(settings.db_url))
             asyncio.run(serve(create_app(settings), settings))
             return 0
-    except (SettingsError, IdentityError, KeysError) as exc:
+    except (SettingsError, IdentityError, KeysError, DeadlinePolicyError) as exc:
         print(f"stafett-gateway: {exc}", file=sys.stderr)
         return 2
     return 2

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from gateway.views import audit, consents, directory, events, health, messages
+from gateway.views import audit, consents, directory, events, health, messages, openapi, report
 
 
 def setup_routes(app: web.Application) -> None:
     app.router.add_get("/healthz", health.healthz)
     app.router.add_get("/readyz", health.readyz)
+    app.router.add_get("/openapi.json", openapi.get_openapi)  # unauthenticated: public contract
     # Everything under /v1/ is authenticated by gateway.auth.auth_middleware.
     app.router.add_get("/v1/directory/entries", directory.get_entries)
     app.router.add_post("/v1/directory/entries", directory.post_entries)
@@ -30,3 +31,4 @@ def setup_routes(app: web.Application) -> None:
     app.router.add_post("/v1/messages/{message_id}/recall", messages.post_recall)
     app.router.add_get("/v1/inbox", messages.get_inbox)
     app.router.add_get("/v1/outbox", messages.get_outbox)
+    app.router.add_get("/v1/admin/report", report.get_report)

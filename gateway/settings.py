@@ -61,6 +61,15 @@ class Settings:
     # Invariant: content lives at most expires + expire_interval_s (the retention promise).
     expire_interval_s: int = 60
     blob_sweep_interval_s: int = 3600
+    # Handover deadlines (gateway.policy.deadlines). None: the policy shipped with the
+    # gateway (gateway/deadlines.toml); a deployment points this at its own file.
+    deadline_policy: Path | None = None
+    # Invariant: an overdue handover is escalated at most escalation_interval_s late.
+    escalation_interval_s: int = 60
+    # The unit that recorded a consent is reminded this many days before it ends.
+    consent_reminder_days: int = 14
+    # Day granularity is enough for a reminder measured in days.
+    consent_reminder_interval_s: int = 3600
     # Test mode: cheap keystore KDF parameters. Never set in production.
     insecure_fast_kdf: bool = False
 
@@ -81,6 +90,9 @@ class Settings:
             "push_max_sockets_per_device",
             "expire_interval_s",
             "blob_sweep_interval_s",
+            "escalation_interval_s",
+            "consent_reminder_days",
+            "consent_reminder_interval_s",
         ):
             if getattr(self, name) < 0:
                 raise SettingsError(f"{name} must not be negative")

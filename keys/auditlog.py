@@ -154,6 +154,9 @@ def _walk(value: object) -> None:
             if name.lower() in FORBIDDEN_DATA_KEYS:
                 # The field name is ours (code), not data: safe to say which one.
                 raise AuditDataForbidden(f"audit data may not hold a {name.lower()!r} field")
+            if _PNR_SHAPE.match(name):
+                # A personnummer used as a key ({"19121212-1212": ...}) leaks like a value.
+                raise AuditDataForbidden("audit data holds a key shaped like a personnummer")
             _walk(item)
     elif isinstance(value, list | tuple):
         for item in value:
@@ -210,9 +213,9 @@ def _check_entry_shape(entry: Mapping[str, Any]) -> None:
         value = entry[name]
         if type(value) is not int or not 0 <= value <= _MAX_INT:
             raise AuditEntryInvalid(f"audit entry {name} must be an integer ≥ 0")
-    if not isinstance(entry["prev_hash"], str) or not _HEX64.match(entry["prev_hash"]):
+    if not isinstance(entry["prev_hash"], str) or not _HEX64.fullmatch(entry["prev_hash"]):
         raise AuditEntryInvalid("audit entry prev_hash must be 64 lower-case hex characters")
-    if not isinstance(entry["event"], str) or not _EVENT.match(entry["event"]):
+    if not isinstance(entry["event"], str) or not _EVENT.fullmatch(entry["event"]):
         raise AuditEntryInvalid("audit entry event must be a snake_case code")
     if not isinstance(entry["data"], dict):
         raise AuditEntryInvalid("audit entry data must be an object")
@@ -250,7 +253,7 @@ def _check_checkpoint_shape(ckpt: AuditCheckpoint) -> None:
     for value in (ckpt.size, ckpt.created):
         if type(value) is not int or not 0 <= value <= _MAX_INT:
             raise AuditEntryInvalid("audit checkpoint size and created must be integers ≥ 0")
-    if not isinstance(ckpt.head, str) or not _HEX64.match(ckpt.head):
+    if not isinstance(ckpt.head, str) or not _HEX64.fullmatch(ckpt.head):
         raise AuditEntryInvalid("audit checkpoint head must be 64 lower-case hex characters")
     if ckpt.size == 0 and ckpt.head != ZERO_HASH:
         raise AuditEntryInvalid("an empty chain's head is 64 zeros")

@@ -17,6 +17,11 @@ from nacl.bindings import crypto_generichash_blake2b_salt_personal
 from .errors import KeysError
 
 _MAX_INT = 2**53 - 1  # integers beyond this are not portable across JSON implementations
+# Nesting bound. Threat: a header or wrapped-keys section of 16 KiB of "[" (or a hostile
+# directory/consent document) made Python's recursive parser raise RecursionError, which
+# is no KeysError and surfaced as a crash / HTTP 500 instead of a refusal. Nothing Stafett
+# signs nests deeper than a handful of levels.
+MAX_DEPTH = 32
 
 
 class NotCanonical(KeysError):
@@ -25,7 +30,7 @@ class NotCanonical(KeysError):
     code = "not_canonical"
 
 
-def _check(value: Any) -> None:
+def _check(value: Any, depth: int = 0) -> None:
     if isinstance(value, bool) or value is None or isinstance(value, str):
         return
     if isinstance(value, int):
@@ -34,15 +39,17 @@ def _check(value: Any) -> None:
         return
     if isinstance(value, float):
         raise NotCanonical("floats are not allowed in canonical JSON")
+    if depth >= MAX_DEPTH:
+        raise NotCanonical(f"JSON nests deeper than {MAX_DEPTH} levels")
     if isinstance(value, list | tuple):
         for item in value:
-            _check(item)
+            _check(item, depth + 1)
         return
     if isinstance(value, dict):
         for key, item in value.items():
             if not isinstance(key, str):
                 raise NotCanonical("object keys must be strings")
-            _check(item)
+            _check(item, depth + 1)
         return
     raise NotCanonical(f"type {type(value).__name__} is not JSON")
 
@@ -71,6 +78,10 @@ def parse_canonical(data: bytes) -> Any:
         value = json.loads(data.decode("utf-8"), parse_float=_refuse_float)
     except (UnicodeDecodeError, json.JSONDecodeError, ValueError) as exc:
         raise NotCanonical("not valid JSON") from exc
+    except RecursionError:
+        # Deeper than the interpreter's stack allows: refused like any other input error
+        # (``from None``: the traceback would be thousands of frames long).
+        raise NotCanonical(f"JSON nests deeper than {MAX_DEPTH} levels") from None
     if canonical_json(value) != data:
         raise NotCanonical("JSON is not in canonical form")
     return value

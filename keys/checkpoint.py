@@ -90,7 +90,7 @@ class Checkpoint:
         if obj["v"] != CHECKPOINT_VERSION or isinstance(obj["v"], bool):
             raise DirectoryEntryInvalid("unsupported checkpoint version")
         head, signer, sig = obj["head"], obj["signer"], obj["sig"]
-        if not isinstance(head, str) or not _HEX64.match(head):
+        if not isinstance(head, str) or not _HEX64.fullmatch(head):
             raise DirectoryEntryInvalid("checkpoint head must be 64 lower-case hex characters")
         if not isinstance(signer, str) or not isinstance(sig, str):
             raise DirectoryEntryInvalid("checkpoint signer and sig must be strings")

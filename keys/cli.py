@@ -5,6 +5,7 @@
     stafett-keys device enrol REQUEST.json [--role officer|integration] [--contact]
     stafett-keys device rotate REQUEST.json [--min-version N]
     stafett-keys device revoke DEVICE --reason REASON
+    stafett-keys device min-version DEVICE N
     stafett-keys key destroy DEVICE VERSION
     stafett-keys admin keygen --admin NAME [--version N]
     stafett-keys admin add KID VERIFY_KEY_B64 | admin remove KID
@@ -78,6 +79,14 @@ def _parser() -> argparse.ArgumentParser:
     p = add(device, "revoke", commands.cmd_device_revoke, "revoke a device at once (lost laptop)")
     p.add_argument("device", help="unit/name")
     p.add_argument("--reason", required=True, choices=sorted(REVOKE_REASONS))
+    p = add(
+        device,
+        "min-version",
+        commands.cmd_device_min_version,
+        "raise a device's minimum encryption version (before destroying older keys)",
+    )
+    p.add_argument("device", help="unit/name")
+    p.add_argument("min_version", type=int, metavar="N")
 
     key = sub.add_parser("key", help="key versions").add_subparsers(dest="action", required=True)
     p = add(key, "destroy", commands.cmd_key_destroy, "record that a retired key was destroyed")

@@ -169,6 +169,16 @@ def cmd_device_revoke(ws: Workspace, args: argparse.Namespace, out: Out) -> None
     out("revoked at once; messages sealed to its keys must be treated as exposed")
 
 
+def cmd_device_min_version(ws: Workspace, args: argparse.Namespace, out: Out) -> None:
+    device = DeviceId.parse(args.device)
+    body = {"device": str(device), "min_encryption_version": args.min_version}
+    _append(ws, "set_min_encryption_version", body, out)
+    out(
+        f"senders may no longer seal to versions below {args.min_version}; "
+        "those can now be destroyed (key destroy) once nothing pending is sealed to them"
+    )
+
+
 def cmd_key_destroy(ws: Workspace, args: argparse.Namespace, out: Out) -> None:
     device = DeviceId.parse(args.device)
     _append(ws, "destroy_key", {"device": str(device), "version": args.version}, out)

@@ -199,10 +199,10 @@ def parse_consent_record(obj: Mapping[str, Any], *, require_sig: bool = True) ->
     if type(obj["v"]) is not int or obj["v"] != CONSENT_RECORD_VERSION:
         raise ConsentRecordInvalid("unsupported consent record version")
     consent_id = obj["consent_id"]
-    if not isinstance(consent_id, str) or not _UUID.match(consent_id):
+    if not isinstance(consent_id, str) or not _UUID.fullmatch(consent_id):
         raise ConsentRecordInvalid("consent_id must be a lower-case UUID")
     subject_ref = obj["subject_ref"]
-    if not isinstance(subject_ref, str) or not _HEX64.match(subject_ref):
+    if not isinstance(subject_ref, str) or not _HEX64.fullmatch(subject_ref):
         raise ConsentRecordInvalid("subject_ref must be 64 lower-case hex characters")
     sig: bytes | None = None
     if require_sig:
@@ -324,7 +324,7 @@ def _form(value: object) -> str:
 def _evidence(value: object) -> str | None:
     if value is None:
         return None
-    if not isinstance(value, str) or not _HEX64.match(value):
+    if not isinstance(value, str) or not _HEX64.fullmatch(value):
         raise ConsentRecordInvalid("evidence_hash must be 64 lower-case hex characters or null")
     return value
 

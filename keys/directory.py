@@ -33,6 +33,7 @@ from .directory_entry import (
     Body,
     DeviceKeysBody,
     DirectoryEntry,
+    MinVersionBody,
     UnitBody,
     parse_device_id,
 )
@@ -301,6 +302,9 @@ class Directory:
         current = self._devices.get(str(body.device))
         if current is None:
             raise DirectoryUnknownKey("no such device")
+        if isinstance(body, MinVersionBody):  # set_min_encryption_version
+            raised = current.with_min_encryption_version(body.min_encryption_version)
+            return lambda: self._devices.__setitem__(str(body.device), raised)
         if body.reason is not None:  # revoke_device
             new = current.with_revoked(body.reason)
         elif body.version is not None:  # destroy_key

@@ -46,6 +46,7 @@ ENTRY_TYPES = frozenset(
         "rotate_device",
         "revoke_device",
         "destroy_key",
+        "set_min_encryption_version",
     }
 )
 UNIT_KINDS = frozenset({"sav", "district", "socialjour", "las", "other"})
@@ -72,6 +73,7 @@ _BODY_FIELDS: Mapping[str, frozenset[str]] = {
     ),
     "revoke_device": frozenset({"device", "reason"}),
     "destroy_key": frozenset({"device", "version"}),
+    "set_min_encryption_version": frozenset({"device", "min_encryption_version"}),
 }
 
 
@@ -184,7 +186,15 @@ class DeviceActionBody:
     version: int | None  # destroy only
 
 
-Body = AdminBody | UnitBody | DeviceKeysBody | DeviceActionBody
+@dataclass(frozen=True)
+class MinVersionBody:
+    """set_min_encryption_version: raise a device's minimum without a rotation."""
+
+    device: DeviceId
+    min_encryption_version: int
+
+
+Body = AdminBody | UnitBody | DeviceKeysBody | DeviceActionBody | MinVersionBody
 
 
 def parse_body(type_: str, body: Mapping[str, Any]) -> Body:
@@ -226,6 +236,9 @@ def parse_body(type_: str, body: Mapping[str, Any]) -> Body:
         minimum = _version(body["min_encryption_version"], "min_encryption_version")
         return DeviceKeysBody(device, version, verify_key, encryption_key, None, None, minimum)
     device = parse_device_id(body["device"])
+    if type_ == "set_min_encryption_version":
+        minimum = _version(body["min_encryption_version"], "min_encryption_version")
+        return MinVersionBody(device, minimum)
     if type_ == "revoke_device":
         if body["reason"] not in REVOKE_REASONS:
             raise _invalid(f"reason must be one of {sorted(REVOKE_REASONS)}")
@@ -320,7 +333,7 @@ class DirectoryEntry:
         if obj["v"] != ENTRY_VERSION or not is_int(obj["v"]):
             raise _invalid("unsupported entry version")
         prev = obj["prev_hash"]
-        if not isinstance(prev, str) or not _HEX64.match(prev):
+        if not isinstance(prev, str) or not _HEX64.fullmatch(prev):
             raise _invalid("prev_hash must be 64 lower-case hex characters")
         sig = obj["sig"]
         if not isinstance(sig, str):

@@ -108,6 +108,25 @@ class DeviceRecord:
             min_encryption_version=min_encryption_version,
         )
 
+    def with_min_encryption_version(self, minimum: int) -> DeviceRecord:
+        """Raise the minimum encryption version without publishing a new key.
+
+        The step between a rotation and ``destroy_key``: once nothing pending is sealed
+        to the older versions, the minimum goes up so no sender may seal to them again,
+        and then they can be destroyed, without rotating a second time.
+        """
+        self._refuse_if_revoked()
+        if minimum <= self.min_encryption_version:
+            # Lowering would let senders seal again to a key already judged too old (and
+            # possibly about to be destroyed); an equal value would be an empty entry.
+            raise DirectoryEntryInvalid("min_encryption_version can only be raised")
+        if minimum > self.current_version:
+            # Above the newest version nobody could be sent anything at all.
+            raise DirectoryEntryInvalid(
+                "min_encryption_version cannot exceed the current key version"
+            )
+        return replace(self, min_encryption_version=minimum)
+
     def with_destroyed(self, version: int) -> DeviceRecord:
         self._refuse_if_revoked()
         key = self.versions.get(version)
@@ -117,7 +136,8 @@ class DeviceRecord:
             raise DirectoryEntryInvalid("only a retired key version can be destroyed")
         if version >= self.min_encryption_version:
             # Senders may still seal to it: destroying it would make those messages
-            # unreadable. Raise min_encryption_version past it first (a rotation).
+            # unreadable. Raise min_encryption_version past it first (a rotation or a
+            # set_min_encryption_version entry).
             raise DirectoryEntryInvalid(
                 "raise min_encryption_version above a key before destroying it"
             )

@@ -3,31 +3,21 @@
 Pass 1 is shared by the gateway (``verify_envelope``) and the recipient
 (``open_envelope``): it checks framing, parses the header and the wrapped keys,
 hashes the body as it streams past and verifies the sender's signature, all without
-the content key. Memory stays bounded: one frame (≤ 64 KiB + 17) at a time plus at
-most a few MiB of frames queued for the hashing thread.
+the content key. Memory stays bounded whatever the body size: one 1 MiB read block
+plus at most a few MiB of blocks queued for the hashing thread.
 """
 
 from __future__ import annotations
 
 import hmac
 import struct
-from collections import deque
 from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from types import TracebackType
 from typing import BinaryIO, Protocol
-
-from nacl.bindings import (
-    crypto_generichash_blake2b_final,
-    crypto_generichash_blake2b_init,
-    crypto_generichash_blake2b_update,
-    crypto_secretstream_xchacha20poly1305_ABYTES,
-    crypto_secretstream_xchacha20poly1305_HEADERBYTES,
-)
 
 from .canonical import NotCanonical, b64d, b64e, canonical_json, hash32, parse_canonical
 from .envelope_header import CHUNK_BYTES, MAX_HEADER_BYTES, EnvelopeHeader
+from .envelope_stream import ABYTES, HEADERBYTES, Buffer, StreamHasher
 from .errors import (
     DirectoryError,
     EnvelopeHeaderInvalid,
@@ -45,8 +35,7 @@ from .padding import is_padded_length
 
 MAGIC = b"STAFETT\x01"
 MAX_WRAPPED_BYTES = 64 * 1024
-SS_HEADER_BYTES: int = crypto_secretstream_xchacha20poly1305_HEADERBYTES
-ABYTES: int = crypto_secretstream_xchacha20poly1305_ABYTES
+SS_HEADER_BYTES: int = HEADERBYTES
 FULL_FRAME = CHUNK_BYTES + ABYTES  # every chunk but the last carries exactly 64 KiB
 MIN_FRAME = 1 + ABYTES  # a chunk with no plaintext is never produced (P ≥ 8)
 BOX_BYTES = 32 + 16 + 64  # sealed box: ephemeral pk ‖ MAC ‖ (hH ‖ K)
@@ -58,7 +47,9 @@ _U32 = struct.Struct(">I")
 class SenderResolver(Protocol):
     """Maps the header's sender kid to its key in the *verified* directory."""
 
-    def __call__(self, kid: KeyId) -> VerifyKey:
+    # Positional-only, so a plain ``def resolve(k: KeyId)`` or ``directory.signing_key``
+    # satisfies the protocol whatever its parameter is called.
+    def __call__(self, kid: KeyId, /) -> VerifyKey:
         """Raise :class:`EnvelopeSenderUnknown` unless ``kid`` is an active, usable key."""
         ...
 
@@ -68,68 +59,12 @@ def signed_message(header_hash: bytes, wrapped_hash: bytes, body_hash: bytes) ->
     return SIG_DOMAIN + header_hash + wrapped_hash + body_hash
 
 
-class StreamHasher:
-    """BLAKE2b-256 with a personalisation, fed piece by piece, in stream order.
-
-    Large streams are hashed on one worker thread in ~1 MiB batches (libsodium drops
-    the GIL), so hashing overlaps encryption/decryption on a second core. At most
-    ``_DEPTH`` batches wait, which keeps memory bounded. Small streams never start a
-    thread. Use as a context manager so the worker is always joined.
-    """
-
-    _BATCH_BYTES = 1 << 20
-    _DEPTH = 2
-
-    def __init__(self, person: bytes) -> None:
-        self._state = crypto_generichash_blake2b_init(person=person, digest_size=32)
-        self._batch: list[bytes] = []
-        self._batch_bytes = 0
-        self._pool: ThreadPoolExecutor | None = None
-        self._pending: deque[Future[None]] = deque()
-
-    def update(self, piece: bytes) -> None:
-        self._batch.append(piece)
-        self._batch_bytes += len(piece)
-        if self._batch_bytes >= self._BATCH_BYTES:
-            batch, self._batch, self._batch_bytes = self._batch, [], 0
-            if self._pool is None:
-                self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="stafett-hash")
-            self._pending.append(self._pool.submit(self._absorb, batch))
-            while len(self._pending) > self._DEPTH:
-                self._pending.popleft().result()
-
-    def _absorb(self, batch: list[bytes]) -> None:
-        for piece in batch:
-            crypto_generichash_blake2b_update(self._state, piece)
-
-    def digest(self) -> bytes:
-        # The single worker runs batches in submission order; the state is touched by
-        # this thread only once every batch has finished.
-        while self._pending:
-            self._pending.popleft().result()
-        self._absorb(self._batch)
-        self._batch = []
-        return bytes(crypto_generichash_blake2b_final(self._state))
-
-    def close(self) -> None:
-        for future in self._pending:
-            future.cancel()
-        if self._pool is not None:
-            self._pool.shutdown(wait=True)
-            self._pool = None
-        self._pending.clear()
-
-    def __enter__(self) -> StreamHasher:
-        return self
-
-    def __exit__(
-        self, et: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.close()
-
-
 class FrameReader:
-    """Exact reads from an envelope stream; every short read is a truncation."""
+    """Exact reads from an envelope stream; every short read is a truncation.
+
+    Reads nothing beyond what is asked for, so :func:`read_header` leaves a caller's
+    stream just after the prefix. Bulk passes use :class:`BlockReader`.
+    """
 
     def __init__(self, src: BinaryIO, *, max_size: int | None = None, offset: int = 0) -> None:
         self._src = src
@@ -152,13 +87,97 @@ class FrameReader:
         self.offset += n
         return data
 
-    def u32(self) -> tuple[bytes, int]:
-        raw = self.exact(4)
-        return raw, _U32.unpack(raw)[0]
+    def u32(self) -> int:
+        value: int = _U32.unpack(self.exact(4))[0]
+        return value
+
+
+class BlockReader:
+    """Envelope reads served from large blocks: one system call per MiB, no copies.
+
+    ``view(n)`` returns a view into the current block (or, for the rare frame that
+    straddles two blocks, a fresh ``bytearray``). Blocks are immutable ``bytes``, so a
+    view stays valid, and safe to hand to the hashing thread, after the reader moves
+    on. While a *tap* is set, every byte consumed is fed to it in stream order, in
+    whole-block pieces: that is how ``hB`` is computed over exactly the body section.
+    Memory: one block plus what the tap's bounded queue holds.
+    """
+
+    BLOCK_BYTES = 1 << 20
+
+    def __init__(self, src: BinaryIO, *, max_size: int | None = None, offset: int = 0) -> None:
+        self._src = src
+        self._max_size = max_size
+        self.offset = offset
+        self._block = b""
+        self._pos = 0
+        self._tap: StreamHasher | None = None
+        self._tap_from = 0
+
+    def _consume(self, n: int) -> None:
+        # Threat: a sender or relay streaming an endless envelope to exhaust disk/CPU.
+        if self._max_size is not None and self.offset + n > self._max_size:
+            raise EnvelopeTooLarge("envelope exceeds the size limit")
+        self.offset += n
+
+    def _next_block(self) -> None:
+        # Only called once the whole current block has been consumed.
+        if self._tap is not None and self._tap_from < len(self._block):
+            self._tap.update(memoryview(self._block)[self._tap_from :])
+        block = self._src.read(self.BLOCK_BYTES)
+        if not block:
+            raise EnvelopeTruncated("the envelope ends early: it was truncated")
+        # Immutable: views of it go to the hashing thread.
+        self._block = block if type(block) is bytes else bytes(block)
+        self._pos = self._tap_from = 0
+
+    def view(self, n: int) -> Buffer:
+        """The next ``n`` bytes (read-only view, or a fresh buffer across blocks)."""
+        self._consume(n)
+        end = self._pos + n
+        if end <= len(self._block):
+            piece = memoryview(self._block)[self._pos : end]
+            self._pos = end
+            return piece
+        parts = bytearray(memoryview(self._block)[self._pos :])
+        self._pos = len(self._block)
+        while len(parts) < n:
+            self._next_block()
+            take = min(n - len(parts), len(self._block))
+            parts += memoryview(self._block)[:take]
+            self._pos = take
+        return parts
+
+    def skip(self, n: int) -> None:
+        """Consume ``n`` bytes without looking at them (the tap still sees them)."""
+        self._consume(n)
+        while n > len(self._block) - self._pos:
+            n -= len(self._block) - self._pos
+            self._pos = len(self._block)
+            self._next_block()
+        self._pos += n
+
+    def exact(self, n: int) -> bytes:
+        return bytes(self.view(n))
+
+    def u32(self) -> int:
+        value: int = _U32.unpack(self.view(4))[0]
+        return value
+
+    def start_tap(self, tap: StreamHasher) -> None:
+        self._tap, self._tap_from = tap, self._pos
+
+    def stop_tap(self) -> None:
+        if self._tap is not None and self._tap_from < self._pos:
+            self._tap.update(memoryview(self._block)[self._tap_from : self._pos])
+        self._tap = None
 
     def expect_eof(self) -> None:
-        if self._src.read(1):
+        if self._pos < len(self._block) or self._src.read(1):
             raise EnvelopeTrailingData("bytes follow the signature")
+
+
+Reader = FrameReader | BlockReader
 
 
 def frame_length(clen: int) -> bytes:
@@ -209,15 +228,15 @@ class EnvelopePrefix:
     wrapped_hash: bytes
 
 
-def read_prefix(reader: FrameReader) -> EnvelopePrefix:
+def read_prefix(reader: Reader) -> EnvelopePrefix:
     if reader.exact(len(MAGIC)) != MAGIC:
         raise EnvelopeMalformed("not a Stafett v1 envelope (magic)")
-    _, hlen = reader.u32()
+    hlen = reader.u32()
     if not 0 < hlen <= MAX_HEADER_BYTES:
         raise EnvelopeMalformed("header length out of range")
     header_bytes = reader.exact(hlen)
     header = EnvelopeHeader.from_bytes(header_bytes)
-    _, wlen = reader.u32()
+    wlen = reader.u32()
     if not 0 < wlen <= MAX_WRAPPED_BYTES:
         raise EnvelopeMalformed("wrapped-keys length out of range")
     wrapped_bytes = reader.exact(wlen)
@@ -243,15 +262,19 @@ class BodyScan:
     chunks: int
 
 
-def scan_body(reader: FrameReader) -> BodyScan:
-    """Check body framing and hash it as framed on the wire (``hB``), no key needed."""
+def scan_body(reader: BlockReader) -> BodyScan:
+    """Check body framing and hash it as framed on the wire (``hB``), no key needed.
+
+    The hash is fed whole blocks of the file (the body section is contiguous on the
+    wire), on the hashing thread; this thread only walks the frame lengths.
+    """
     with StreamHasher(b"stafett.body") as hasher:
-        hasher.update(reader.exact(SS_HEADER_BYTES))
+        reader.start_tap(hasher)
+        reader.skip(SS_HEADER_BYTES)
         total = chunks = 0
         short_seen = False
         while True:
-            raw, clen = reader.u32()
-            hasher.update(raw)
+            clen = reader.u32()
             if clen == 0:
                 break
             # One framing per body: only the last chunk may be shorter than 64 KiB, so
@@ -259,9 +282,10 @@ def scan_body(reader: FrameReader) -> BodyScan:
             if short_seen or not MIN_FRAME <= clen <= FULL_FRAME:
                 raise EnvelopeMalformed("chunk length out of range or a short chunk not last")
             short_seen = clen != FULL_FRAME
-            hasher.update(reader.exact(clen))
+            reader.skip(clen)
             total += clen - ABYTES
             chunks += 1
+        reader.stop_tap()
         if chunks == 0:
             raise EnvelopeTruncated("the body has no chunks: it was truncated")
         if not is_padded_length(total):
@@ -292,7 +316,7 @@ def verify_signature(
         raise EnvelopeSignatureInvalid() from exc
 
 
-def read_signature(reader: FrameReader) -> bytes:
+def read_signature(reader: BlockReader) -> bytes:
     signature = reader.exact(SIGNATURE_BYTES)
     reader.expect_eof()
     return signature

@@ -8,6 +8,7 @@ same rules for other implementations; the tests check that both agree.
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from dataclasses import dataclass
 from typing import Any
@@ -76,7 +77,9 @@ class EnvelopeHeader:
     recipient_unit: str
     recipients: tuple[KeyId, ...]
     consent_id: str
-    subject_ref: str
+    # Out of repr: a logged header (or a VerifiedEnvelope/OpenedEnvelope holding one)
+    # must not link log lines to one person (TEAM.md: no subject references in logs).
+    subject_ref: str = dataclasses.field(repr=False)
     category: str
     purpose: str
     created: int
@@ -103,10 +106,12 @@ class EnvelopeHeader:
             ("consent_id", _CONSENT_ID_RE),
         ):
             value = getattr(self, field)
-            if not isinstance(value, str) or not regex.match(value):
+            # fullmatch, not match: "$" also matches before a trailing "\n", which let
+            # "<uuid>\n" or "<category>\n" through as a second spelling of a signed field.
+            if not isinstance(value, str) or not regex.fullmatch(value):
                 raise _bad(field, "has the wrong form")
         if self.in_reply_to is not None and (
-            not isinstance(self.in_reply_to, str) or not _UUID_RE.match(self.in_reply_to)
+            not isinstance(self.in_reply_to, str) or not _UUID_RE.fullmatch(self.in_reply_to)
         ):
             raise _bad("in_reply_to", "must be a message id or null")
         if not isinstance(self.recipient_unit, str) or not is_valid_name(self.recipient_unit):

@@ -50,6 +50,12 @@ class KeystoreCorrupt(KeystoreError):
     code = "keystore_corrupt"
 
 
+class KeystoreWeakKdf(KeystoreError):
+    """The keystore's passphrase stretching is weaker than this device requires."""
+
+    code = "keystore_weak_kdf"
+
+
 # --- signatures -------------------------------------------------------------------------
 class SignatureInvalid(KeysError):
     """The signature does not verify with the expected key."""
@@ -181,6 +187,7 @@ ALL_ERRORS: tuple[type[KeysError], ...] = (
     KeystoreError,
     KeystoreWrongPassphrase,
     KeystoreCorrupt,
+    KeystoreWeakKdf,
     SignatureInvalid,
     EnvelopeError,
     EnvelopeMalformed,

@@ -35,9 +35,16 @@ _DEVICE_RE = re.compile(rf"^({_NAME})/({_NAME})$")
 _UNIT_RE = re.compile(rf"^{_NAME}$")
 
 
+MAX_KEY_VERSION = 999_999  # the kid grammar allows at most six digits
+
+
 def is_valid_name(name: str) -> bool:
     """True for a unit or device name (lower-case letters, digits, inner dashes)."""
     return bool(_UNIT_RE.fullmatch(name))
+
+
+def _is_name(value: object) -> bool:
+    return isinstance(value, str) and is_valid_name(value)
 
 
 def fingerprint(public: bytes) -> str:
@@ -52,6 +59,12 @@ class DeviceId:
 
     unit: str
     name: str
+
+    def __post_init__(self) -> None:
+        # Validated on construction too, not only in parse(): ids become file names,
+        # URL segments and log fields, so "../x" or "A\n" must not exist as a DeviceId.
+        if not (_is_name(self.unit) and _is_name(self.name)):
+            raise KeyIdInvalid("device id must look like unit/name")
 
     @classmethod
     def parse(cls, text: str) -> DeviceId:
@@ -74,6 +87,16 @@ class KeyId:
     unit: str
     name: str
     version: int
+
+    def __post_init__(self) -> None:
+        # Same grammar as parse() (see DeviceId): a KeyId built in code is a valid kid.
+        if not (
+            _is_name(self.unit)
+            and _is_name(self.name)
+            and type(self.version) is int
+            and 1 <= self.version <= MAX_KEY_VERSION
+        ):
+            raise KeyIdInvalid("key id must look like unit/device/version")
 
     @classmethod
     def parse(cls, text: str) -> KeyId:

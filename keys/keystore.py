@@ -54,6 +54,7 @@ from .errors import (
     KeyInvalid,
     KeystoreCorrupt,
     KeystoreError,
+    KeystoreWeakKdf,
     KeystoreWrongPassphrase,
 )
 from .keypairs import (
@@ -332,8 +333,14 @@ def _write_atomically(path: Path, data: bytes) -> None:
         os.close(dir_fd)
 
 
-def load_keystore(path: Path, passphrase: str) -> Keystore:
+def load_keystore(path: Path, passphrase: str, *, min_cost: KdfCost | None = None) -> Keystore:
     """Open a keystore. Raises KeystoreWrongPassphrase, KeystoreCorrupt or KeystoreError.
+
+    ``min_cost``: refuse a file whose KDF parameters are below this preset (before
+    running the KDF). Threat: a keystore written with test-mode cost (a leaked
+    ``STAFETT_KDF_COST=test``, a copied test fixture) on a real device, which a thief
+    with the file could brute-force cheaply; production callers should pass
+    ``KdfCost.INTERACTIVE`` (or stricter). ``None`` accepts libsodium's minimum.
 
     Exceptions are raised ``from None``: a chained exception could carry decrypted
     payload text (``json.JSONDecodeError.doc``) into a traceback or a log.
@@ -350,6 +357,8 @@ def load_keystore(path: Path, passphrase: str) -> Keystore:
     if len(raw) > _MAX_FILE_BYTES:
         raise KeystoreCorrupt("the file is far too large to be a keystore")
     salt, check, nonce, box, opslimit, memlimit = _parse_container(raw)
+    if min_cost is not None and (opslimit < min_cost.opslimit or memlimit < min_cost.memlimit):
+        raise KeystoreWeakKdf("the keystore's key derivation is weaker than this device requires")
     key, expected_check = _derive(passphrase, salt, opslimit, memlimit)
     if not hmac.compare_digest(check, expected_check):
         raise KeystoreWrongPassphrase("the passphrase does not open this keystore")

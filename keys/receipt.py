@@ -114,10 +114,10 @@ def parse_receipt(obj: Mapping[str, Any]) -> Receipt:
     if type(obj["v"]) is not int or obj["v"] != RECEIPT_VERSION:
         raise ReceiptInvalid("unsupported receipt version")
     message_id = obj["message_id"]
-    if not isinstance(message_id, str) or not _UUID.match(message_id):
+    if not isinstance(message_id, str) or not _UUID.fullmatch(message_id):
         raise ReceiptInvalid("message_id must be a lower-case UUID")
     header_hash = obj["header_hash"]
-    if not isinstance(header_hash, str) or not _HEX64.match(header_hash):
+    if not isinstance(header_hash, str) or not _HEX64.fullmatch(header_hash):
         raise ReceiptInvalid("header_hash must be 64 lower-case hex characters")
     if not isinstance(obj["recipient"], str):
         raise ReceiptInvalid("recipient must be a key id")
@@ -131,7 +131,7 @@ def parse_receipt(obj: Mapping[str, Any]) -> Receipt:
     reason = obj["reason"]
     if status == "accepted" and reason is not None:
         raise ReceiptInvalid("an accepted receipt carries no reason")
-    if status == "rejected" and (not isinstance(reason, str) or not _REASON.match(reason)):
+    if status == "rejected" and (not isinstance(reason, str) or not _REASON.fullmatch(reason)):
         # a rejection without a reason leaves the sender unable to act on it
         raise ReceiptInvalid("a rejected receipt carries a snake_case reason code")
     received_at = obj["received_at"]

@@ -3,7 +3,8 @@
 Portability choices: times are integer Unix seconds (no time-zone surprises between the
 two engines), hashes are lower-case hex text, JSON documents are canonical JSON text
 (what was signed is stored byte for byte; a JSON column type would re-serialise it).
-The migration ``0001_initial`` creates exactly this schema; a test compares the two.
+The migrations (``0001_initial``, ``0002_deadlines``) create exactly this schema; a test
+compares the two.
 """
 
 from __future__ import annotations
@@ -56,10 +57,14 @@ class ConsentRow(Base):
     recorded_by: Mapped[str] = mapped_column(String(KID))
     record_json: Mapped[str] = mapped_column(Text)
     valid_from: Mapped[int] = mapped_column(BigInteger)
-    valid_until: Mapped[int] = mapped_column(BigInteger)
+    # Indexed for the consent-ending reminder scan (0002).
+    valid_until: Mapped[int] = mapped_column(BigInteger, index=True)
     withdrawn_at: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
     withdrawal_reason: Mapped[str | None] = mapped_column(Text, nullable=True)
     created_at: Mapped[int] = mapped_column(BigInteger)
+    # When the recording unit was reminded that the consent ends soon (0002). Set by a
+    # conditional update, so two gateway instances remind once.
+    reminded_at: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
 
 
 class ConsentParty(Base):
@@ -86,13 +91,37 @@ class MessageRow(Base):
     size: Mapped[int] = mapped_column(BigInteger)
     created: Mapped[int] = mapped_column(BigInteger)
     expires: Mapped[int] = mapped_column(BigInteger, index=True)
-    due: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    # Indexed for the escalation scan (0002); None: the flow has no deadline.
+    due: Mapped[int | None] = mapped_column(BigInteger, nullable=True, index=True)
     state: Mapped[str] = mapped_column(String(16), index=True)
     state_changed_at: Mapped[int] = mapped_column(BigInteger)
     accepted_at: Mapped[int] = mapped_column(BigInteger)
     delivered_at: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
     handed_over_at: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
     blob_key: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    # When the overdue handover was escalated (0002). Set by a conditional update in
+    # the same transaction as the events and the audit entry: escalated once.
+    escalated_at: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+
+
+class SendRefusalCount(Base):
+    """Refused sends counted per month and flow, for the follow-up figures (0002).
+
+    A counter, not a row per refusal, and the month rather than a time: there is no
+    message id, kid, pseudonym or instant to link a count back to one request (threat:
+    the de-identified report table joined with the audit trail to single out a person).
+    Category and purpose are vocabulary codes; a unit the directory does not know is
+    stored as ``unknown`` (the header is the sender's free choice).
+    """
+
+    __tablename__ = "send_refusals"
+    month: Mapped[str] = mapped_column(String(7), primary_key=True)  # YYYY-MM, Stockholm
+    sender_unit: Mapped[str] = mapped_column(String(UNIT), primary_key=True)
+    recipient_unit: Mapped[str] = mapped_column(String(UNIT), primary_key=True)
+    category: Mapped[str] = mapped_column(String(64), primary_key=True)
+    purpose: Mapped[str] = mapped_column(String(64), primary_key=True)
+    code: Mapped[str] = mapped_column(String(64), primary_key=True)
+    count: Mapped[int] = mapped_column(BigInteger)
 
 
 class MessageRecipient(Base):

@@ -97,6 +97,7 @@ def receipt_summary(receipt_json: str | None) -> dict[str, Any] | None:
 
 
 def status_json(row: MessageRow, receipt_json: str | None) -> dict[str, Any]:
+    receipt = receipt_summary(receipt_json)
     return {
         "message_id": row.id,
         "state": row.state,
@@ -115,7 +116,12 @@ def status_json(row: MessageRow, receipt_json: str | None) -> dict[str, Any]:
         "delivered_at": row.delivered_at,
         "handed_over_at": row.handed_over_at,
         "state_changed_at": row.state_changed_at,
-        "receipt": receipt_summary(receipt_json),
+        # When the overdue handover was escalated (sender and contacts told), or None.
+        "escalated_at": row.escalated_at,
+        # A rejection returns the matter to the sender: the signed reason code at the
+        # top level, so an outbox listing shows why without opening the receipt.
+        "reason": receipt["reason"] if receipt and row.state == MessageState.REJECTED else None,
+        "receipt": receipt,
     }
 
 

@@ -20,13 +20,20 @@ Checks, in order, each with its own code (deny by default: only the end accepts)
    sees this message or is seen by it;
 8. the expiry (``gateway.policy.lifecycle.effective_expiry``, capped by settings).
 
+An accepted message is stamped with its ``due`` time from the deadline policy
+(``gateway.services.deadlines``), keyed by the unit kinds in the verified directory.
+
 Refusals are audited by the problem middleware as ``request_refused`` {code, kid,
-route}: a second ``message_refused`` entry would only double every refusal.
+route}: a second ``message_refused`` entry would only double every refusal. Refusals
+of an authentic envelope (after the signature verified: recipients, consent) are also
+counted, de-identified, for the follow-up figures (``send_refusals``): per month, unit
+pair, category, purpose and code — no ids, no pseudonym, no time.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,7 +44,7 @@ from sqlalchemy.exc import IntegrityError
 from gateway import audit
 from gateway.auth import Caller, require_device
 from gateway.blobs import BlobStore, Upload
-from gateway.db import message_store
+from gateway.db import message_store, report_store
 from gateway.db.engine import SessionMaker
 from gateway.db.models import MessageRow
 from gateway.errors import (
@@ -47,11 +54,16 @@ from gateway.errors import (
     RecipientUnitUnknown,
     RecipientUnknown,
     SenderMismatch,
+    code_of,
 )
 from gateway.policy.consent import decide
+from gateway.policy.deadlines import DeadlinePolicy
+from gateway.policy.errors import ConsentRefused
 from gateway.policy.lifecycle import MessageState, effective_expiry
 from gateway.policy.vocabulary import Vocabulary, load_vocabulary
+from gateway.report_period import month_of
 from gateway.services.consents import load_consent
+from gateway.services.deadlines import deadline_policy, due_for
 from gateway.services.message_content import (
     destroy_content,
     devices_of,
@@ -64,6 +76,12 @@ from gateway.settings import Settings
 from keys.directory import Directory
 from keys.envelope import EnvelopeHeader, VerifiedEnvelope, read_header, verify_envelope
 from keys.errors import EnvelopeHeaderInvalid
+
+log = logging.getLogger(__name__)
+
+# Refusals counted for the follow-up figures: decisions about an authentic envelope.
+# Malformed or unauthenticated uploads are not handovers anybody attempted.
+COUNTED_REFUSALS = (ConsentRefused, RecipientUnitUnknown, RecipientUnknown, RecipientKeyTooOld)
 
 __all__ = [
     "SendResult",
@@ -92,6 +110,7 @@ def accepted_answer(row: MessageRow) -> dict[str, Any]:
         "size": row.size,
         "accepted_at": row.accepted_at,
         "expires": row.expires,
+        "due": row.due,
     }
 
 
@@ -106,6 +125,7 @@ async def send_message(
     blobs: BlobStore,
     now: int,
     vocabulary: Vocabulary | None = None,
+    deadlines: DeadlinePolicy | None = None,
 ) -> SendResult:
     """Receive, check and store one envelope (module docstring for the order)."""
     require_device(caller)
@@ -119,6 +139,7 @@ async def send_message(
             directory=directory,
             settings=settings,
             vocabulary=vocabulary or load_vocabulary(),
+            deadlines=deadlines or deadline_policy(settings),
             now=now,
         )
     except BaseException:
@@ -189,6 +210,7 @@ async def _decide(
     directory: Directory,
     settings: Settings,
     vocabulary: Vocabulary,
+    deadlines: DeadlinePolicy,
     now: int,
 ) -> tuple[SendResult, bool]:
     header = await asyncio.to_thread(_read_header, upload.temp)
@@ -203,6 +225,68 @@ async def _decide(
     # CPU-bound over the whole body: off the event loop. Outside any transaction, so a
     # large envelope never holds a database lock (SQLite's single writer) meanwhile.
     verified = await asyncio.to_thread(_verify, upload.temp, directory, settings.max_body_bytes)
+    header = verified.header
+    try:
+        return await _store(
+            sessionmaker,
+            caller,
+            message_id,
+            upload,
+            verified,
+            directory=directory,
+            settings=settings,
+            deadlines=deadlines,
+            now=now,
+        )
+    except COUNTED_REFUSALS as exc:
+        await _count_refusal(sessionmaker, caller, header, directory, code_of(exc), now=now)
+        raise
+
+
+async def _count_refusal(
+    sessionmaker: SessionMaker,
+    caller: Caller,
+    header: EnvelopeHeader,
+    directory: Directory,
+    code: str,
+    *,
+    now: int,
+) -> None:
+    """Count one refused send in its own transaction (the decision's rolled back)."""
+    # A unit name the directory does not know is the sender's free text: not exported.
+    recipient = (
+        header.recipient_unit
+        if header.recipient_unit in directory.units
+        else report_store.UNKNOWN_UNIT
+    )
+    try:
+        async with sessionmaker.begin() as session:
+            await report_store.count_refusal(
+                session,
+                month=month_of(now),
+                sender_unit=caller.unit,
+                recipient_unit=recipient,
+                category=header.category,
+                purpose=header.purpose,
+                code=code,
+            )
+    except Exception:
+        # The refusal itself stands (and is audited); only the statistic is lost.
+        log.exception("could not count a refused send (%s)", code)
+
+
+async def _store(
+    sessionmaker: SessionMaker,
+    caller: Caller,
+    message_id: str,
+    upload: Upload,
+    verified: VerifiedEnvelope,
+    *,
+    directory: Directory,
+    settings: Settings,
+    deadlines: DeadlinePolicy,
+    now: int,
+) -> tuple[SendResult, bool]:
     header = verified.header
     _check_recipients(header, directory)
     expires = effective_expiry(
@@ -245,7 +329,14 @@ async def _decide(
                 size=upload.size,
                 created=header.created,
                 expires=expires,
-                due=None,
+                due=due_for(
+                    deadlines,
+                    directory,
+                    sender_unit=caller.unit,
+                    recipient_unit=header.recipient_unit,
+                    purpose=header.purpose,
+                    accepted_at=now,
+                ),
                 state=str(MessageState.ACCEPTED),
                 state_changed_at=now,
                 accepted_at=now,
@@ -263,6 +354,7 @@ async def _decide(
                 recipients=recipients,
                 size=row.size,
                 expires=expires,
+                due=row.due,
             )
             await emit_all(
                 session,
@@ -275,6 +367,7 @@ async def _decide(
                     "category": row.category,
                     "purpose": row.purpose,
                     "expires": expires,
+                    "due": row.due,
                 },
                 now=now,
             )

@@ -29,6 +29,7 @@ from gateway.services.events import events_after
 
 ANNA, BO = "so-nordost/anna/1", "sav/bo/1"
 SECRET = b"the content nobody may keep"
+SUBJECT = "ab" * 32
 
 
 @pytest_asyncio.fixture
@@ -63,7 +64,7 @@ async def insert_pending(
         recipient_unit="sav",
         consent_id="c-" + uuid.uuid4().hex[:8],
         consent_version=1,
-        subject_ref="ab" * 32,
+        subject_ref=SUBJECT,
         category="threat_assessment",
         purpose="transfer",
         header_hash="cd" * 32,
@@ -173,7 +174,9 @@ async def test_a_message_that_cannot_expire_is_logged_and_skipped(
     with caplog.at_level(logging.ERROR, logger="gateway.jobs"):
         assert await jobs.expire_messages(db, blobs.root, now=20) == 1
     assert f"could not expire message {bad}" in caplog.text
+    assert "ValueError" in caplog.text
     assert SECRET.decode() not in caplog.text
+    assert SUBJECT not in caplog.text  # no pseudonym in logs either
     async with db() as session:
         assert (await session.get(MessageRow, good)).state == "expired"  # type: ignore[union-attr]
         assert (await session.get(MessageRow, bad)).state == "accepted"  # type: ignore[union-attr]

@@ -19,8 +19,9 @@ from gateway_harness import ROOT_ADMIN, DirectoryBuilder, RunningGateway, make_s
 from sqlalchemy import text
 from yarl import URL
 
+from clients.admin import StafettAdminClient
 from clients.results import PushEvent
-from clients.sdk import StafettAdminClient, StafettClient
+from clients.sdk import StafettClient
 from gateway.app import create_app
 from gateway.appkeys import SESSIONMAKER
 from gateway.identity import init_identity

@@ -20,7 +20,8 @@ from keys.keypairs import SigningKey
 
 async def _grow_trail(gw: RunningGateway, units: int = 4) -> None:
     async with admin(gw) as sdk:
-        for n in range(units):
+        for _ in range(units):
+            n = len(gw.builder.directory.units)
             entry = gw.builder.entry(
                 "create_unit", {"unit": f"las-test{n}", "kind": "las", "name": f"LAS {n}"}
             )
@@ -73,16 +74,11 @@ async def test_reordered_rows_are_found(gateway: RunningGateway) -> None:
         await _verify(gateway)
 
 
-@pytest.mark.asyncio
-async def test_a_rewritten_history_is_caught_by_the_signed_checkpoint(
-    gateway: RunningGateway,
-) -> None:
-    await _grow_trail(gateway)
-    assert await _verify(gateway) > 3  # the gateway signed a checkpoint of this head
-    # An operator edits entry 1 and recomputes every later hash: the chain is whole
-    # again, only the checkpoint signed before the edit disagrees.
+async def _rewrite_entry_1(gw: RunningGateway) -> None:
+    """An operator edits entry 1 and recomputes every later hash: the chain is whole
+    again; only a checkpoint signed before the edit disagrees."""
     rows = await sql(
-        gateway, "SELECT seq, prev_hash, created, event, data_json FROM audit_entries ORDER BY seq"
+        gw, "SELECT seq, prev_hash, created, event, data_json FROM audit_entries ORDER BY seq"
     )
     prev = None
     for seq, prev_hash, created, event, data_json in rows:
@@ -98,12 +94,37 @@ async def test_a_rewritten_history_is_caught_by_the_signed_checkpoint(
         }
         prev = entry_hash(entry)
         await sql(
-            gateway,
+            gw,
             "UPDATE audit_entries SET prev_hash = :p, data_json = :d, hash = :h WHERE seq = :s",
             p=entry["prev_hash"],
             d=json.dumps(data, separators=(",", ":"), sort_keys=True),
             h=prev,
             s=seq,
         )
+
+
+@pytest.mark.asyncio
+async def test_a_rewritten_history_is_caught_by_the_signed_checkpoint(
+    gateway: RunningGateway,
+) -> None:
+    await _grow_trail(gateway)
+    assert await _verify(gateway) > 3  # the gateway signed a checkpoint of this head
+    await _rewrite_entry_1(gateway)
     with pytest.raises(AuditCheckpointMismatch):
         await _verify(gateway)
+
+
+@pytest.mark.asyncio
+async def test_a_rewrite_hidden_under_a_newer_checkpoint_needs_the_saved_one(
+    gateway: RunningGateway,
+) -> None:
+    await _grow_trail(gateway, units=3)
+    async with admin(gateway) as sdk:
+        saved = await sdk.audit_checkpoint()  # the auditor keeps what it verified
+        await sdk.verify_audit(gateway.identity.verify_key, known_checkpoints=[saved])
+    await _rewrite_entry_1(gateway)
+    await _grow_trail(gateway, units=1)  # a new entry: the gateway signs the forged head
+    async with admin(gateway) as sdk:
+        await sdk.verify_audit(gateway.identity.verify_key)  # latest checkpoint alone: fooled
+        with pytest.raises(AuditCheckpointMismatch):
+            await sdk.verify_audit(gateway.identity.verify_key, known_checkpoints=[saved])

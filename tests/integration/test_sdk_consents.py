@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
+from datetime import date
 from typing import Any
 
 import pytest
@@ -22,6 +23,7 @@ from sdk_support import (
     sql,
 )
 
+from clients.sdk import StafettClient
 from gateway.policy.errors import (
     ConsentCategoryNotCovered,
     ConsentDirectionNotCovered,
@@ -33,6 +35,10 @@ from gateway.policy.errors import (
     ConsentUnknown,
     ConsentWithdrawn,
 )
+from keys.errors import SubjectIdInvalid
+from keys.keypairs import DeviceKeyPair, KeyId, SigningKey
+from keys.keystore import Keystore
+from keys.subject import parse_personnummer, subject_reference
 
 FORWARD = [("so-nordost", "sav")]
 
@@ -128,3 +134,18 @@ async def _nothing_kept(gateway: RunningGateway, sdk: Any) -> None:
     assert (await sdk.outbox())["messages"] == []
     assert await sql(gateway, "SELECT id FROM messages") == []
     assert blob_files(gateway) == []
+
+
+def test_subject_ref_is_the_keyed_pseudonym_and_refuses_a_mistyped_number() -> None:
+    city_key = bytes(range(32))
+    keystore = Keystore(
+        owner="so-nordost/anna",
+        keypairs={1: DeviceKeyPair.generate(KeyId.parse(ANNA))},
+        subject_key=city_key,
+        pinned_admins={"admin/root/1": SigningKey.generate().verify_key},
+    )
+    sdk = StafettClient("http://127.0.0.1:9", keystore)
+    expected = subject_reference(parse_personnummer("811228-9874", today=date.today()), city_key)
+    assert sdk.subject_ref("19811228-9874") == expected
+    with pytest.raises(SubjectIdInvalid):
+        sdk.subject_ref("811228-9875")  # check digit wrong: a different person, refused

@@ -24,6 +24,7 @@ from gateway.errors import MessageNotFound
 from keys.errors import (
     EnvelopeNotForThisDevice,
     EnvelopeSenderUnknown,
+    ReceiptMismatch,
     ReceiptSignatureInvalid,
 )
 
@@ -37,7 +38,7 @@ async def test_named_officers_only_and_others_cannot_open(
         client(gateway, ANNA) as anna,
         client(gateway, BERTIL) as bertil,
     ):
-        consent_id = await bo.recordrecord_consent(
+        consent_id = await bo.record_consent(
             consent_fields(BO, [("sav", "so-nordost")], purposes=("transfer_to_district",))
         )
         sent = await bo.send(
@@ -86,13 +87,14 @@ async def test_a_receipt_altered_at_the_gateway_is_refused(
         sent = await anna.send(**message_args(consent_id))
         await bo.fetch(sent.message_id, tmp_path / "case.txt")
         await bo.ack(sent.message_id)
-        (stored,) = (
-            await sql(
-                gateway,
-                "SELECT receipt_json FROM receipts WHERE message_id = :m",
-                m=sent.message_id,
-            )
-        )[0]
+        assert (await anna.receipt(sent.message_id)).accepted
+        # A genuine receipt for another envelope is no receipt for this one.
+        with pytest.raises(ReceiptMismatch):
+            await anna.receipt(sent.message_id, header_hash="00" * 32)
+        rows = await sql(
+            gateway, "SELECT receipt_json FROM receipts WHERE message_id = :m", m=sent.message_id
+        )
+        (stored,) = rows[0]
         forged = json.loads(stored)
         forged["received_at"] += 86_400  # the gateway claims a later handover
         await sql(

@@ -61,7 +61,7 @@ MEASURED = (
 
 def duration_s(quick: bool) -> float:
     """How long each (side, concurrency) level starts new cycles."""
-    return 4.0 if quick else 20.0
+    return 3.0 if quick else 20.0
 
 
 def pool_per_worker(c: int, quick: bool, scale: int) -> int:
@@ -119,18 +119,45 @@ class Side:
     pid = 0
     pool_scale = 1
 
+    def __init__(self, waiters: Waiters) -> None:
+        self.waiters = waiters
+        self._open: list[tuple[aiohttp.ClientWebSocketResponse, asyncio.Task[None]]] = []
+
     def prepare(self, c: int, n: int) -> list[list[Any]]:
         raise NotImplementedError
 
     async def cycle(self, worker: int, item: Any) -> None:
         raise NotImplementedError
 
+    async def open_socket(self, worker: int) -> aiohttp.ClientWebSocketResponse:
+        raise NotImplementedError
+
+    def pick(self, frame: Any) -> str | None:
+        raise NotImplementedError
+
+    async def connect(self, c: int) -> None:
+        """One push socket per worker's recipient, as each connected officer has one.
+
+        Per level, not for all devices at once: the cost of idle sockets is a separate
+        question from the cost of a cycle (see docs/benchmarks.md).
+        """
+        for w in range(c):
+            ws = await self.open_socket(w)
+            self._open.append((ws, asyncio.create_task(read_pushes(ws, self.waiters, self.pick))))
+
+    async def disconnect(self) -> None:
+        for ws, task in self._open:
+            await ws.close()
+            task.cancel()
+        self._open.clear()
+
 
 class GatewaySide(Side):
     name = "gateway"
 
     def __init__(self, dep: g.Deployment, waiters: Waiters) -> None:
-        self.dep, self.waiters = dep, waiters
+        super().__init__(waiters)
+        self.dep = dep
         self.pid = dep.gw.proc.pid
         self.envelope_bytes = 0
 
@@ -145,6 +172,15 @@ class GatewaySide(Side):
         ]
         self.envelope_bytes = len(items[0][0].data)
         return items
+
+    async def open_socket(self, worker: int) -> aiohttp.ClientWebSocketResponse:
+        transport = self.dep.transport(self.dep.recipients[worker])
+        return await transport.websocket("/v1/events", {"after": 0})
+
+    def pick(self, frame: Any) -> str | None:
+        if isinstance(frame, dict) and frame.get("kind") == "inbox.new":
+            return str(frame["message_id"])
+        return None
 
     async def cycle(self, worker: int, item: g.Sealed) -> None:
         sender, recipient = self.dep.senders[worker], self.dep.recipients[worker]
@@ -180,8 +216,15 @@ class BareSide(Side):
     pool_scale = 4  # unsealed random bytes: cheap to prepare, and the bare side is fast
 
     def __init__(self, url: str, http: aiohttp.ClientSession, waiters: Waiters, pid: int) -> None:
-        self.url, self.http, self.waiters, self.pid = url, http, waiters, pid
+        super().__init__(waiters)
+        self.url, self.http, self.pid = url, http, pid
         self.size = BODY_BYTES
+
+    async def open_socket(self, worker: int) -> aiohttp.ClientWebSocketResponse:
+        return await self.http.ws_connect(f"{self.url}/ws", params={"me": f"r{worker}"})
+
+    def pick(self, frame: Any) -> str | None:
+        return str(frame["id"]) if isinstance(frame, dict) and "id" in frame else None
 
     def prepare(self, c: int, n: int) -> list[list[Any]]:
         return [
@@ -255,6 +298,13 @@ def start_bare(root: Path, log: Path) -> tuple[subprocess.Popen[bytes], str]:
     return proc, f"http://127.0.0.1:{json.loads(line)['port']}"
 
 
+def print_log_tails(tmp: Path) -> None:
+    """On failure: the servers' logs go away with the temp dir, so show their ends."""
+    for log_file in sorted(tmp.glob("*.log")):
+        tail = log_file.read_text(errors="replace")[-3000:]
+        print(f"--- tail of {log_file.name} ---\n{tail}", file=sys.stderr)
+
+
 def stop(proc: subprocess.Popen[bytes]) -> None:
     if proc.poll() is None:
         proc.terminate()
@@ -273,19 +323,7 @@ async def _bare_side(
 ) -> BareSide:
     proc, url = await asyncio.to_thread(start_bare, tmp / "bare", tmp / "bare.log")
     cleanup.append(lambda: stop(proc))
-    waiters = Waiters()
-    for i in range(n_pairs):
-        ws = await http.ws_connect(f"{url}/ws", params={"me": f"r{i}"})
-        task = asyncio.create_task(read_pushes(ws, waiters, lambda frame: frame.get("id")))
-        cleanup.append(ws.close)
-        cleanup.append(task.cancel)
-    return BareSide(url, http, waiters, proc.pid)
-
-
-def _inbox_new(frame: Any) -> str | None:
-    if isinstance(frame, dict) and frame.get("kind") == "inbox.new":
-        return str(frame["message_id"])
-    return None
+    return BareSide(url, http, Waiters(), proc.pid)
 
 
 async def _gateway_side(
@@ -300,13 +338,7 @@ async def _gateway_side(
     gw = await g.start_gateway(data_dir, admin_key, tmp / "gateway.log", **GATEWAY_SETTINGS)
     cleanup.append(gw.stop)
     dep = await g.deploy(gw, directory, n_pairs, http)
-    waiters = Waiters()
-    for pair in dep.recipients:
-        ws = await dep.transport(pair).websocket("/v1/events", {"after": 0})
-        task = asyncio.create_task(read_pushes(ws, waiters, _inbox_new))
-        cleanup.append(ws.close)
-        cleanup.append(task.cancel)
-    return GatewaySide(dep, waiters)
+    return GatewaySide(dep, Waiters())
 
 
 async def run_levels(
@@ -334,7 +366,11 @@ async def run_levels(
                         side = built[name]
                         if isinstance(side, BareSide) and "gateway" in built:
                             side.size = max(BODY_BYTES, gateway.envelope_bytes)
-                        figures = await measure(side, c, quick)
+                        await side.connect(c)
+                        try:
+                            figures = await measure(side, c, quick)
+                        finally:
+                            await side.disconnect()
                         results[name][str(c)] = figures
                         print(
                             f"  {name:7} c={c:<3} {figures['cycles_per_s']:8.1f} cycles/s  "
@@ -343,6 +379,9 @@ async def run_levels(
                         )
                 if "gateway" in built:
                     extra["envelope_bytes"] = gateway.envelope_bytes
+            except BaseException:
+                print_log_tails(tmp)
+                raise
             finally:
                 for step in reversed(cleanup):
                     outcome = step()

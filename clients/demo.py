@@ -30,7 +30,6 @@ from .demo_support import (
     Runner,
     clean_env,
     minimal_pdf,
-    seed_first_entry,
     tool,
 )
 
@@ -131,7 +130,6 @@ class Demo:
         trust = json.loads((self.admin / "trust-root.json").read_text())
         self.gateway.init(self.runner, trust["admins"])
         self.gateway.start(self.root / "gateway.log")
-        seed_first_entry(self.gateway.data_dir, trust["admins"], self.admin / "directory.jsonl")
         self.check(True, f"gateway på {self.gateway.url} (SQLite, loopback)")
         for unit, (kind, name) in UNITS.items():
             self.keys("unit", "create", unit, "--kind", kind, "--name", name)

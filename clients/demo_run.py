@@ -19,7 +19,6 @@ from .demo_support import (
     DemoFailed,
     Runner,
     clean_env,
-    seed_first_entry,
     tool,
 )
 
@@ -48,9 +47,6 @@ def main() -> int:
             argv += ["--pin-admin", f"{kid}={key}"]
         init = _ok(runner.run(argv, env=gw_env))
         _ok(runner.run([*tool("stafett-gateway"), "migrate"], env=gw_env))
-        if not (data / ".seeded").exists():
-            seed_first_entry(gateway, pins, admin / "directory.jsonl")
-            (data / ".seeded").write_text("entry 0 stored\n")
     except DemoFailed as exc:
         print(f"make run: {exc}", file=sys.stderr)
         return 1

@@ -197,35 +197,3 @@ def minimal_pdf(title: str) -> bytes:
     out += f"trailer\n<< /Size {len(objects) + 1} /Root 1 0 R >>\n".encode()
     out += f"startxref\n{xref}\n%%EOF\n".encode()
     return bytes(out)
-
-
-def seed_first_entry(data_dir: Path, pins: dict[str, str], log: Path) -> None:
-    """Store directory entry 0 (the root admin adding itself) straight into the store.
-
-    Workaround: the gateway authenticates an admin request only with an admin *in the
-    directory*, so an empty gateway cannot take entry 0 over HTTP (see the report for
-    the change proposed in ``gateway/auth.py``). The entry is verified all the same:
-    ``DirectoryService.append`` checks it against the pinned root key.
-    """
-    import asyncio
-
-    from gateway.db.engine import make_sessionmaker, open_engine
-    from gateway.services.directory import DirectoryService
-    from gateway.settings import Settings
-    from keys.cli_store import read_log
-    from keys.keypairs import VerifyKey
-
-    entries = read_log(log)
-    first = entries[0].to_json()
-
-    async def seed() -> None:
-        engine = open_engine(Settings(data_dir=data_dir).db_url)
-        try:
-            service = DirectoryService({k: VerifyKey.from_b64(v) for k, v in pins.items()})
-            await service.append(
-                make_sessionmaker(engine), [first], caller=entries[0].signer, now=int(time.time())
-            )
-        finally:
-            await engine.dispose()
-
-    asyncio.run(seed())

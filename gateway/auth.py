@@ -25,7 +25,7 @@ Order of checks, and why:
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass
 
 from aiohttp import web
@@ -34,6 +34,7 @@ from gateway.appkeys import (
     CALLER_KEY,
     CONTENT_DIGEST_KEY,
     DIRECTORY,
+    IDENTITY,
     RATE_LIMITER,
     SESSIONMAKER,
     SETTINGS,
@@ -111,10 +112,30 @@ def require_device(caller: Caller) -> DeviceId:
     return caller.device
 
 
-def _lookup(directory: Directory, kid: KeyId) -> tuple[VerifyKey, Callable[[], None]]:
-    """The key to verify with, and the status check to run once it verified."""
+# What an empty gateway can take: a pinned root admin reading the (empty) directory and
+# posting entry 0. Without it the first entry could only be stored by hand on the server.
+_BOOTSTRAP_PREFIX = "/v1/directory/"
+
+
+def _lookup(
+    directory: Directory,
+    kid: KeyId,
+    *,
+    pinned_admins: Mapping[str, VerifyKey],
+    bootstrap: bool,
+) -> tuple[VerifyKey, Callable[[], None]]:
+    """The key to verify with, and the status check to run once it verified.
+
+    ``bootstrap``: the request is for the directory endpoints. While it is empty, a
+    pinned root admin key (sealed into the gateway's keystore at ``init``) authenticates;
+    the entries themselves are still verified against the same pins by ``Directory``.
+    Threat: anyone else seeding an empty gateway with their own trust root — refused,
+    since only pinned keys are accepted, and only until the directory has entry 0.
+    """
     if kid.unit == ADMIN_UNIT:
         key = directory.admins.get(str(kid))
+        if key is None and bootstrap and directory.size == 0:
+            key = pinned_admins.get(str(kid))
         if key is None:
             raise DeviceUnknown()
         return key, lambda: None
@@ -158,7 +179,10 @@ async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamR
 
     async with app[SESSIONMAKER].begin() as session:
         directory = await app[DIRECTORY].refresh(session)
-        key, check_status = _lookup(directory, kid)
+        bootstrap = request.path.startswith(_BOOTSTRAP_PREFIX)
+        key, check_status = _lookup(
+            directory, kid, pinned_admins=app[IDENTITY].pinned_admins, bootstrap=bootstrap
+        )
         verify_request_signature(sig, key)
         request[VERIFIED_KID_KEY] = str(kid)
         check_status()

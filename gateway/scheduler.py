@@ -22,7 +22,7 @@ from aiohttp import web
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 
-from gateway import jobs
+from gateway import jobs, jobs_deadlines
 from gateway.appkeys import IDENTITY, SESSIONMAKER, SETTINGS
 from gateway.blobs import sweep_orphan_blobs
 
@@ -125,6 +125,8 @@ def job_table(app: web.Application) -> list[Scheduled]:
         Scheduled("sign_audit_checkpoint", settings.audit_checkpoint_interval_s, checkpoint),
         Scheduled("purge_nonces", settings.nonce_purge_interval_s, nonces),
         Scheduled("sweep_orphan_blobs", settings.blob_sweep_interval_s, sweep),
+        # Escalation of overdue handovers and consent-ending reminders.
+        *(Scheduled(*job) for job in jobs_deadlines.deadline_jobs(app)),
     ]
 
 

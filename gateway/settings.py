@@ -17,8 +17,20 @@ from typing import Any
 
 ENV_PREFIX = "STAFETT_"
 # Variables with the prefix that belong to other parts (tests, CI, clients), not to us.
+# Variables of the other Stafett tools (client, admin CLI, tests) that share the prefix:
+# the gateway ignores them instead of refusing to start in a shell that has them set.
 _FOREIGN_ENV = frozenset(
-    {"STAFETT_REQUIRE_POSTGRES", "STAFETT_CONFIG", "STAFETT_KEYSTORE", "STAFETT_PASSPHRASE"}
+    {
+        "STAFETT_REQUIRE_POSTGRES",
+        "STAFETT_CONFIG",
+        "STAFETT_KEYSTORE",
+        "STAFETT_PASSPHRASE",
+        "STAFETT_HOME",
+        "STAFETT_LANG",
+        "STAFETT_KDF_COST",
+        "STAFETT_KEYS_DIR",
+        "STAFETT_GATEWAY_URL",
+    }
 )
 
 

@@ -59,7 +59,10 @@ def _build_envelope_for_tests(
     content_key = key if key is not None else _new_content_key_for_tests()
     by_kid = {str(r.kid): r for r in recipients}
     wrapped = encode_wrapped(
-        [(kid, by_kid[str(kid)].encryption_key.seal(h_h + content_key)) for kid in header.recipients]
+        [
+            (kid, by_kid[str(kid)].encryption_key.seal(h_h + content_key))
+            for kid in header.recipients
+        ]
     )
     stream = SecretStreamPush(content_key)
     body = bytearray(stream.header)

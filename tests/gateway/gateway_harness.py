@@ -185,11 +185,14 @@ async def start_gateway(
     store_url: str,
     *,
     configure: Callable[[web.Application], None] | None = None,
+    admin_key: SigningKey | None = None,
+    seed: bool = True,
     **overrides: Any,
 ) -> RunningGateway:
+    """Start a migrated gateway; ``seed=False`` leaves its directory empty (bootstrap)."""
     settings = make_settings(data_dir, store_url, **overrides)
     await migrate(settings.db_url)
-    admin_key = SigningKey.generate()
+    admin_key = admin_key or SigningKey.generate()
     identity = init_identity(settings, {str(ROOT_ADMIN): admin_key.verify_key})
     app = create_app(settings, identity)
     if configure is not None:
@@ -206,16 +209,6 @@ async def start_gateway(
     port = runner.addresses[0][1]
     builder = DirectoryBuilder(admin_key)
     devices = {kid: DeviceKeyPair.generate(KeyId.parse(kid)) for kid in DEVICES}
-    entries = [
-        builder.entry(
-            "add_admin", {"admin": str(ROOT_ADMIN), "verify_key": admin_key.verify_key.b64()}
-        )
-    ]
-    for unit, kind in UNITS.items():
-        entries.append(
-            builder.entry("create_unit", {"unit": unit, "kind": kind, "name": unit.upper()})
-        )
-    entries.extend(builder.enrol(pair) for pair in devices.values())
     gw = RunningGateway(
         url=URL(f"http://127.0.0.1:{port}"),
         app=app,
@@ -227,8 +220,25 @@ async def start_gateway(
         http=aiohttp.ClientSession(),
         runner=runner,
     )
-    await gw.append(*entries)
+    if seed:
+        await gw.append(*_seed_entries(builder, admin_key, devices))
     return gw
+
+
+def _seed_entries(
+    builder: DirectoryBuilder, admin_key: SigningKey, devices: Mapping[str, DeviceKeyPair]
+) -> list[DirectoryEntry]:
+    entries = [
+        builder.entry(
+            "add_admin", {"admin": str(ROOT_ADMIN), "verify_key": admin_key.verify_key.b64()}
+        )
+    ]
+    for unit, kind in UNITS.items():
+        entries.append(
+            builder.entry("create_unit", {"unit": unit, "kind": kind, "name": unit.upper()})
+        )
+    entries.extend(builder.enrol(pair) for pair in devices.values())
+    return entries
 
 
 async def stop_gateway(gw: RunningGateway) -> None:

@@ -24,6 +24,7 @@ from messages_harness import (
     DAY,
     header_for,
     message_row,
+    now,
     record_consent,
     seal_envelope,
     send_new,
@@ -289,3 +290,25 @@ async def test_answered_or_expired_messages_are_not_escalated(gateway) -> None:
     assert await escalate_overdue(sessionmaker, gateway.app[DIRECTORY].directory, now=due) == 1
     entries = await audit_data(gateway, "message_escalated")
     assert [e["message_id"] for e in entries] == [pending]
+
+
+@pytest.mark.asyncio
+async def test_the_scheduler_runs_the_deadline_jobs(start) -> None:
+    gw = await start(escalation_interval_s=1, consent_reminder_interval_s=1)
+    await add_flow5_units(gw)
+    consent_id = await record_flow5_consent(gw, valid_until=now() + 10 * DAY)
+    header = await send_flow5(gw, consent_id)
+    async with gw.app[SESSIONMAKER].begin() as session:
+        # Accepted long enough ago that its due time has passed.
+        await session.execute(
+            update(MessageRow).where(MessageRow.id == header.message_id).values(due=now() - 60)
+        )
+    for _ in range(100):  # the first runs come one interval after start-up
+        escalated = await audit_data(gw, "message_escalated")
+        reminded = await audit_data(gw, "consent_reminder")
+        if escalated and reminded:
+            break
+        await asyncio.sleep(0.1)
+    assert [e["message_id"] for e in escalated] == [header.message_id]
+    assert [e["consent_id"] for e in reminded] == [consent_id]
+    assert [e["unit"] for e in reminded] == ["socialjour"]

@@ -127,3 +127,36 @@ async def test_instance_catches_up_with_entries_stored_by_another(gateway, start
     finally:
         with pytest.raises(StopAsyncIteration):
             await ctx.__anext__()
+
+
+@pytest.mark.asyncio
+async def test_an_empty_gateway_takes_entry_zero_from_a_pinned_admin_only(start) -> None:
+    gw = await start(seed=False)
+    first = gw.builder.entry(
+        "add_admin", {"admin": "admin/root/1", "verify_key": gw.admin_key.verify_key.b64()}
+    )
+    # Someone with a key of their own cannot seed the empty gateway with their trust root.
+    mallory = SigningKey.generate()
+    forged = make_entry(
+        Directory({"admin/root/1": mallory.verify_key}),
+        "add_admin",
+        {"admin": "admin/root/1", "verify_key": mallory.verify_key.b64()},
+        KeyId.parse("admin/root/1"),
+        mallory,
+        1,
+    )
+    assert_problem(
+        await gw.client("admin/root/1", mallory).post(ENTRIES, {"entries": [forged.to_json()]}),
+        401,
+        "signature_invalid",
+    )
+    # The bootstrap is for the directory endpoints only.
+    assert_problem(await gw.admin.get("/v1/outbox"), 401, "device_unknown")
+    empty = await gw.admin.get(ENTRIES)
+    assert empty.status == 200
+    assert empty.json()["entries"] == []
+    reply = await gw.admin.post(ENTRIES, {"entries": [first.to_json()]})
+    assert reply.status in (200, 201), reply.body
+    listed = await gw.admin.get(ENTRIES)
+    assert listed.status == 200
+    assert [e["seq"] for e in listed.json()["entries"]] == [0]

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 from directory_builders import T0, Admin, Log
-from jsonschema import Draft202012Validator
+from jsonschema import Draft202012Validator  # type: ignore[import-untyped]
 
 from keys.enrolment import EnrolmentRequest, make_enrolment_request
 from keys.errors import DirectorySignatureInvalid, EnrolmentRequestInvalid

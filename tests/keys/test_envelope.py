@@ -421,7 +421,7 @@ def test_header_normalises_recipient_order(parties: Parties) -> None:
     ],
 )
 def test_invalid_headers_are_refused_on_construction(
-    parties: Parties, change: dict[str, object]
+    parties: Parties, change: dict[str, Any]
 ) -> None:
     base = make_header((parties.anna.kid,), parties.sender.kid)
     with pytest.raises(EnvelopeHeaderInvalid):

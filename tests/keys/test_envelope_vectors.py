@@ -15,7 +15,7 @@ import struct
 from pathlib import Path
 from typing import Any
 
-import jsonschema
+import jsonschema  # type: ignore[import-untyped]
 import pytest
 from envelope_support import Dissected
 
@@ -212,7 +212,7 @@ def test_vector_headers_validate_against_the_schema(
 
 def _bad_headers(good: dict[str, Any]) -> list[dict[str, Any]]:
     def changed(**kv: Any) -> dict[str, Any]:
-        value = json.loads(json.dumps(good))
+        value: dict[str, Any] = json.loads(json.dumps(good))
         value.update(kv)
         return value
 

@@ -99,6 +99,12 @@ def _check_ad(ad: bytes) -> None:
         raise TypeError("associated data must be bytes")
 
 
+def _check_out(out: bytearray) -> None:
+    # A bytearray: writable, contiguous, one byte per item, so len(out) is its size.
+    if not isinstance(out, bytearray):
+        raise TypeError("the output buffer must be a bytearray")
+
+
 class SecretStreamPush:
     """``crypto_secretstream_xchacha20poly1305`` encryption into caller buffers."""
 
@@ -125,6 +131,7 @@ class SecretStreamPush:
     def push_into(self, out: bytearray, at: int, message: Buffer, ad: bytes, tag: int) -> int:
         """Encrypt ``message`` into ``out[at:at + len + 17]``; return the ciphertext length."""
         _check_ad(ad)
+        _check_out(out)
         mlen = _nbytes(message)
         clen = mlen + ABYTES
         if mlen > _MESSAGE_MAX or not 0 <= at <= len(out) - clen or not 0 <= tag <= 255:
@@ -160,6 +167,7 @@ class SecretStreamPull:
         garbage after a failure; the caller discards it.
         """
         _check_ad(ad)
+        _check_out(out)
         clen = _nbytes(cipher)
         if clen < ABYTES or clen - ABYTES > len(out) or clen - ABYTES > _MESSAGE_MAX:
             raise EnvelopeBodyInvalid("chunk length out of range")

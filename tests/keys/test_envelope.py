@@ -7,6 +7,7 @@ import os
 import tracemalloc
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import pytest
 from envelope_support import (

@@ -14,8 +14,15 @@ Threats and where they are met:
 - truncation, reordering, dropping or splicing chunks → secretstream's per-chunk
   counter and FINAL tag, ``ad = hH``, and the framing rules in ``envelope_format``;
 - a half-written output taken for a whole one → temp file, renamed only when the whole
-  body has decrypted and matched the verified hash;
-- memory exhaustion by a huge body → everything streams, one chunk at a time.
+  body has decrypted and matched the verified hash (recipient side: ``envelope_open``);
+- memory exhaustion by a huge body → everything streams in ~1 MiB batches, with at most
+  a few batches queued for the hashing thread.
+
+Known limitation of v1 (not fixable without a format change): XChaCha20-Poly1305 is not
+key-committing, so a malicious *sender* could try to build one body that decrypts under
+two content keys given to two co-recipients. The zero-padding and length-trailer checks
+make that far costlier than for bare AEAD, but not impossible by design; a v2 should
+bind a commitment to ``K`` into ``H``.
 """
 
 from __future__ import annotations
@@ -80,6 +87,7 @@ _U32 = struct.Struct(">I")
 # time: one write and one hash hand-off per ~1 MiB instead of two writes per frame.
 _BATCH_FRAMES = 16
 _BATCH_BYTES = _BATCH_FRAMES * (4 + FULL_FRAME)
+_READ_BYTES = _BATCH_FRAMES * CHUNK_BYTES  # content read 1 MiB at a time
 
 Rng = Callable[[int], bytes]
 """Test seam: ``rng(n) -> n bytes``. Only for published test vectors, never in use."""
@@ -204,7 +212,7 @@ def seal(
                 written += used
                 batch, used = bytearray(_BATCH_BYTES), 0
 
-        def emit(plain: bytes, tag: int) -> None:
+        def emit(plain: bytes | memoryview, tag: int) -> None:
             nonlocal used
             if used + 4 + FULL_FRAME > _BATCH_BYTES:
                 flush()
@@ -212,13 +220,20 @@ def seal(
             _U32.pack_into(batch, used, clen)
             used += 4 + clen
 
+        # Content is read 1 MiB at a time and encrypted from views of that block. A full
+        # 64 KiB content chunk is never the last (at least the trailer follows), so it
+        # goes out at once; what is left at the end of the body starts the tail.
         content_length = 0
         while True:
-            data = _read_up_to(body, CHUNK_BYTES)
-            content_length += len(data)
-            if len(data) < CHUNK_BYTES:
+            block = _read_up_to(body, _READ_BYTES)
+            content_length += len(block)
+            view = memoryview(block)
+            whole = len(block) - len(block) % CHUNK_BYTES
+            for at in range(0, whole, CHUNK_BYTES):
+                emit(view[at : at + CHUNK_BYTES], _TAG_MESSAGE)
+            if len(block) < _READ_BYTES:
+                data = bytes(view[whole:])
                 break
-            emit(data, _TAG_MESSAGE)  # never the last: at least the trailer follows
 
         total = padded_length(content_length)
         pieces = _tail_chunks(

@@ -64,6 +64,7 @@ from .padding import TRAILER_BYTES, min_content_length, padded_length
 _TAG_MESSAGE: int = crypto_secretstream_xchacha20poly1305_TAG_MESSAGE
 _TAG_FINAL: int = crypto_secretstream_xchacha20poly1305_TAG_FINAL
 _KEY_BYTES = 32
+_OUT_BATCH_BYTES = 16 * CHUNK_BYTES  # plaintext written 1 MiB at a time
 
 
 @dataclass(frozen=True)
@@ -98,14 +99,15 @@ def _decrypt_body(
 ) -> tuple[int, bytes]:
     """Pass 2: decrypt into ``out``; return (content length, hB as re-read).
 
-    ``out`` must copy what it is given (a file does): the plaintext buffer is reused.
+    Chunks are decrypted straight into a ~1 MiB batch buffer that is written with one
+    call and then reused, so ``out`` must copy what it is given (a file does).
     """
     pad_from = min_content_length(padded)  # before this offset it is content for sure
     trailer_at = padded - TRAILER_BYTES
     trailer = bytearray()
     nonzero_end = offset = 0
     final = False
-    plain = bytearray(CHUNK_BYTES)
+    batch, used = bytearray(_OUT_BATCH_BYTES), 0
     with StreamHasher(b"stafett.body") as hasher:
         reader.start_tap(hasher)
         stream = SecretStreamPull(key, reader.view(SS_HEADER_BYTES))
@@ -116,8 +118,11 @@ def _decrypt_body(
             # Re-checked: the file is read a second time and could have changed.
             if final or not MIN_FRAME <= clen <= FULL_FRAME:
                 raise EnvelopeMalformed("a chunk follows the FINAL chunk or has a bad length")
+            if used + CHUNK_BYTES > len(batch):
+                out.write(memoryview(batch)[:used])
+                used = 0
             # Altered, reordered, dropped or spliced from another body (ad = hH) → refused.
-            n, tag = stream.pull_into(plain, reader.view(clen), header_hash)
+            n, tag = stream.pull_into(batch, reader.view(clen), header_hash, used)
             if tag == _TAG_FINAL:
                 final = True
             elif tag != _TAG_MESSAGE:
@@ -125,8 +130,7 @@ def _decrypt_body(
             end = offset + n
             if end > padded:
                 raise EnvelopeMalformed("body is longer than it was when verified")
-            chunk = memoryview(plain)[:n]
-            out.write(chunk)
+            chunk = memoryview(batch)[used : used + n]
             start, stop = max(offset, pad_from), min(end, trailer_at)
             if start < stop:
                 kept = bytes(chunk[start - offset : stop - offset]).rstrip(b"\0")
@@ -135,9 +139,11 @@ def _decrypt_body(
             if end > trailer_at:
                 trailer += chunk[max(trailer_at, offset) - offset :]
             offset = end
+            used += n
         reader.stop_tap()
         if not final:
             raise EnvelopeTruncated()
+        out.write(memoryview(batch)[:used])
         body_hash = hasher.digest()
     if offset != padded:
         raise EnvelopeMalformed("body length changed since it was verified")

@@ -159,8 +159,8 @@ class SecretStreamPull:
         if lib.crypto_secretstream_xchacha20poly1305_init_pull(self._state, _in(header), key):
             raise EnvelopeBodyInvalid()
 
-    def pull_into(self, out: bytearray, cipher: Buffer, ad: bytes) -> tuple[int, int]:
-        """Decrypt one chunk into ``out[:n]``; return ``(n, tag)``.
+    def pull_into(self, out: bytearray, cipher: Buffer, ad: bytes, at: int = 0) -> tuple[int, int]:
+        """Decrypt one chunk into ``out[at:at + n]``; return ``(n, tag)``.
 
         Raises :class:`EnvelopeBodyInvalid` if the chunk does not authenticate (altered,
         reordered, dropped, or from another stream or header). ``out`` may hold partial
@@ -169,9 +169,11 @@ class SecretStreamPull:
         _check_ad(ad)
         _check_out(out)
         clen = _nbytes(cipher)
-        if clen < ABYTES or clen - ABYTES > len(out) or clen - ABYTES > _MESSAGE_MAX:
+        if clen < ABYTES or clen - ABYTES > _MESSAGE_MAX:
             raise EnvelopeBodyInvalid("chunk length out of range")
-        target = ffi.from_buffer("unsigned char[]", out, require_writable=True)
+        if not 0 <= at <= len(out) - (clen - ABYTES):
+            raise ValueError("secretstream pull out of bounds")
+        target = ffi.from_buffer("unsigned char[]", out, require_writable=True) + at
         rc = lib.crypto_secretstream_xchacha20poly1305_pull(
             self._state, target, ffi.NULL, self._tag, _in(cipher), clen, ad, len(ad)
         )
@@ -192,7 +194,7 @@ class StreamHasher:
     """
 
     _BATCH_BYTES = 1 << 20
-    _DEPTH = 2
+    _DEPTH = 4  # batches waiting: absorbs scheduling jitter, bounds memory to ~5 MiB
 
     def __init__(self, person: bytes) -> None:
         self._hash = Blake2b(person)

@@ -11,6 +11,7 @@ from gateway_harness import assert_problem
 
 from gateway.auth import STREAM_CONTENT_TYPE, verified_body
 from gateway.errors import ERRORS, GatewayError, problem_body
+from gateway.migrations import head_revision
 
 ANNA = "so-nordost/anna/1"
 ENTRIES = "/v1/directory/entries"
@@ -126,7 +127,7 @@ async def test_health_and_readiness(gateway) -> None:
     assert (await gateway.http.get(gateway.url / "healthz")).status == 200
     ready = await gateway.http.get(gateway.url / "readyz")
     assert ready.status == 200
-    assert (await ready.json())["revision"] == "0001"
+    assert (await ready.json())["revision"] == head_revision()
 
 
 @pytest.mark.asyncio

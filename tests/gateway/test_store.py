@@ -31,7 +31,7 @@ async def test_migration_matches_models_and_is_idempotent(store_url: str) -> Non
         async with engine.connect() as connection:
             assert await connection.run_sync(_diff) == []
             version = await connection.scalar(text("SELECT version_num FROM alembic_version"))
-            assert version == "0001"
+            assert version == head_revision()
     finally:
         await engine.dispose()
 

@@ -118,9 +118,14 @@ def test_out_of_bounds_buffers_are_refused_before_libsodium_runs() -> None:
         push.push_into(bytes(100), 0, b"x", AD, TAG_MESSAGE)  # type: ignore[arg-type]
     pull = SecretStreamPull(KEY, HEADER)
     cipher = _pynacl_push([(bytes(100), TAG_MESSAGE)])[0]
-    for out, c in ((bytearray(99), cipher), (bytearray(100), cipher[: ABYTES - 1])):
-        with pytest.raises(EnvelopeBodyInvalid):
-            pull.pull_into(out, c, AD)
+    with pytest.raises(EnvelopeBodyInvalid):
+        pull.pull_into(bytearray(100), cipher[: ABYTES - 1], AD)
+    for out, at in ((bytearray(99), 0), (bytearray(150), 51), (bytearray(150), -1)):
+        with pytest.raises(ValueError, match="out of bounds"):
+            pull.pull_into(out, cipher, AD, at)
+    out = bytearray(b"\xff" * 150)
+    assert pull.pull_into(out, cipher, AD, 50) == (100, TAG_MESSAGE)
+    assert out == b"\xff" * 50 + bytes(100)  # the decrypted zeros landed at out[50:]
     for key, header in ((KEY[:31], HEADER), (KEY, HEADER[:23])):
         with pytest.raises((ValueError, EnvelopeBodyInvalid)):
             SecretStreamPull(key, header)

@@ -22,10 +22,12 @@ def is_sqlite(url: str) -> bool:
 
 def open_engine(url: str) -> AsyncEngine:
     """Create the engine for ``url`` (``sqlite+aiosqlite:///…`` or ``postgresql+asyncpg://…``)."""
+    # hide_parameters: SQLAlchemy puts bound parameters into exception text, and those
+    # hold subject references and consent ids; an error logged anywhere must not leak them.
     if not is_sqlite(url):
         # pool_pre_ping: a PostgreSQL restart must not turn into 500s on stale connections.
-        return create_async_engine(url, pool_pre_ping=True)
-    engine = create_async_engine(url)
+        return create_async_engine(url, pool_pre_ping=True, hide_parameters=True)
+    engine = create_async_engine(url, hide_parameters=True)
 
     @event.listens_for(engine.sync_engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:

@@ -108,3 +108,20 @@ def test_cli_init_and_migrate(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, c
                 None, {"STAFETT_DATA_DIR": str(tmp_path), "STAFETT_GATEWAY_KEY_PASSPHRASE": "wrong"}
             )
         )
+
+
+@pytest.mark.asyncio
+async def test_database_errors_do_not_carry_bound_parameters(store_url: str) -> None:
+    # Threat: a logged exception leaking a subject reference or an id bound into SQL.
+    await migrate(store_url)
+    engine = open_engine(store_url)
+    marker = "f" * 64  # shaped like a subject reference
+    try:
+        with pytest.raises(Exception) as caught:  # noqa: PT011 - any driver error will do
+            async with engine.begin() as connection:
+                await connection.execute(
+                    text("INSERT INTO no_such_table (subject_ref) VALUES (:ref)"), {"ref": marker}
+                )
+        assert marker not in str(caught.value)
+    finally:
+        await engine.dispose()

@@ -16,8 +16,8 @@ clock starts) and opening (the fetched envelope is checked for length, not decry
 ``bench/run.py envelope`` measures those. Body 2 KiB, one recipient device.
 
 Each of c workers has its own sender (``so-nordost/s<i>``) and recipient device
-(``sav/r<i>``, whose push WebSocket is open during the levels that use it), all under
-one consent. The full run adds ``gateway["1_idle63"]``: c=1 while 63 other recipient
+(``sav/r<i>``, with one push WebSocket; at level c exactly c sockets are open), all
+under one consent. The full run adds ``gateway["1_idle63"]``: c=1 while 63 other recipient
 devices hold idle push sockets (what idle connected officers cost a busy one). The gateway runs as
 ``stafett-gateway serve`` in a child process on SQLite with the per-device rate limit
 lifted (the bench measures throughput, not the limiter); the bare relay in another;
@@ -136,12 +136,13 @@ class Side:
         raise NotImplementedError
 
     async def connect(self, c: int) -> None:
-        """One push socket per worker's recipient, as each connected officer has one.
+        """Push sockets for workers 0..c-1, as each connected officer has one.
 
-        Per level, not for all devices at once: the cost of idle sockets is a separate
-        question from the cost of a cycle (see docs/benchmarks.md).
+        Levels run in ascending c, so this only adds sockets: at level c exactly c are
+        open. They are closed once, at the end — closing them between levels made the
+        gateway wedge (``database is locked``; see docs/benchmarks.md).
         """
-        for w in range(c):
+        for w in range(len(self._open), c):
             ws = await self.open_socket(w)
             self._open.append((ws, asyncio.create_task(read_pushes(ws, self.waiters, self.pick))))
 
@@ -357,9 +358,11 @@ async def run_levels(
                 built: dict[str, Side] = {}
                 if "bare" in sides:
                     built["bare"] = await _bare_side(tmp, http, n_pairs, cleanup)
+                    cleanup.append(built["bare"].disconnect)
                 if "gateway" in sides:
                     gateway = await _gateway_side(tmp, http, n_pairs, cleanup)
                     built["gateway"] = gateway
+                    cleanup.append(gateway.disconnect)
                 print(f"relay bench: set up {', '.join(built)} ({n_pairs} device pairs)", file=log)
                 for c in levels:
                     for name in sides:
@@ -367,10 +370,7 @@ async def run_levels(
                         if isinstance(side, BareSide) and "gateway" in built:
                             side.size = max(BODY_BYTES, gateway.envelope_bytes)
                         await side.connect(c)
-                        try:
-                            figures = await measure(side, c, quick)
-                        finally:
-                            await side.disconnect()
+                        figures = await measure(side, c, quick)
                         results[name][str(c)] = figures
                         print(
                             f"  {name:7} c={c:<3} {figures['cycles_per_s']:8.1f} cycles/s  "
@@ -379,10 +379,7 @@ async def run_levels(
                         )
                 if "gateway" in built and not quick and max(levels) > 1:
                     await gateway.connect(max(levels))
-                    try:
-                        figures = await measure(gateway, 1, quick)
-                    finally:
-                        await gateway.disconnect()
+                    figures = await measure(gateway, 1, quick)
                     results["gateway"][f"1_idle{max(levels) - 1}"] = figures
                     print(f"  gateway c=1 with idle sockets: {figures}", file=log)
                 if "gateway" in built:

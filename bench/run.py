@@ -32,6 +32,8 @@ def load(name: str) -> ModuleType:
     if spec is None or spec.loader is None:
         raise SystemExit(f"cannot load bench/{name}.py")
     module = importlib.util.module_from_spec(spec)
+    # Registered before it runs: dataclasses (and pickling) look modules up by name.
+    sys.modules[spec.name] = module
     spec.loader.exec_module(module)
     if not callable(getattr(module, "run", None)):
         raise SystemExit(f"bench/{name}.py has no run(quick) function")

@@ -12,10 +12,10 @@
     consent list | consent withdraw CONSENT_ID --reason R
     send --to UNIT [--officer NAME ...] --category C --purpose P
          [--text-file F] [--file F ...] [--consent ID] [--reply-to ID] [--days N]
-    inbox | open ID [--out DIR] | ack ID [--reject REASON] | status [ID]
+    inbox | open ID [--out DIR] | ack ID [--reject REASON] | status [ID] | recall ID
     watch [--after SEQ] [--kind K ...] [--count N] [--timeout S]
     admin push-directory --keys-dir D | admin audit-verify --keys-dir D
-    admin subject-key-new --out F
+    admin audit-export --keys-dir D --out F | admin subject-key-new --out F
 
 Secrets never come from the command line: the keystore passphrase from
 ``STAFETT_PASSPHRASE`` or a prompt, the personnummer from a prompt that does not echo
@@ -38,7 +38,7 @@ from gateway.policy.errors import ConsentRefused, PolicyError
 from keys.cli_store import CliError
 from keys.errors import DirectoryForked, KeysError
 
-from . import cli_admin, cli_consent, cli_device, cli_receive, cli_send
+from . import cli_admin, cli_consent, cli_device, cli_receive, cli_send, cli_status
 from .cli_bundle import BundleInvalid
 from .cli_common import Context
 from .cli_render import Output
@@ -149,9 +149,21 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default=".", help="folder to create the message's folder in")
     p = add(sub, "ack", cli_receive.cmd_ack, "sign the handover receipt")
     p.add_argument("message_id", type=_message_id)
-    p.add_argument("--reject", help="reject with a reason code instead")
-    p = add(sub, "status", cli_send.cmd_status, "own sent messages and receipts")
+    p.add_argument(
+        "--reject",
+        metavar="REASON",
+        help="sign a rejection instead, with a reason code from the vocabulary "
+        "(rejection_reasons, e.g. wrong_district); the sender sees the reason",
+    )
+    p = add(
+        sub,
+        "status",
+        cli_status.cmd_status,
+        "own sent messages: state, due time, escalation, verified receipts and rejection reasons",
+    )
     p.add_argument("message_id", nargs="?", type=_message_id)
+    p = add(sub, "recall", cli_status.cmd_recall, "take a sent message back before handover")
+    p.add_argument("message_id", type=_message_id)
     p = add(sub, "watch", cli_receive.cmd_watch, "live notifications")
     p.add_argument("--after", type=int)
     p.add_argument("--kind", action="append")
@@ -166,6 +178,14 @@ def _parser() -> argparse.ArgumentParser:
     p = add(admin, "audit-verify", cli_admin.cmd_audit_verify, "verify the audit trail")
     p.add_argument("--keys-dir")
     p.add_argument("--gateway-key", help="the gateway's verify key (base64)")
+    p = add(
+        admin,
+        "audit-export",
+        cli_admin.cmd_audit_export,
+        "export the audit trail and a signed checkpoint for `stafett-keys audit verify`",
+    )
+    p.add_argument("--keys-dir")
+    p.add_argument("--out", required=True, help="the export file to create (JSON)")
     p = add(admin, "subject-key-new", cli_admin.cmd_subject_key_new, "create a city subject key")
     p.add_argument("--out", required=True)
     return parser

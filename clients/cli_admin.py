@@ -6,6 +6,10 @@
   then upload the missing entries, all or nothing per batch.
 - ``audit-verify``: fetch the whole audit chain and a signed checkpoint and verify both
   against the gateway key pinned out of band (``--gateway-key``).
+- ``audit-export --out F``: write the chain and a signed checkpoint to a file, cut at
+  the checkpoint, for ``stafett-keys audit verify`` to check offline (``keys/`` has no
+  network; the export can be verified on an admin machine that never talks to the
+  gateway, and kept as evidence). Nothing is checked here: the verifier decides.
 - ``subject-key-new --out F``: a new city subject key file to hand to devices.
 """
 
@@ -13,15 +17,17 @@ from __future__ import annotations
 
 import argparse
 import os
+import time
 from pathlib import Path
 
+from keys.cli_audit import EXPORT_FORMAT
 from keys.cli_store import KEYSTORE, Workspace
 from keys.keypairs import VerifyKey
 
 from .admin import StafettAdminClient
 from .cli_common import Context
 from .cli_device import write_subject_key
-from .cli_state import CliFailure, open_keystore, read_passphrase
+from .cli_state import CliFailure, open_keystore, read_passphrase, write_json
 
 _BATCH = 500
 
@@ -78,6 +84,35 @@ async def cmd_audit_verify(ctx: Context, args: argparse.Namespace) -> None:
     ctx.out.emit({"ok": True, "size": head.size, "head": head.head})
 
 
+async def cmd_audit_export(ctx: Context, args: argparse.Namespace) -> None:
+    path = _new_file(ctx, Path(args.out))
+    client = _admin_client(ctx, _keys_dir(args), ctx.gateway_key())
+    try:
+        # Checkpoint first, entries second: every entry the checkpoint covers already
+        # exists when the entries are read. Entries appended in between are cut off
+        # below, so the export ends at a head the gateway signed (an entry after the
+        # last checkpoint is vouched for by nobody; the verifier refuses such a tail).
+        checkpoint = await client.audit_checkpoint()
+        entries = await client.audit_entries()
+    finally:
+        await client.close()
+    size = checkpoint.get("size")
+    if type(size) is int and 0 <= size < len(entries):
+        entries = entries[:size]
+    write_json(
+        path,
+        {
+            "format": EXPORT_FORMAT,
+            "v": 1,
+            "exported_at": int(time.time()),
+            "entries": entries,
+            "checkpoints": [checkpoint],
+        },
+    )
+    ctx.out.line(ctx.texts("audit_exported", path=path, n=len(entries), size=size))
+    ctx.out.emit({"path": str(path), "entries": len(entries), "checkpoint": checkpoint})
+
+
 async def cmd_subject_key_new(ctx: Context, args: argparse.Namespace) -> None:
     path = Path(args.out)
     _write_new_subject_key(ctx, path)
@@ -85,7 +120,11 @@ async def cmd_subject_key_new(ctx: Context, args: argparse.Namespace) -> None:
     ctx.out.emit({"path": str(path)})
 
 
-def _write_new_subject_key(ctx: Context, path: Path) -> None:
+def _new_file(ctx: Context, path: Path) -> Path:
     if path.exists():
         raise CliFailure(ctx.texts("target_exists", path=path))
-    write_subject_key(path)
+    return path
+
+
+def _write_new_subject_key(ctx: Context, path: Path) -> None:
+    write_subject_key(_new_file(ctx, path))

@@ -10,7 +10,7 @@ from typing import Any
 
 from . import cli_bundle
 from .cli_common import Context, sync_with_warnings
-from .cli_render import table, when
+from .cli_render import printable, table, when
 from .cli_state import CliFailure
 from .results import PushEvent
 from .sdk import StafettClient
@@ -164,18 +164,54 @@ async def cmd_ack(ctx: Context, args: argparse.Namespace) -> None:
     )
 
 
+# Which vocabulary group names the reason an event carries. A rejection's reason is a
+# rejection code (signed by the recipient), a withdrawal's a withdrawal code; anything
+# else (``not_collected`` on expiry) is shown as the code itself.
+_REASON_GROUPS = {
+    "outbox.rejected": "rejection_reasons",
+    "outbox.withdrawn": "withdrawal_reasons",
+}
+
+
+def _int(value: Any) -> int | None:
+    return value if type(value) is int else None
+
+
 def describe_event(ctx: Context, event: PushEvent) -> str:
-    reason = event.data.get("reason")
+    """One readable line per event, for every kind the gateway emits (texts.py
+    ``event_<kind>``); an unknown kind still gets a generic line, never a failure.
+
+    Event data is the gateway's word: strings are shown escaped (threat: terminal
+    control sequences in a field), and only ids, unit codes and vocabulary codes are
+    interpolated (the gateway never puts content into events).
+    """
+    data = event.data
+    reason = data.get("reason")
+    group = _REASON_GROUPS.get(event.kind)
+    if not reason:
+        reason_text = "-"
+    elif group is not None:
+        reason_text = ctx.label(group, str(reason))
+    else:
+        reason_text = str(reason)
+    role = data.get("role")
     values = {
         "message_id": event.message_id or "-",
         "kind": event.kind,
-        "state": ctx.texts(f"state_{event.data.get('state')}"),
-        "reason": ctx.label("withdrawal_reasons", str(reason)) if reason else "-",
+        "state": ctx.texts(f"state_{data.get('state')}"),
+        "reason": reason_text,
+        "due": when(_int(data.get("due"))),
+        "sender_unit": str(data.get("sender_unit") or "-"),
+        "recipient_unit": str(data.get("recipient_unit") or "-"),
+        "role": ctx.texts(f"role_{role}") if role else "-",
+        "consent_id": str(data.get("consent_id") or "-"),
+        "until": when(_int(data.get("valid_until"))),
+        "days_left": str(_int(data.get("days_left")) or 0),
     }
     text = ctx.texts(f"event_{event.kind}", **values)
     if text == f"event_{event.kind}":
         text = ctx.texts("event_other", **values)
-    return f"[{when(event.created)}] {text}"
+    return printable(f"[{when(event.created)}] {text}")
 
 
 async def cmd_watch(ctx: Context, args: argparse.Namespace) -> None:

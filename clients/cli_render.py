@@ -40,7 +40,7 @@ def _width(text: str) -> int:
 def table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
     """A plain left-aligned table; control characters are shown escaped (threat:
     terminal escape sequences smuggled in through ids or names from the gateway)."""
-    clean = [[_printable(c) for c in row] for row in [list(header), *rows]]
+    clean = [[printable(c) for c in row] for row in [list(header), *rows]]
     widths = [max(_width(row[i]) for row in clean) for i in range(len(header))]
     lines = []
     for row in clean:
@@ -49,7 +49,8 @@ def table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
     return "\n".join(lines)
 
 
-def _printable(text: str) -> str:
+def printable(text: str) -> str:
+    """Control characters shown escaped: what a gateway sends never drives the terminal."""
     return "".join(c if c.isprintable() else repr(c)[1:-1] for c in str(text))
 
 
@@ -67,7 +68,7 @@ class Output:
             print(text, file=self.out, flush=True)
 
     def warn(self, text: str) -> None:
-        print(self.texts("warning", message=_printable(text)), file=self.err, flush=True)
+        print(self.texts("warning", message=printable(text)), file=self.err, flush=True)
 
     def emit(self, document: Any) -> None:
         if self.json_mode:

@@ -1,4 +1,4 @@
-"""``stafett send`` and ``stafett status`` (the sender's side).
+"""``stafett send`` (the sender's side; ``status`` and ``recall`` are ``cli_status``).
 
 Before anything is sealed, the consent is checked here as well (the gateway decides
 again, authoritatively): the personnummer gives the subject reference, the consents
@@ -16,12 +16,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-from keys.errors import KeysError
-
 from . import cli_bundle
 from .cli_common import Context, sync_with_warnings
 from .cli_consent import summarise, verified_record
-from .cli_render import table, when
+from .cli_render import when
 from .cli_state import CliFailure
 from .sdk import StafettClient
 from .sealing import remove, temp_path
@@ -162,6 +160,7 @@ async def cmd_send(ctx: Context, args: argparse.Namespace) -> None:
             "purpose": args.purpose,
             "sent_at": int(time.time()),
             "expires": result.expires,
+            "due": result.due,
         },
     )
     key = "send_replayed" if result.replayed else "send_done"
@@ -174,120 +173,17 @@ async def cmd_send(ctx: Context, args: argparse.Namespace) -> None:
             expires=when(result.expires),
         )
     )
+    if result.due is not None:
+        ctx.out.line(ctx.texts("send_due", due=when(result.due)))
     ctx.out.emit(
         {
             "message_id": result.message_id,
             "consent_id": consent_id,
             "recipients": list(result.recipients),
+            "accepted_at": result.accepted_at,
             "expires": result.expires,
+            "due": result.due,
             "replayed": result.replayed,
             "size": result.size,
         }
     )
-
-
-async def _outbox(client: StafettClient) -> list[dict[str, Any]]:
-    items: list[dict[str, Any]] = []
-    after: str | None = None
-    while True:
-        page = await client.outbox(after)
-        items.extend(m for m in page.get("messages", []) if isinstance(m, dict))
-        after = page.get("next")
-        if not after:
-            return items
-
-
-async def _receipt_note(
-    ctx: Context, client: StafettClient, item: dict[str, Any]
-) -> tuple[str, dict[str, Any] | None]:
-    summary = item.get("receipt")
-    if not isinstance(summary, dict):
-        return "", None
-    sent = ctx.home.record("sent", str(item["message_id"]))
-    if sent is None:
-        return ctx.texts("receipt_unverified"), {"verified": False, **summary}
-    try:
-        verified = await client.receipt(
-            str(item["message_id"]),
-            header_hash=str(sent["header_hash"]),
-            recipients=[str(r) for r in sent["recipients"]],
-        )
-    except KeysError as exc:
-        # Threat: a gateway presenting a forged or misattributed proof of handover.
-        return ctx.texts("receipt_invalid", code=exc.code), {"verified": False, "error": exc.code}
-    doc = {
-        "verified": True,
-        "recipient": verified.recipient,
-        "recipient_fingerprint": verified.recipient_fingerprint,
-        "accepted": verified.accepted,
-        "reason": verified.reason,
-        "received_at": verified.received_at,
-    }
-    if not verified.accepted:
-        reason = ctx.label("rejection_reasons", verified.reason or "other")
-        return ctx.texts("receipt_rejected", recipient=verified.recipient, reason=reason), doc
-    return ctx.texts(
-        "receipt_verified", recipient=verified.recipient, time=when(verified.received_at)
-    ), doc
-
-
-async def cmd_status(ctx: Context, args: argparse.Namespace) -> None:
-    async with ctx.client() as client:
-        if args.message_id:
-            items = [await client.status(args.message_id)]
-        else:
-            items = await _outbox(client)
-        rows, docs = [], []
-        for item in items:
-            note, receipt = await _receipt_note(ctx, client, item)
-            state = str(item.get("state"))
-            rows.append(
-                [
-                    str(item.get("message_id")),
-                    str(item.get("recipient_unit")),
-                    ctx.label("categories", str(item.get("category"))),
-                    when(item.get("accepted_at")),
-                    ctx.texts(f"state_{state}"),
-                    note,
-                ]
-            )
-            docs.append(
-                {
-                    **{
-                        k: item.get(k)
-                        for k in (
-                            "message_id",
-                            "state",
-                            "recipient_unit",
-                            "consent_id",
-                            "category",
-                            "purpose",
-                            "accepted_at",
-                            "delivered_at",
-                            "handed_over_at",
-                            "state_changed_at",
-                            "expires",
-                        )
-                    },
-                    "receipt": receipt,
-                }
-            )
-    ctx.home.save_checkpoint_if_moved()
-    if not rows:
-        ctx.out.line(ctx.texts("status_empty"))
-    else:
-        t = ctx.texts
-        ctx.out.line(
-            table(
-                [
-                    t("col_message"),
-                    t("col_to"),
-                    t("col_category"),
-                    t("col_sent"),
-                    t("col_state"),
-                    t("col_receipt"),
-                ],
-                rows,
-            )
-        )
-    ctx.out.emit({"messages": docs})

@@ -22,6 +22,8 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+from gateway.policy.calendar import BusinessCalendar, unix
+
 from .demo_support import (
     DEMO_PASSPHRASE,
     DemoFailed,
@@ -30,6 +32,8 @@ from .demo_support import (
     Runner,
     clean_env,
     minimal_pdf,
+    stockholm,
+    time_of_day,
     tool,
 )
 
@@ -297,10 +301,9 @@ class Demo:
             "SAV ser ett verifierat, signerat kvitto från so-nordost/nora/1",
         )
         again = self.stafett("nora", "open", message, "--out", str(self.root / "again"), expect=1)
-        blobs = self.gateway.data_dir / "blobs"
-        left = [p for p in blobs.rglob("*") if p.is_file()] if blobs.exists() else []
         self.check(
-            "message_gone" in again.stderr and not left, "innehållet finns inte längre på gatewayn"
+            "message_gone" in again.stderr and not self.blobs_left(),
+            "innehållet finns inte längre på gatewayn",
         )
 
     def step4_refused(self) -> None:
@@ -351,7 +354,7 @@ class Demo:
             stdin=PNR,
         )
         text = "Ansökan inkom kl. 22.30 via jourtelefonen. Överlämnas nästa vardag."
-        message = self.stafett(
+        sent = self.stafett(
             "siv",
             "send",
             "--pnr-stdin",
@@ -364,7 +367,9 @@ class Demo:
             "--text-file",
             str(self.write("jour.txt", text)),
             stdin=PNR,
-        ).json()["message_id"]
+        ).json()
+        message = sent["message_id"]
+        self.check_due(sent)
         inbox = self.stafett("nora", "inbox").json()["messages"]
         self.check(
             any(m["message_id"] == message and m["sender"] == "socialjour/siv/1" for m in inbox),
@@ -378,12 +383,63 @@ class Demo:
         self.stafett("nora", "ack", message)
         status = self.stafett("siv", "status", message).json()["messages"][0]
         self.check(
-            status["state"] == "handed_over" and status["receipt"]["verified"],
-            "socialjouren ser det verifierade kvittot",
+            status["state"] == "handed_over"
+            and status["receipt"]["verified"]
+            and status["due"] == sent["due"],
+            "socialjouren ser det verifierade kvittot (och senast-tiden i sin status)",
         )
 
-    def step6_withdrawal(self) -> None:
-        self.say("6. Personen återkallar sitt samtycke medan ett meddelande väntar")
+    def check_due(self, sent: dict[str, Any]) -> None:
+        """The due time the gateway set, recomputed here from the deadline rule for
+        socialjour -> district (gateway/deadlines.toml): the next business day at 12:00
+        Europe/Stockholm after acceptance (weekends, public holidays and the eves of
+        midsummer, Christmas and New Year are not business days)."""
+        accepted_at, due = sent["accepted_at"], sent["due"]
+        expected = unix(BusinessCalendar().next_business_day_at(accepted_at, time_of_day(12)))
+        self.check(
+            due == expected,
+            f"gatewayn satte senast-tid {stockholm(due)} = nästa vardag kl. 12.00 efter "
+            f"mottagandet {stockholm(accepted_at)} (Europe/Stockholm)",
+        )
+
+    def step6_rejected(self) -> None:
+        self.say("6. Fel stadsområde: so-nordost avvisar ett jourärende med ett signerat skäl")
+        message = self.stafett(
+            "siv",
+            "send",
+            "--pnr-stdin",
+            "--to",
+            "so-nordost",
+            "--category",
+            "after_hours_matter",
+            "--purpose",
+            "after_hours_handover",
+            "--text-file",
+            str(self.write("jour2.txt", "Ny kontakt via jourtelefonen i natt.")),
+            stdin=PNR,
+        ).json()["message_id"]
+        self.open("nora", message)
+        # Nora finds that the person belongs to another district (tillhörighet).
+        answer = self.stafett("nora", "ack", message, "--reject", "wrong_district").json()
+        self.check(answer["state"] == "rejected", "so-nordost avvisade med skälet wrong_district")
+        status = self.stafett("siv", "status", message).json()["messages"][0]
+        receipt = status["receipt"] or {}
+        self.check(
+            status["state"] == "rejected"
+            and status["reason"] == "wrong_district"
+            and status["reason_verified"] is True
+            and receipt.get("recipient") == "so-nordost/nora/1",
+            f"socialjouren ser det verifierade avvisandet: »{status['reason_label']}« "
+            "(signerat av so-nordost/nora/1) och kan skicka till rätt stadsområde",
+        )
+        self.check(not self.blobs_left(), "innehållet är raderat från gatewayn även vid avvisning")
+
+    def blobs_left(self) -> list[Path]:
+        blobs = self.gateway.data_dir / "blobs"
+        return [p for p in blobs.rglob("*") if p.is_file()] if blobs.exists() else []
+
+    def step7_withdrawal(self) -> None:
+        self.say("7. Personen återkallar sitt samtycke medan ett meddelande väntar")
         pending = self.stafett(
             "sara",
             "send",
@@ -456,12 +512,37 @@ class Demo:
         )
         self.check("consent_withdrawn" in again.stderr, "nya försändelser under samtycket vägras")
 
-    def step7_audit(self) -> None:
-        self.say("7. Granskningsloggen verifieras")
+    def step8_audit(self) -> None:
+        self.say("8. Granskningsloggen verifieras, online och offline")
         audit = self.admin_cmd("audit-verify", "--gateway-key", self.gateway.verify_key).json()
         self.check(
             audit["ok"] is True, f"kedjan med {audit['size']} poster är obruten och signerad"
         )
+        export = self.root / "granskning.json"
+        self.admin_cmd("audit-export", "--out", str(export))
+        known = self.admin / "known-checkpoints.json"
+        offline = self.audit_verify(export, known)
+        answer = json.loads(offline.stdout.strip().splitlines()[-1])
+        self.check(
+            offline.status == 0 and answer["ok"] is True and answer["remembered"] == 1,
+            f"stafett-keys audit verify (utan nätverk): {answer['size']} poster; kontrollpunkten "
+            "sparas så att en senare omskriven historik upptäcks",
+        )
+        doc = json.loads(export.read_text())
+        doc["entries"][3]["event"] = "message_handed_over"  # an "improved" history
+        tampered = self.root / "granskning-andrad.json"
+        tampered.write_text(json.dumps(doc))
+        caught = self.audit_verify(tampered, known)
+        line = caught.stderr.strip().splitlines()[-1] if caught.stderr.strip() else ""
+        self.check(
+            caught.status == 1 and "(edited)" in line,
+            f"en ändrad kopia avslöjas: {line.removeprefix('stafett-keys: error: ')}",
+        )
+
+    def audit_verify(self, export: Path, known: Path) -> Result:
+        argv = [*tool("stafett-keys"), "audit", "verify", "--file", str(export), "--json"]
+        argv += ["--gateway-key", self.gateway.verify_key, "--known-checkpoints", str(known)]
+        return self.runner.run(argv)
 
     def open(self, who: str, message_id: str) -> dict[str, Any]:
         result = self.stafett(who, "open", message_id, "--out", str(self.opened_dir(who)))
@@ -474,8 +555,9 @@ class Demo:
         self.step3_case_transfer()
         self.step4_refused()
         self.step5_after_hours()
-        self.step6_withdrawal()
-        self.step7_audit()
+        self.step6_rejected()
+        self.step7_withdrawal()
+        self.step8_audit()
 
     def close(self) -> None:
         if self.watcher is not None and self.watcher.poll() is None:

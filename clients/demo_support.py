@@ -17,12 +17,26 @@ import time
 import urllib.error
 import urllib.request
 from dataclasses import dataclass, field
+from datetime import datetime
+from datetime import time as time_of_day
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 DEMO_PASSPHRASE = "demo passphrase, never for real data"  # noqa: S105 (demo only)
 GATEWAY_PASSPHRASE = "demo gateway passphrase"  # noqa: S105 (demo only)
 STARTUP_TIMEOUT_S = 30.0
+
+
+__all__ = ["time_of_day"]  # re-exported for the demo (a datetime.time, not the module)
+
+_WEEKDAYS = ("mån", "tis", "ons", "tor", "fre", "lör", "sön")
+
+
+def stockholm(ts: int) -> str:
+    """``mån 2026-11-23 12:00``: the units' wall clock, whatever the machine's zone."""
+    local = datetime.fromtimestamp(ts, ZoneInfo("Europe/Stockholm"))
+    return f"{_WEEKDAYS[local.weekday()]} {local:%Y-%m-%d %H:%M}"
 
 
 class DemoFailed(Exception):

@@ -23,6 +23,11 @@ class SendResult:
     size: int  # envelope bytes on the wire (what the padding lets the gateway see)
     attempts: int
     answer: dict[str, Any] = field(repr=False)
+    # From the gateway's answer: when it accepted the envelope and when the handover is
+    # due under its deadline policy (None: the flow has no deadline). The gateway's
+    # word, not signed; the due time is a reminder schedule, not a security property.
+    accepted_at: int | None = None
+    due: int | None = None
 
 
 @dataclass(frozen=True)

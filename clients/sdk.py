@@ -229,6 +229,8 @@ class StafettClient:
             size=sealed.result.total_length,
             attempts=attempts,
             answer=answer,
+            accepted_at=_optional_int(answer.get("accepted_at")),
+            due=_optional_int(answer.get("due")),
         )
 
     async def _put_envelope(
@@ -400,3 +402,8 @@ class StafettClient:
     def _keypairs(self) -> list[DeviceKeyPair]:
         # Every version still held: a message sealed before a rotation opens with the old one.
         return [self.keystore.keypairs[v] for v in sorted(self.keystore.keypairs, reverse=True)]
+
+
+def _optional_int(value: Any) -> int | None:
+    """An integer field of an answer, or None when absent or of another type (bool too)."""
+    return value if type(value) is int else None

@@ -10,6 +10,7 @@
     stafett-keys admin keygen --admin NAME [--version N]
     stafett-keys admin add KID VERIFY_KEY_B64 | admin remove KID
     stafett-keys show [--json] | verify [--json] | checkpoint
+    stafett-keys audit verify --file EXPORT.json --gateway-key B64 [--known-checkpoints F]
 
 The passphrase comes from ``STAFETT_PASSPHRASE`` or a prompt, never from the command
 line (argv is visible to every user on the machine). Errors are one line on stderr
@@ -26,6 +27,7 @@ import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from . import cli_audit
 from . import cli_commands as commands
 from .cli_store import CliError, Workspace
 from .directory_entry import DEVICE_ROLES, REVOKE_REASONS, UNIT_KINDS
@@ -111,6 +113,12 @@ def _parser() -> argparse.ArgumentParser:
     ):
         add(sub, name, func, help_).add_argument("--json", action="store_true")
     add(sub, "checkpoint", commands.cmd_checkpoint, "sign a checkpoint of the current log")
+
+    audit = sub.add_parser("audit", help="the gateway's audit trail").add_subparsers(
+        dest="action", required=True
+    )
+    p = add(audit, "verify", cli_audit.cmd_audit_verify, cli_audit.VERIFY_HELP)
+    cli_audit.add_audit_arguments(p)
     return parser
 
 

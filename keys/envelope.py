@@ -15,7 +15,7 @@ Threats and where they are met:
   counter and FINAL tag, ``ad = hH``, and the framing rules in ``envelope_format``;
 - a half-written output taken for a whole one → temp file, renamed only when the whole
   body has decrypted and matched the verified hash (recipient side: ``envelope_open``);
-- memory exhaustion by a huge body → everything streams in ~1 MiB batches, with at most
+- memory exhaustion by a huge body → everything streams in ~512 KiB batches, with at most
   a few batches queued for the hashing thread.
 
 Known limitation of v1 (not fixable without a format change): XChaCha20-Poly1305 is not
@@ -62,7 +62,7 @@ from .envelope_format import (
 )
 from .envelope_header import CHUNK_BYTES, EnvelopeHeader
 from .envelope_open import OpenedEnvelope, open_envelope
-from .envelope_stream import SecretStreamPush, StreamHasher
+from .envelope_stream import ABYTES, SecretStreamPush, StreamHasher
 from .errors import EnvelopeHeaderInvalid
 from .keypairs import DeviceKeyPair, DevicePublicKeys, EncryptionPublicKey, KeyId
 from .padding import TRAILER_BYTES, padded_length
@@ -84,10 +84,10 @@ _TAG_FINAL: int = crypto_secretstream_xchacha20poly1305_TAG_FINAL
 _KEY_BYTES = 32
 _U32 = struct.Struct(">I")
 # Frames are encrypted straight into a batch buffer, written and hashed a batch at a
-# time: one write and one hash hand-off per ~1 MiB instead of two writes per frame.
-_BATCH_FRAMES = 16
+# time: one write and one hash hand-off per ~512 KiB instead of two writes per frame.
+_BATCH_FRAMES = 8
 _BATCH_BYTES = _BATCH_FRAMES * (4 + FULL_FRAME)
-_READ_BYTES = _BATCH_FRAMES * CHUNK_BYTES  # content read 1 MiB at a time
+_READ_BYTES = _BATCH_FRAMES * CHUNK_BYTES  # content read 512 KiB at a time
 
 Rng = Callable[[int], bytes]
 """Test seam: ``rng(n) -> n bytes``. Only for published test vectors, never in use."""
@@ -199,28 +199,39 @@ def seal(
         out.write(stream.header)
         hasher.update(stream.header)
         written += SS_HEADER_BYTES
-        batch, used = bytearray(_BATCH_BYTES), 0
+        batch, used = bytearray(), 0
+        remaining: int | None = None  # framed bytes still to come, once the end is known
 
         def flush() -> None:
             nonlocal batch, used, written
             if used:
                 piece = memoryview(batch)[:used]
                 out.write(piece)
-                # Handed to the hashing thread; this batch is never written to again (a
-                # new one is allocated), so the thread reads stable bytes.
+                # Handed to the hashing thread; this batch is never written to again (the
+                # next one is a new buffer), so the thread reads stable bytes.
                 hasher.update(piece)
                 written += used
-                batch, used = bytearray(_BATCH_BYTES), 0
+            batch, used = bytearray(), 0
+
+        def reserve(n: int) -> None:
+            nonlocal batch
+            if used + n > len(batch):
+                flush()
+                # ~512 KiB batches for a large body; exactly what is left for the rest (a small
+                # message never pays for zeroing a megabyte).
+                size = _BATCH_BYTES if remaining is None else min(_BATCH_BYTES, remaining)
+                batch = bytearray(max(size, n))
 
         def emit(plain: bytes | memoryview, tag: int) -> None:
-            nonlocal used
-            if used + 4 + FULL_FRAME > _BATCH_BYTES:
-                flush()
+            nonlocal used, remaining
+            reserve(4 + len(plain) + ABYTES)
             clen = stream.push_into(batch, used + 4, plain, h_h, tag)
             _U32.pack_into(batch, used, clen)
             used += 4 + clen
+            if remaining is not None:
+                remaining -= 4 + clen
 
-        # Content is read 1 MiB at a time and encrypted from views of that block. A full
+        # Content is read 512 KiB at a time and encrypted from views of that block. A full
         # 64 KiB content chunk is never the last (at least the trailer follows), so it
         # goes out at once; what is left at the end of the body starts the tail.
         content_length = 0
@@ -236,6 +247,9 @@ def seal(
                 break
 
         total = padded_length(content_length)
+        tail = total - (content_length - len(data))  # plaintext bytes still to push
+        frames = -(-tail // CHUNK_BYTES)
+        remaining = tail + frames * (4 + ABYTES) + len(END)
         pieces = _tail_chunks(
             data,
             total - content_length - TRAILER_BYTES,
@@ -246,6 +260,7 @@ def seal(
             emit(pending, _TAG_MESSAGE)
             pending = piece
         emit(pending, _TAG_FINAL)  # truncation is detectable only through this tag
+        reserve(len(END))
         batch[used : used + len(END)] = END
         used += len(END)
         flush()

@@ -104,6 +104,7 @@ class BlockReader:
     """
 
     BLOCK_BYTES = 1 << 20
+    FIRST_BLOCK_BYTES = 64 << 10  # a small envelope is read whole without a 1 MiB buffer
 
     def __init__(self, src: BinaryIO, *, max_size: int | None = None, offset: int = 0) -> None:
         self._src = src
@@ -113,6 +114,7 @@ class BlockReader:
         self._pos = 0
         self._tap: StreamHasher | None = None
         self._tap_from = 0
+        self._read_size = self.FIRST_BLOCK_BYTES
 
     def _consume(self, n: int) -> None:
         # Threat: a sender or relay streaming an endless envelope to exhaust disk/CPU.
@@ -124,7 +126,8 @@ class BlockReader:
         # Only called once the whole current block has been consumed.
         if self._tap is not None and self._tap_from < len(self._block):
             self._tap.update(memoryview(self._block)[self._tap_from :])
-        block = self._src.read(self.BLOCK_BYTES)
+        block = self._src.read(self._read_size)
+        self._read_size = self.BLOCK_BYTES
         if not block:
             raise EnvelopeTruncated("the envelope ends early: it was truncated")
         # Immutable: views of it go to the hashing thread.

@@ -15,7 +15,8 @@ Threats and where they are met:
 - the file changing between the passes → pass 2 re-hashes what it decrypts (below);
 - a half-written output taken for a whole one → temp file (0600), renamed at the end,
   removed on any failure;
-- memory exhaustion by a huge body → 1 MiB blocks and one 64 KiB plaintext buffer.
+- memory exhaustion by a huge body → 1 MiB read blocks, a 256 KiB plaintext buffer and
+  at most two batches queued for the hashing thread.
 """
 
 from __future__ import annotations
@@ -48,7 +49,7 @@ from .envelope_format import (
     verify_signature,
 )
 from .envelope_header import CHUNK_BYTES, EnvelopeHeader
-from .envelope_stream import SecretStreamPull, StreamHasher
+from .envelope_stream import ABYTES, SecretStreamPull, StreamHasher
 from .errors import (
     EnvelopeBodyInvalid,
     EnvelopeError,
@@ -64,7 +65,7 @@ from .padding import TRAILER_BYTES, min_content_length, padded_length
 _TAG_MESSAGE: int = crypto_secretstream_xchacha20poly1305_TAG_MESSAGE
 _TAG_FINAL: int = crypto_secretstream_xchacha20poly1305_TAG_FINAL
 _KEY_BYTES = 32
-_OUT_BATCH_BYTES = 16 * CHUNK_BYTES  # plaintext written 1 MiB at a time
+_OUT_BATCH_BYTES = 4 * CHUNK_BYTES  # plaintext written 256 KiB at a time
 
 
 @dataclass(frozen=True)
@@ -99,7 +100,7 @@ def _decrypt_body(
 ) -> tuple[int, bytes]:
     """Pass 2: decrypt into ``out``; return (content length, hB as re-read).
 
-    Chunks are decrypted straight into a ~1 MiB batch buffer that is written with one
+    Chunks are decrypted straight into a 256 KiB batch buffer that is written with one
     call and then reused, so ``out`` must copy what it is given (a file does).
     """
     pad_from = min_content_length(padded)  # before this offset it is content for sure
@@ -107,7 +108,7 @@ def _decrypt_body(
     trailer = bytearray()
     nonzero_end = offset = 0
     final = False
-    batch, used = bytearray(_OUT_BATCH_BYTES), 0
+    batch, used = bytearray(min(_OUT_BATCH_BYTES, padded)), 0  # P is known from pass 1
     with StreamHasher(b"stafett.body") as hasher:
         reader.start_tap(hasher)
         stream = SecretStreamPull(key, reader.view(SS_HEADER_BYTES))
@@ -118,7 +119,7 @@ def _decrypt_body(
             # Re-checked: the file is read a second time and could have changed.
             if final or not MIN_FRAME <= clen <= FULL_FRAME:
                 raise EnvelopeMalformed("a chunk follows the FINAL chunk or has a bad length")
-            if used + CHUNK_BYTES > len(batch):
+            if used + min(CHUNK_BYTES, clen - ABYTES) > len(batch):
                 out.write(memoryview(batch)[:used])
                 used = 0
             # Altered, reordered, dropped or spliced from another body (ad = hH) → refused.

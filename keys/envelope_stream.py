@@ -185,7 +185,7 @@ class SecretStreamPull:
 class StreamHasher:
     """BLAKE2b-256 with a personalisation, fed piece by piece, in stream order.
 
-    Large streams are hashed on one worker thread in ≥ 1 MiB batches (libsodium runs
+    Large streams are hashed on one worker thread in ≥ 512 KiB batches (libsodium runs
     without the GIL), so hashing overlaps encryption/decryption on a second core. At
     most ``_DEPTH`` batches wait, which keeps memory bounded. Small streams never start
     a thread. Pieces must not be modified after ``update`` (pass ``bytes``, views of
@@ -193,8 +193,8 @@ class StreamHasher:
     the worker is always joined.
     """
 
-    _BATCH_BYTES = 1 << 20
-    _DEPTH = 4  # batches waiting: absorbs scheduling jitter, bounds memory to ~5 MiB
+    _BATCH_BYTES = 1 << 19
+    _DEPTH = 2  # batches waiting for the thread: what bounds memory (a few MiB)
 
     def __init__(self, person: bytes) -> None:
         self._hash = Blake2b(person)

@@ -64,7 +64,13 @@ class Cli:
             assert outcome.status == expect, (outcome.out, outcome.err)
         return outcome
 
-    async def record_consent(self, who: str = "sara", *pairs: str) -> str:
+    async def record_consent(
+        self,
+        who: str = "sara",
+        *pairs: str,
+        category: str = "case_transfer",
+        purpose: str = "transfer_to_district",
+    ) -> str:
         answer = await self.run(
             who,
             "--json",
@@ -73,9 +79,9 @@ class Cli:
             "--pnr-stdin",
             *[a for p in (pairs or ("sav:so-nordost",)) for a in ("--pair", p)],
             "--category",
-            "case_transfer",
+            category,
             "--purpose",
-            "transfer_to_district",
+            purpose,
             "--days",
             "90",
             "--form",
@@ -88,7 +94,14 @@ class Cli:
         )
         return str(answer.json()["consent_id"])
 
-    async def send(self, *extra: str, text: str = "Hej", expect: int = 0) -> Outcome:
+    async def send(
+        self,
+        *extra: str,
+        text: str = "Hej",
+        expect: int = 0,
+        category: str = "case_transfer",
+        purpose: str = "transfer_to_district",
+    ) -> Outcome:
         body = self.root / "text.txt"
         body.write_text(text)
         return await self.run(
@@ -99,9 +112,9 @@ class Cli:
             "--to",
             "so-nordost",
             "--category",
-            "case_transfer",
+            category,
             "--purpose",
-            "transfer_to_district",
+            purpose,
             "--text-file",
             str(body),
             *extra,

@@ -110,7 +110,7 @@ def test_out_of_bounds_buffers_are_refused_before_libsodium_runs() -> None:
     for out, at in ((bytearray(10 + ABYTES - 1), 0), (bytearray(100), 91), (bytearray(100), -1)):
         with pytest.raises(ValueError, match="out of bounds"):
             push.push_into(out, at, bytes(10), AD, TAG_MESSAGE)
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="out of bounds"):
         push.push_into(bytearray(100), 0, b"x", AD, 256)
     with pytest.raises(TypeError):
         push.push_into(bytearray(100), 0, b"x", bytearray(AD), TAG_MESSAGE)  # type: ignore[arg-type]
@@ -129,5 +129,5 @@ def test_out_of_bounds_buffers_are_refused_before_libsodium_runs() -> None:
     for key, header in ((KEY[:31], HEADER), (KEY, HEADER[:23])):
         with pytest.raises((ValueError, EnvelopeBodyInvalid)):
             SecretStreamPull(key, header)
-        with pytest.raises(ValueError):
+        with pytest.raises(ValueError, match="must be"):
             SecretStreamPush(key, header)

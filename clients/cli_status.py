@@ -1,0 +1,164 @@
+"""``stafett status [ID]`` and ``stafett recall ID`` (the sender's view of its messages).
+
+``status`` lists what this device sent, as the gateway reports it (state, due time,
+when an overdue handover was escalated), and verifies every receipt against the
+recipient's directory key and the ``hH`` this device recorded when it sealed. For a
+rejection the reason shown is the one in the *signed* receipt; the gateway's own copy
+of the reason is only shown (marked unverified) when this installation cannot verify
+the receipt. Threat: a gateway telling a sender "rejected: wrong district" for a
+matter that was in fact handed over (or the reverse), steering where the case goes next.
+"""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from keys.errors import KeysError
+
+from .cli_common import Context
+from .cli_render import table, when
+from .sdk import StafettClient
+
+# What the gateway's status answer says, passed through to --json as is.
+_FIELDS = (
+    "message_id",
+    "state",
+    "recipient_unit",
+    "consent_id",
+    "category",
+    "purpose",
+    "accepted_at",
+    "delivered_at",
+    "handed_over_at",
+    "state_changed_at",
+    "expires",
+    "due",
+    "escalated_at",
+)
+
+
+async def _outbox(client: StafettClient) -> list[dict[str, Any]]:
+    items: list[dict[str, Any]] = []
+    after: str | None = None
+    while True:
+        page = await client.outbox(after)
+        items.extend(m for m in page.get("messages", []) if isinstance(m, dict))
+        after = page.get("next")
+        if not after:
+            return items
+
+
+async def _verified_receipt(
+    ctx: Context, client: StafettClient, item: dict[str, Any]
+) -> dict[str, Any] | None:
+    """The receipt as this device verified it; None when the gateway holds none."""
+    summary = item.get("receipt")
+    if not isinstance(summary, dict):
+        return None
+    sent = ctx.home.record("sent", str(item["message_id"]))
+    if sent is None:  # sent from another installation: nothing to verify against
+        return {**summary, "verified": False, "error": None}
+    try:
+        verified = await client.receipt(
+            str(item["message_id"]),
+            header_hash=str(sent["header_hash"]),
+            recipients=[str(r) for r in sent["recipients"]],
+        )
+    except KeysError as exc:
+        # Threat: a gateway presenting a forged or misattributed proof of handover.
+        return {"verified": False, "error": exc.code}
+    return {
+        "verified": True,
+        "error": None,
+        "recipient": verified.recipient,
+        "recipient_fingerprint": verified.recipient_fingerprint,
+        "accepted": verified.accepted,
+        "reason": verified.reason,
+        "received_at": verified.received_at,
+    }
+
+
+def _reason(
+    ctx: Context, item: dict[str, Any], receipt: dict[str, Any] | None
+) -> tuple[str | None, bool]:
+    """``(reason code, verified)`` of a rejection: the signed one wins over the gateway's."""
+    claimed = item.get("reason") if isinstance(item.get("reason"), str) else None
+    if receipt is not None and receipt["verified"]:
+        signed = receipt["reason"] if not receipt["accepted"] else None
+        if claimed is not None and claimed != signed:
+            ctx.out.warn(ctx.texts("reason_mismatch", message_id=item.get("message_id")))
+        return signed, signed is not None
+    return claimed, False
+
+
+def _receipt_note(ctx: Context, receipt: dict[str, Any] | None, reason_label: str | None) -> str:
+    t = ctx.texts
+    if receipt is None:
+        return ""
+    if not receipt["verified"]:
+        if receipt["error"]:
+            return t("receipt_invalid", code=receipt["error"])
+        if reason_label is not None:
+            return t("receipt_rejected_unverified", reason=reason_label)
+        return t("receipt_unverified")
+    if not receipt["accepted"]:
+        return t("receipt_rejected", recipient=receipt["recipient"], reason=reason_label or "?")
+    return t("receipt_verified", recipient=receipt["recipient"], time=when(receipt["received_at"]))
+
+
+async def cmd_status(ctx: Context, args: argparse.Namespace) -> None:
+    async with ctx.client() as client:
+        if args.message_id:
+            items = [await client.status(args.message_id)]
+        else:
+            items = await _outbox(client)
+        rows, docs = [], []
+        for item in items:
+            receipt = await _verified_receipt(ctx, client, item)
+            reason, reason_verified = _reason(ctx, item, receipt)
+            label = ctx.label("rejection_reasons", reason) if reason else None
+            state = str(item.get("state"))
+            rows.append(
+                [
+                    str(item.get("message_id")),
+                    str(item.get("recipient_unit")),
+                    ctx.label("categories", str(item.get("category"))),
+                    when(item.get("accepted_at")),
+                    when(item.get("due")),
+                    ctx.texts(f"state_{state}"),
+                    when(item.get("escalated_at")),
+                    _receipt_note(ctx, receipt, label),
+                ]
+            )
+            docs.append(
+                {
+                    **{k: item.get(k) for k in _FIELDS},
+                    "reason": reason,
+                    "reason_label": label,
+                    "reason_verified": reason_verified,
+                    "receipt": receipt,
+                }
+            )
+    ctx.home.save_checkpoint_if_moved()
+    if not rows:
+        ctx.out.line(ctx.texts("status_empty"))
+    else:
+        t = ctx.texts
+        header = ["col_message", "col_to", "col_category", "col_sent", "col_due", "col_state"]
+        header += ["col_escalated", "col_receipt"]
+        ctx.out.line(table([t(h) for h in header], rows))
+    ctx.out.emit({"messages": docs})
+
+
+async def cmd_recall(ctx: Context, args: argparse.Namespace) -> None:
+    """Take a message back before it is handed over; the gateway deletes its content.
+
+    After a handover (or any other end) the gateway refuses with
+    ``message_state_conflict``: the content is in the recipient's case file by then.
+    """
+    async with ctx.client() as client:
+        answer = await client.recall(args.message_id)
+    state = ctx.texts(f"state_{answer.get('state')}")
+    ctx.out.line(ctx.texts("recalled", message_id=args.message_id, state=state))
+    ctx.out.emit({"message_id": args.message_id, "state": answer.get("state")})

@@ -1,10 +1,12 @@
 """``make demo``: the city's handover flows, end to end, with the real CLIs.
 
 A trust root, a gateway on SQLite on 127.0.0.1, the units sav, so-nordost, so-hisingen,
-socialjour and las-storgoteborg, one officer device each, then the flows (see
-``STEPS``), each outcome checked. Exit 0 when every step behaved as expected, 1 (with
-what went wrong) otherwise. The gateway is always stopped and the temp directory
-removed (``--keep`` keeps it for a look).
+socialjour and las-storgoteborg, one officer device each (``clients.demo_base``), then
+the flows (``Demo.run``), each outcome checked: consent, threat assessment, case
+transfer, a refusal, an after-hours handover with its due time, a rejection for the
+wrong district, a withdrawal, and the audit trail verified online and offline. Exit 0
+when every step behaved as expected, 1 (with what went wrong) otherwise. The gateway is
+always stopped and the temp directory removed (``--keep`` keeps it for a look).
 
 The person in the demo has Skatteverket's test personnummer 19121212-1212.
 """
@@ -18,166 +20,17 @@ import subprocess
 import sys
 import tempfile
 import time
-from concurrent.futures import ThreadPoolExecutor
+from datetime import time as wall_time
 from pathlib import Path
 from typing import Any
 
 from gateway.policy.calendar import BusinessCalendar, unix
 
-from .demo_support import (
-    DEMO_PASSPHRASE,
-    DemoFailed,
-    Gateway,
-    Result,
-    Runner,
-    clean_env,
-    minimal_pdf,
-    stockholm,
-    time_of_day,
-    tool,
-)
-
-PNR = "19121212-1212\n"  # Skatteverket's test number (Tolvan Tolvansson)
-UNITS = {
-    "sav": ("sav", "Samlad avhopparverksamhet"),
-    "so-nordost": ("district", "Socialtjänsten Nordost"),
-    "so-hisingen": ("district", "Socialtjänsten Hisingen"),
-    "socialjour": ("socialjour", "Socialjouren"),
-    "las-storgoteborg": ("las", "LAS Storgöteborg"),
-}
-OFFICERS = {
-    "sara": "sav/sara",
-    "lars": "las-storgoteborg/lars",
-    "nora": "so-nordost/nora",
-    "hugo": "so-hisingen/hugo",
-    "siv": "socialjour/siv",
-}
+from .demo_base import PNR, DemoBase
+from .demo_support import DemoFailed, minimal_pdf, stockholm, tool
 
 
-class Demo:
-    def __init__(self, root: Path, *, verbose: bool) -> None:
-        self.root = root
-        self.runner = Runner(
-            root,
-            verbose=verbose,
-            env=clean_env(
-                STAFETT_PASSPHRASE=DEMO_PASSPHRASE, STAFETT_KDF_COST="test", STAFETT_LANG="sv"
-            ),
-        )
-        self.gateway = Gateway(root / "gateway")
-        self.admin = root / "admin"
-        self.files = root / "files"
-        self.files.mkdir(parents=True)
-        self.consent_id = ""
-        self.watcher: subprocess.Popen[str] | None = None
-
-    # --- running the CLIs ------------------------------------------------------------------
-    def keys(self, *args: str) -> Result:
-        result = self.runner.run([*tool("stafett-keys"), *args, "--dir", str(self.admin)])
-        if result.status != 0:
-            raise DemoFailed(f"stafett-keys {args[0]} failed: {result.stderr.strip()}")
-        return result
-
-    def stafett(self, who: str, *args: str, stdin: str | None = None, expect: int = 0) -> Result:
-        argv = [*tool("stafett"), "--home", str(self.home(who)), "--json", *args]
-        result = self.runner.run(argv, stdin=stdin)
-        if result.status != expect:
-            raise DemoFailed(
-                f"`stafett {' '.join(args[:2])}` as {who}: exit {result.status}, expected "
-                f"{expect}: {result.stderr.strip() or result.stdout.strip()}"
-            )
-        return result
-
-    def home(self, who: str) -> Path:
-        return self.root / "devices" / who
-
-    def admin_cmd(self, *args: str, keys_dir: bool = True) -> Result:
-        argv = [
-            *tool("stafett"),
-            "--home",
-            str(self.root / "admin-home"),
-            "--gateway",
-            self.gateway.url,
-            "--json",
-            "admin",
-            *args,
-        ]
-        if keys_dir:
-            argv += ["--keys-dir", str(self.admin)]
-        result = self.runner.run(argv)
-        if result.status != 0:
-            raise DemoFailed(f"stafett admin {args[0]} failed: {result.stderr.strip()}")
-        return result
-
-    def write(self, name: str, data: bytes | str) -> Path:
-        path = self.files / name
-        path.write_bytes(data.encode() if isinstance(data, str) else data)
-        return path
-
-    def opened_dir(self, who: str) -> Path:
-        return self.root / "opened" / who
-
-    # --- narrative ----------------------------------------------------------------------------
-    @staticmethod
-    def say(text: str) -> None:
-        print(text, flush=True)
-
-    def check(self, ok: bool, what: str) -> None:
-        if not ok:
-            raise DemoFailed(what)
-        self.say(f"   ✓ {what}")
-
-    # --- setup ----------------------------------------------------------------------------------
-    def setup(self) -> None:
-        self.say("0. Förtroenderot, gateway, enheter och handläggare")
-        self.keys("init", "--admin", "root")
-        trust = json.loads((self.admin / "trust-root.json").read_text())
-        self.gateway.init(self.runner, trust["admins"])
-        self.gateway.start(self.root / "gateway.log")
-        self.check(True, f"gateway på {self.gateway.url} (SQLite, loopback)")
-        for unit, (kind, name) in UNITS.items():
-            self.keys("unit", "create", unit, "--kind", kind, "--name", name)
-        subject_key = self.root / "city-subject.key"
-        self.admin_cmd("subject-key-new", "--out", str(subject_key), keys_dir=False)
-
-        def init(who: str) -> Path:
-            request = self.root / f"{who}-request.json"
-            self.stafett(
-                who,
-                "init",
-                "--device",
-                OFFICERS[who],
-                "--gateway",
-                self.gateway.url,
-                "--trust-root",
-                str(self.admin / "trust-root.json"),
-                "--subject-key-file",
-                str(subject_key),
-                "--gateway-key",
-                self.gateway.verify_key,
-                "--request-out",
-                str(request),
-            )
-            return request
-
-        # Each officer sets up their own laptop (in parallel); the admin enrols in turn.
-        with ThreadPoolExecutor(max_workers=len(OFFICERS)) as pool:
-            requests = list(pool.map(init, OFFICERS))
-        for request in requests:
-            self.keys("device", "enrol", str(request))
-        pushed = self.admin_cmd("push-directory").json()
-        self.check(
-            pushed["size"] == 1 + len(UNITS) + len(OFFICERS),
-            f"nyckelkatalogen uppladdad ({pushed['size']} signerade poster)",
-        )
-        listing = self.stafett("sara", "directory").json()
-        units = {u["unit"] for u in listing["units"]}
-        self.check(
-            units == set(UNITS) and len(listing["devices"]) == len(OFFICERS),
-            "sav/sara har verifierat katalogen mot den fästa rotnyckeln",
-        )
-
-    # --- the flows ----------------------------------------------------------------------------
+class Demo(DemoBase):
     def step1_consent(self) -> None:
         self.say("1. SAV registrerar ett skriftligt samtycke (SAV ⇄ LAS, SAV → so-nordost)")
         form = self.write("samtyckesblankett.pdf", minimal_pdf("Samtycke (underskrivet)"))
@@ -395,7 +248,7 @@ class Demo:
         Europe/Stockholm after acceptance (weekends, public holidays and the eves of
         midsummer, Christmas and New Year are not business days)."""
         accepted_at, due = sent["accepted_at"], sent["due"]
-        expected = unix(BusinessCalendar().next_business_day_at(accepted_at, time_of_day(12)))
+        expected = unix(BusinessCalendar().next_business_day_at(accepted_at, wall_time(12)))
         self.check(
             due == expected,
             f"gatewayn satte senast-tid {stockholm(due)} = nästa vardag kl. 12.00 efter "
@@ -433,10 +286,6 @@ class Demo:
             "(signerat av so-nordost/nora/1) och kan skicka till rätt stadsområde",
         )
         self.check(not self.blobs_left(), "innehållet är raderat från gatewayn även vid avvisning")
-
-    def blobs_left(self) -> list[Path]:
-        blobs = self.gateway.data_dir / "blobs"
-        return [p for p in blobs.rglob("*") if p.is_file()] if blobs.exists() else []
 
     def step7_withdrawal(self) -> None:
         self.say("7. Personen återkallar sitt samtycke medan ett meddelande väntar")
@@ -539,15 +388,6 @@ class Demo:
             f"en ändrad kopia avslöjas: {line.removeprefix('stafett-keys: error: ')}",
         )
 
-    def audit_verify(self, export: Path, known: Path) -> Result:
-        argv = [*tool("stafett-keys"), "audit", "verify", "--file", str(export), "--json"]
-        argv += ["--gateway-key", self.gateway.verify_key, "--known-checkpoints", str(known)]
-        return self.runner.run(argv)
-
-    def open(self, who: str, message_id: str) -> dict[str, Any]:
-        result = self.stafett(who, "open", message_id, "--out", str(self.opened_dir(who)))
-        return dict(result.json())
-
     def run(self) -> None:
         self.setup()
         self.step1_consent()
@@ -558,12 +398,6 @@ class Demo:
         self.step6_rejected()
         self.step7_withdrawal()
         self.step8_audit()
-
-    def close(self) -> None:
-        if self.watcher is not None and self.watcher.poll() is None:
-            self.watcher.kill()
-            self.watcher.wait(timeout=5)
-        self.gateway.stop()
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -18,7 +18,6 @@ import urllib.error
 import urllib.request
 from dataclasses import dataclass, field
 from datetime import datetime
-from datetime import time as time_of_day
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -27,8 +26,6 @@ DEMO_PASSPHRASE = "demo passphrase, never for real data"  # noqa: S105 (demo onl
 GATEWAY_PASSPHRASE = "demo gateway passphrase"  # noqa: S105 (demo only)
 STARTUP_TIMEOUT_S = 30.0
 
-
-__all__ = ["time_of_day"]  # re-exported for the demo (a datetime.time, not the module)
 
 _WEEKDAYS = ("mån", "tis", "ons", "tor", "fre", "lör", "sön")
 

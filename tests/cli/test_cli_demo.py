@@ -27,7 +27,7 @@ def test_demo_runs_every_flow_and_leaves_nothing_running() -> None:
         check=False,
     )
     assert result.returncode == 0, result.stdout + result.stderr
-    for step in range(8):
+    for step in range(9):
         assert f"\n{step}. " in "\n" + result.stdout
     assert "✗" not in result.stdout + result.stderr
     assert "Gatewayn är stoppad" in result.stdout

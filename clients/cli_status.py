@@ -86,8 +86,10 @@ def _reason(
     claimed = item.get("reason") if isinstance(item.get("reason"), str) else None
     if receipt is not None and receipt["verified"]:
         signed = receipt["reason"] if not receipt["accepted"] else None
-        if claimed is not None and claimed != signed:
-            ctx.out.warn(ctx.texts("reason_mismatch", message_id=item.get("message_id")))
+        state = "handed_over" if receipt["accepted"] else "rejected"
+        if claimed != signed or item.get("state") != state:
+            # The signed receipt is the proof; the gateway's summary disagrees with it.
+            ctx.out.warn(ctx.texts("receipt_mismatch", message_id=item.get("message_id")))
         return signed, signed is not None
     return claimed, False
 

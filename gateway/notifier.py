@@ -1,12 +1,19 @@
-"""In-process wake-up for the push stream: "new events may be in the database".
+"""In-process wake-up for the push stream: "new events may be in the database for you".
 
-The notifier carries no data, only a generation counter: the database stays the one
+The notifier carries no data, only generation counters: the database stays the one
 source of truth, and a socket that is woken reads its events from there. A waiter passes
 the generation it saw *before* reading the database, so a wake that happens between its
 read and its wait is not lost (it returns at once instead of sleeping until the poll).
 
+Wakes are addressed: ``wake({"sav/bo"})`` wakes only the sockets of that device, so one
+committed event costs one database read, not one per open socket of the instance (with
+many officers connected, an unaddressed wake made every handover pay for every idle
+socket). ``wake()`` without devices wakes everyone (used when it is unknown who is
+concerned). A device's generation moves on every wake that concerns it, so a missed
+wake is impossible whichever form was used.
+
 Events from another gateway instance on the same PostgreSQL do not wake this notifier;
-``gateway.views.events`` polls for those.
+``gateway.push`` polls for those.
 """
 
 from __future__ import annotations
@@ -14,54 +21,93 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import weakref
+from collections.abc import Iterable
 
 from sqlalchemy.engine import Engine
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 
 class Notifier:
-    """``wake()`` from anywhere in the loop; ``await wait(timeout, since=...)`` to sleep."""
+    """``wake(devices)`` from anywhere; ``await wait(timeout, since=..., device=...)`` to sleep."""
 
     def __init__(self) -> None:
-        self._generation = 0
-        self._event: asyncio.Event | None = None
+        self._all = 0  # wakes addressed to everyone
+        self._any = 0  # every wake, whoever it was for
+        self._per_device: dict[str, int] = {}
+        # Waiters' events per device (None: waiters for any wake). A fresh event per
+        # generation: a woken event is dropped, so its waiters are all released.
+        self._events: dict[str | None, asyncio.Event] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
 
     @property
     def generation(self) -> int:
-        return self._generation
+        """Moves on every wake (whoever it was for)."""
+        return self._any
 
-    def wake(self) -> None:
-        """Wake every current waiter (cheap; safe to call when nobody waits)."""
-        self._generation += 1
-        event, loop = self._event, self._loop
-        if event is None or loop is None:
-            return
-        try:
-            running = asyncio.get_running_loop()
-        except RuntimeError:
-            running = None
-        if running is loop:
-            event.set()
+    def generation_of(self, device: str | None) -> int:
+        """Moves on every wake that concerns ``device`` (None: on every wake)."""
+        if device is None:
+            return self._any
+        return self._all + self._per_device.get(device, 0)
+
+    def wake(self, devices: Iterable[str] | None = None) -> None:
+        """Wake the waiters of ``devices`` (all waiters when None). Cheap; safe to call
+        when nobody waits, and from another thread."""
+        loop = self._loop
+        if loop is not None:
+            try:
+                running = asyncio.get_running_loop()
+            except RuntimeError:
+                running = None
+            if running is not loop:
+                # asyncio primitives are not thread-safe: hop onto the waiters' loop.
+                targets = None if devices is None else list(devices)
+                with contextlib.suppress(RuntimeError):  # loop already closed
+                    loop.call_soon_threadsafe(self.wake, targets)
+                return
+        self._any += 1
+        if devices is None:
+            self._all += 1
+            events = list(self._events.values())
+            self._events.clear()
         else:
-            # Called from another thread: asyncio primitives are not thread-safe.
-            with contextlib.suppress(RuntimeError):  # loop already closed
-                loop.call_soon_threadsafe(event.set)
+            events = []
+            for device in set(devices):
+                # Memory: one int per device that ever had an event (bounded by the
+                # directory), not per message.
+                self._per_device[device] = self._per_device.get(device, 0) + 1
+                event = self._events.pop(device, None)
+                if event is not None:
+                    events.append(event)
+            anyone = self._events.pop(None, None)
+            if anyone is not None:
+                events.append(anyone)
+        for event in events:
+            event.set()
 
     # The timeout is part of the contract (a socket wakes for its poll/heartbeat on it),
     # not a cancellation scope around the caller's work, so ASYNC109 does not apply.
-    async def wait(self, timeout: float, *, since: int | None = None) -> bool:  # noqa: ASYNC109
-        """Sleep until a wake after generation ``since`` (default: now) or ``timeout``.
+    async def wait(
+        self,
+        timeout: float,  # noqa: ASYNC109
+        *,
+        since: int | None = None,
+        device: str | None = None,
+    ) -> bool:
+        """Sleep until a wake for ``device`` after generation ``since`` (default: now),
+        or ``timeout``. ``since`` is a value of ``generation_of(device)``.
 
         Returns True when woken, False on timeout.
         """
-        if since is not None and since != self._generation:
+        if since is not None and since != self.generation_of(device):
             return True
         loop = asyncio.get_running_loop()
-        if self._event is None or self._loop is not loop or self._event.is_set():
-            # A fresh event per generation: waiters of the old one have all been released.
-            self._event, self._loop = asyncio.Event(), loop
-        event = self._event
+        if self._loop is not loop:
+            self._loop = loop
+            self._events.clear()  # events of a previous loop cannot be awaited here
+        event = self._events.get(device)
+        if event is None:
+            event = self._events[device] = asyncio.Event()
         try:
             async with asyncio.timeout(timeout):
                 await event.wait()

@@ -19,9 +19,13 @@ from aiohttp import WSCloseCode, web
 from gateway.appkeys import NOTIFIER, PUSH_HUB, SESSIONMAKER, SETTINGS
 from gateway.db.engine import SessionMaker
 from gateway.notifier import Notifier
-from gateway.services.events import last_seq
+from gateway.services.events import devices_after, last_seq
 
 log = logging.getLogger("gateway.push")
+
+# Above this many new events in one poll interval, waking every socket is cheaper than
+# listing the devices concerned.
+_POLL_DEVICES_MAX = 10_000
 
 
 class PushHub:
@@ -66,19 +70,27 @@ class PushHub:
 
 
 async def watch_events(sessionmaker: SessionMaker, notifier: Notifier, interval_s: float) -> None:
-    """Wake local sockets when the newest event seq moved (another instance wrote it).
+    """Wake local sockets of devices whose events another instance committed.
 
-    One cheap query per instance per interval, however many sockets are open; the
-    sockets themselves only read when woken. Each round catches and logs its own error
-    so a database hiccup does not end cross-instance delivery for good.
+    One cheap read per instance per interval, however many sockets are open (a
+    deferred read on SQLite: it never queues behind the writer); the sockets themselves
+    only read when woken, and only the devices with new events are woken. Each round
+    catches and logs its own error so a database hiccup does not end cross-instance
+    delivery for good.
     """
     seen: int | None = None
     while True:
         try:
             async with sessionmaker() as session:
                 newest = await last_seq(session)
-            if seen is not None and newest != seen:
-                notifier.wake()
+                devices: set[str] | None = set()
+                if seen is not None and newest != seen:
+                    if seen < newest <= seen + _POLL_DEVICES_MAX:
+                        devices = await devices_after(session, after=seen, upto=newest)
+                    else:
+                        devices = None  # a restored backup or a burst: wake everyone
+            if devices is None or devices:
+                notifier.wake(devices)
             seen = newest
         except Exception:
             log.exception("event poll failed")

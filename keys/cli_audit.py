@@ -214,7 +214,7 @@ def verify_export(export: Export, key: VerifyKey, known: Sequence[Any]) -> Audit
         )
     except AuditError as exc:
         raise _diagnose(exc, export, known) from None
-    newest = max(c["size"] for c in export.checkpoints)
+    newest = max(c["size"] for c in [*known, *export.checkpoints])
     if head.size > newest:
         # Nobody signed these: a forged tail appended after the checkpoint.
         raise _tampered(

@@ -119,7 +119,11 @@ def _decrypt_body(
             # Re-checked: the file is read a second time and could have changed.
             if final or not MIN_FRAME <= clen <= FULL_FRAME:
                 raise EnvelopeMalformed("a chunk follows the FINAL chunk or has a bad length")
-            if used + min(CHUNK_BYTES, clen - ABYTES) > len(batch):
+            if offset + clen - ABYTES > padded:
+                # Checked before decrypting: the batch is sized for P, and a longer body
+                # can only mean the file changed after pass 1.
+                raise EnvelopeMalformed("body is longer than it was when verified")
+            if used + clen - ABYTES > len(batch):
                 out.write(memoryview(batch)[:used])
                 used = 0
             # Altered, reordered, dropped or spliced from another body (ad = hH) → refused.
@@ -129,8 +133,6 @@ def _decrypt_body(
             elif tag != _TAG_MESSAGE:
                 raise EnvelopeBodyInvalid("unexpected secretstream tag")
             end = offset + n
-            if end > padded:
-                raise EnvelopeMalformed("body is longer than it was when verified")
             chunk = memoryview(batch)[used : used + n]
             start, stop = max(offset, pad_from), min(end, trailer_at)
             if start < stop:

@@ -1,4 +1,16 @@
-"""Open the engine and the session maker; SQLite gets the pragmas a server needs."""
+"""Open the engine and the session maker; SQLite gets the pragmas a server needs.
+
+Two kinds of transaction, by how they are opened (the convention everywhere in
+``gateway``):
+
+- ``async with sessionmaker.begin() as session`` — a unit of work that may write. On
+  SQLite it starts with ``BEGIN IMMEDIATE``: the single write lock is taken up front.
+- ``async with sessionmaker() as session`` — a read. On SQLite it starts with a plain
+  (deferred) ``BEGIN`` on a connection switched to ``PRAGMA query_only``: it reads a WAL
+  snapshot without queueing behind the writer, and it *cannot* write (SQLite refuses),
+  so a read-modify-write that was opened the wrong way fails loudly in tests instead of
+  racing in production.
+"""
 
 from __future__ import annotations
 
@@ -12,8 +24,13 @@ from sqlalchemy.ext.asyncio import (
     async_sessionmaker,
     create_async_engine,
 )
+from sqlalchemy.ext.asyncio.session import _AsyncSessionContextManager
 
 SessionMaker = async_sessionmaker[AsyncSession]
+
+# Execution option that marks a read-only bind (see StoreSessionMaker).
+_READ_ONLY = "stafett_read_only"
+_QUERY_ONLY_STATE = "stafett_query_only"
 
 
 def is_sqlite(url: str) -> bool:
@@ -40,19 +57,60 @@ def open_engine(url: str) -> AsyncEngine:
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA busy_timeout=15000")
         cursor.execute("PRAGMA foreign_keys=ON")
-        cursor.execute("PRAGMA synchronous=NORMAL")
+        # FULL: every commit is fsync'd before the client hears "accepted". In WAL mode
+        # NORMAL only syncs at checkpoints, so a power loss can roll back transactions
+        # that were already acknowledged — an accepted message, a receipt, an audit entry
+        # or a stored nonce (a replay window after restart). Threat: losing data that
+        # was accepted. Not a tuning knob.
+        cursor.execute("PRAGMA synchronous=FULL")
         cursor.close()
 
     @event.listens_for(engine.sync_engine, "begin")
     def _on_begin(conn: Any) -> None:
-        # BEGIN IMMEDIATE takes the write lock up front, so two transactions never both
-        # read the audit head and then race to append (a forked chain), and a reader
-        # never deadlocks when it later upgrades to a writer.
-        conn.exec_driver_sql("BEGIN IMMEDIATE")
+        read_only = bool(conn.get_execution_options().get(_READ_ONLY, False))
+        info = conn.connection.info  # lives as long as the pooled DBAPI connection
+        if info.get(_QUERY_ONLY_STATE) is not read_only:
+            # Only when this pooled connection changes role: one cheap pragma, no I/O.
+            conn.exec_driver_sql(f"PRAGMA query_only={int(read_only)}")
+            info[_QUERY_ONLY_STATE] = read_only
+        if read_only:
+            # Deferred: a snapshot read that never waits for (or holds) the write lock.
+            conn.exec_driver_sql("BEGIN")
+        else:
+            # BEGIN IMMEDIATE takes the write lock up front, so two transactions never
+            # both read the audit head and then race to append (a forked chain), and a
+            # reader never deadlocks when it later upgrades to a writer.
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
 
     return engine
 
 
+class StoreSessionMaker(async_sessionmaker[AsyncSession]):
+    """``maker()`` opens a read session, ``maker.begin()`` a unit of work that writes.
+
+    On SQLite the read session is bound to the same engine (same pool) with an
+    execution option that the ``begin`` hook turns into a deferred, query-only
+    transaction. On PostgreSQL both are the same: MVCC readers never wait for writers.
+    """
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        super().__init__(engine, expire_on_commit=False)
+        self._write_engine = engine
+        self._read_engine = (
+            engine.execution_options(**{_READ_ONLY: True})
+            if engine.dialect.name == "sqlite"
+            else engine
+        )
+
+    def __call__(self, **local_kw: Any) -> AsyncSession:
+        local_kw.setdefault("bind", self._read_engine)
+        return super().__call__(**local_kw)
+
+    def begin(self) -> _AsyncSessionContextManager[AsyncSession]:
+        session = super().__call__(bind=self._write_engine)
+        return session._maker_context_manager()
+
+
 def make_sessionmaker(engine: AsyncEngine) -> SessionMaker:
     # expire_on_commit=False: rows stay readable after commit without lazy I/O in views.
-    return async_sessionmaker(engine, expire_on_commit=False)
+    return StoreSessionMaker(engine)

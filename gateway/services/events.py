@@ -100,7 +100,8 @@ async def emit(
         )
     )
     await session.flush()
-    session.sync_session.info[_EMITTED] = True
+    # Remember *who* is concerned: after commit only these devices' sockets are woken.
+    session.sync_session.info.setdefault(_EMITTED, set()).add(str(target))
 
 
 async def events_after(
@@ -142,15 +143,24 @@ async def last_seq(session: AsyncSession) -> int:
     return int(value or 0)
 
 
+async def devices_after(session: AsyncSession, *, after: int, upto: int) -> set[str]:
+    """Devices with an event in ``after < seq <= upto``: whom the cross-instance poll wakes."""
+    rows = await session.scalars(
+        select(EventRow.device).where(EventRow.seq > after, EventRow.seq <= upto).distinct()
+    )
+    return {d for d in rows if d is not None}
+
+
 @sa_event.listens_for(Session, "after_commit")
 def _wake_after_commit(session: Session) -> None:
-    if not session.info.pop(_EMITTED, False):
+    devices = session.info.pop(_EMITTED, None)
+    if not devices:
         return
     bind = session.get_bind()
     engine = bind if isinstance(bind, Engine) else bind.engine
     notifier = notifier_for(engine)
     if notifier is not None:
-        notifier.wake()
+        notifier.wake(devices)
 
 
 @sa_event.listens_for(Session, "after_rollback")

@@ -16,6 +16,8 @@ import asyncio
 import contextlib
 import json
 import logging
+from collections.abc import Awaitable
+from typing import TypeVar
 
 from aiohttp import WSCloseCode, WSMsgType, web
 
@@ -28,6 +30,7 @@ from keys.directory import Directory
 from keys.keypairs import KeyId
 
 log = logging.getLogger("gateway.push")
+T = TypeVar("T")
 
 # Nothing the client may send is larger than a close frame: a tiny limit means a peer
 # cannot make us buffer megabytes it was never supposed to send.
@@ -90,7 +93,7 @@ async def _produce(
 ) -> None:
     app = request.app
     device = str(kid.device)
-    notifier, sessionmaker = app[NOTIFIER], app[SESSIONMAKER]
+    notifier = app[NOTIFIER]
     # Fallback only: local commits wake the notifier at once and gateway.push polls for
     # other instances, so this timeout just bounds the damage of a lost wake.
     safety_s = max(app[SETTINGS].events_poll_interval_s, app[SETTINGS].push_heartbeat_s)
@@ -98,31 +101,57 @@ async def _produce(
     try:
         while not ws.closed:
             # Read the generation *before* the query: a wake between the query and the
-            # wait is then not lost.
-            generation = notifier.generation
-            async with sessionmaker() as session:
-                # Threat: a lost laptop revoked while its socket is open. The upgrade was
-                # authenticated once; before every batch the key must still be valid, so
-                # nothing is sent after the revocation is stored (an idle socket notices
-                # within safety_s at the latest).
-                directory = await app[DIRECTORY].refresh(session)
-                if not _key_still_valid(directory, kid):
-                    await ws.close(code=WSCloseCode.POLICY_VIOLATION, message=b"key not valid")
-                    return
-                batch = await events_after(
-                    session, device=device, after=cursor, limit=queue.maxsize
-                )
+            # wait is then not lost. Per device: commits for other devices do not wake us.
+            generation = notifier.generation_of(device)
+            valid, batch = await _complete(_read_batch(app, kid, device, cursor, queue.maxsize))
+            if not valid:
+                await ws.close(code=WSCloseCode.POLICY_VIOLATION, message=b"key not valid")
+                return
             for item in batch:
                 await queue.put(item)
                 cursor = item.seq
             if len(batch) < queue.maxsize:
-                await notifier.wait(safety_s, since=generation)
+                await notifier.wait(safety_s, since=generation, device=device)
     except asyncio.CancelledError:
         raise
     except Exception:
         # The client resumes from its last seq; nothing is lost by closing.
         log.exception("event stream failed; closing the socket")
         await ws.close(code=WSCloseCode.INTERNAL_ERROR, message=b"internal error")
+
+
+async def _read_batch(
+    app: web.Application, kid: KeyId, device: str, cursor: int, limit: int
+) -> tuple[bool, list[Event]]:
+    """(key still valid, next events) in one read transaction (deferred on SQLite: it
+    neither waits for nor holds the write lock)."""
+    async with app[SESSIONMAKER]() as session:
+        # Threat: a lost laptop revoked while its socket is open. The upgrade was
+        # authenticated once; before every batch the key must still be valid, so
+        # nothing is sent after the revocation is stored (an idle socket notices
+        # within safety_s at the latest).
+        directory = await app[DIRECTORY].refresh(session)
+        if not _key_still_valid(directory, kid):
+            return False, []
+        return True, await events_after(session, device=device, after=cursor, limit=limit)
+
+
+async def _complete(work: Awaitable[T]) -> T:
+    """Await ``work`` to its end even if the caller is cancelled meanwhile.
+
+    A socket that closes cancels its producer, often in the middle of a query. A
+    database session cancelled mid-statement can leave its pooled connection inside an
+    open transaction (seen as "database is locked" for every later writer on SQLite).
+    The read runs in its own task, shielded; on cancellation we still wait for it to
+    close its session, then pass the cancellation on.
+    """
+    task = asyncio.ensure_future(work)
+    try:
+        return await asyncio.shield(task)
+    except asyncio.CancelledError:
+        with contextlib.suppress(Exception):
+            await asyncio.shield(task)
+        raise
 
 
 def _key_still_valid(directory: Directory, kid: KeyId) -> bool:

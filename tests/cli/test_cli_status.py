@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 from cli_support import Cli
+from sqlalchemy import text
 
 from clients.cli_render import when
 from clients.texts import TEXTS
@@ -118,6 +119,18 @@ async def test_reject_needs_a_vocabulary_reason_and_an_open(cli: Cli, tmp_path: 
         "wrong_unit",
         True,
     )
+
+    # A gateway (or someone with its database) claiming a handover that the signed
+    # receipt says was rejected: the receipt wins, and the officer is warned.
+    async with cli.gw.app[SESSIONMAKER].begin() as session:
+        await session.execute(
+            text("UPDATE messages SET state = 'handed_over' WHERE id = :id"), {"id": message_id}
+        )
+    lied = await cli.run("sara", "--json", "status", message_id)
+    assert "stämmer inte med det signerade kvittot" in lied.err
+    [shown] = lied.json()["messages"]
+    assert (shown["reason"], shown["reason_verified"]) == ("wrong_unit", True)
+    assert shown["receipt"]["accepted"] is False
 
 
 @pytest.mark.asyncio

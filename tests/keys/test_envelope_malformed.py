@@ -201,6 +201,38 @@ def test_a_body_rewritten_between_the_passes_is_refused(parties: Parties, tmp_pa
     assert list(tmp_path.iterdir()) == []  # neither the output nor the temp file
 
 
+class ReplacedBetweenPasses(io.BytesIO):
+    """The whole file replaced (same header, a longer body) once pass 1 has finished."""
+
+    def __init__(self, original: bytes, replacement: bytes) -> None:
+        super().__init__(original)
+        self._replacement: bytes | None = replacement
+
+    def seek(self, pos: int, whence: int = 0) -> int:
+        if self._replacement is not None:
+            super().seek(0)
+            self.truncate()
+            self.write(self._replacement)
+            self._replacement = None
+        return super().seek(pos, whence)
+
+
+def test_a_longer_body_after_pass_1_is_refused_before_it_is_decrypted(
+    parties: Parties, tmp_path: Path
+) -> None:
+    key = _new_content_key_for_tests()
+    short = build(parties, framed(plaintext(b"kort")), key=key)
+    long = build(parties, framed(plaintext(b"l" * 200_000)), key=key)
+    start = Dissected.parse(short).regions["body"][0]
+    assert Dissected.parse(long).regions["body"][0] == start
+    src = ReplacedBetweenPasses(short, long)
+    with pytest.raises(EnvelopeMalformed, match="longer"):
+        _open_stream(
+            src, parties.anna, parties.resolve, tmp_path / "o", max_size=None, durable=False
+        )
+    assert list(tmp_path.iterdir()) == []
+
+
 class Trickle(io.BytesIO):
     """At most ``n`` bytes per read: every frame and the END sentinel straddle blocks."""
 

@@ -22,10 +22,11 @@ import asyncio
 import time
 import uuid
 from collections.abc import AsyncGenerator, Mapping, Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from types import TracebackType
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import aiohttp
 
@@ -122,7 +123,8 @@ class StafettClient:
         """
         if self.keystore.subject_key is None:
             raise KeystoreError("this keystore holds no city subject key")
-        today = datetime.fromtimestamp(self.clock(), UTC).date()
+        # The Swedish date decides "born in the future" and the century of +/- numbers.
+        today = datetime.fromtimestamp(self.clock(), ZoneInfo("Europe/Stockholm")).date()
         return subject_reference(
             parse_personnummer(personnummer, today=today), self.keystore.subject_key
         )

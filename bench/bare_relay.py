@@ -5,7 +5,7 @@ same durability — so the ratio gateway ÷ bare says what authentication, conse
 audit, events and envelope verification cost, not what HTTP and SQLite cost:
 
 - ``PUT /m/{id}?to=R``: body written to ``.part``, fsync, rename into place; row in
-  SQLite (WAL, ``synchronous=NORMAL``, like the gateway); recipient notified;
+  SQLite (WAL, ``synchronous=FULL``, like the gateway); recipient notified;
 - ``GET /ws?me=R``: WebSocket; one text frame ``{"id": ...}`` per message for ``R``
   (in memory only: no resumable event log);
 - ``GET /m/{id}``: the body;
@@ -123,7 +123,7 @@ async def websocket(request: web.Request) -> web.WebSocketResponse:
 
 async def _database(app: web.Application) -> AsyncIterator[None]:
     db = await aiosqlite.connect(app[ROOT] / "bare.sqlite3", isolation_level=None)
-    for pragma in ("journal_mode=WAL", "synchronous=NORMAL", "busy_timeout=15000"):
+    for pragma in ("journal_mode=WAL", "synchronous=FULL", "busy_timeout=15000"):
         await db.execute(f"PRAGMA {pragma}")
     await db.execute(
         "CREATE TABLE IF NOT EXISTS messages "

@@ -28,7 +28,7 @@ from typing import Any
 
 from keys.cli_store import kdf_cost
 from keys.errors import KeystoreCorrupt, KeystoreError, KeystoreWrongPassphrase
-from keys.keystore import Keystore, load_keystore, save_keystore
+from keys.keystore import KdfCost, Keystore, load_keystore, save_keystore
 
 from .texts import Texts
 
@@ -191,7 +191,10 @@ class Home:
 
 def open_keystore(path: Path, passphrase: str, texts: Texts, home: Path) -> Keystore:
     try:
-        return load_keystore(path, passphrase)
+        # Threat: a stolen keystore written with a trivial KDF is cheap to brute-force;
+        # only the test-suite setting (STAFETT_KDF_COST=test) may open such files.
+        floor = None if kdf_cost() is KdfCost.TEST else KdfCost.INTERACTIVE
+        return load_keystore(path, passphrase, min_cost=floor)
     except KeystoreWrongPassphrase:
         raise CliFailure(texts("wrong_passphrase", home=home)) from None
     except KeystoreCorrupt as exc:

@@ -235,6 +235,7 @@ _KEYS_STATUS: dict[str, int] = {
     "keystore_error": 500,
     "keystore_wrong_passphrase": 500,
     "keystore_corrupt": 500,
+    "keystore_weak_kdf": 500,
     "directory_invalid": 422,
     "directory_entry_invalid": 422,
     "directory_chain_broken": 409,

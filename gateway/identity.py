@@ -41,6 +41,12 @@ def _cost(settings: Settings) -> KdfCost:
     return KdfCost.TEST if settings.insecure_fast_kdf else KdfCost.MODERATE
 
 
+def _min_cost(settings: Settings) -> KdfCost | None:
+    # Threat: a keystore swapped for one with a trivial KDF, cheap to brute-force once
+    # stolen. Test mode (insecure_fast_kdf) writes such files on purpose.
+    return None if settings.insecure_fast_kdf else KdfCost.INTERACTIVE
+
+
 def _passphrase(settings: Settings) -> str:
     if not settings.gateway_key_passphrase:
         raise IdentityError("set STAFETT_GATEWAY_KEY_PASSPHRASE (the gateway key's passphrase)")
@@ -54,7 +60,7 @@ def init_identity(settings: Settings, pinned_admins: Mapping[str, VerifyKey]) ->
     kid = KeyId.parse(settings.gateway_key_id)
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     if path.exists():
-        store = load_keystore(path, passphrase)
+        store = load_keystore(path, passphrase, min_cost=_min_cost(settings))
         changed = False
         for admin, key in pinned_admins.items():
             known = store.pinned_admins.get(admin)
@@ -81,7 +87,7 @@ def load_identity(settings: Settings) -> GatewayIdentity:
     if not path.exists():
         raise IdentityError(f"no gateway key at {path}: run `stafett-gateway init` first")
     try:
-        store = load_keystore(path, _passphrase(settings))
+        store = load_keystore(path, _passphrase(settings), min_cost=_min_cost(settings))
     except KeystoreError as exc:
         raise IdentityError(f"cannot open the gateway key: {exc.code}") from None
     return _identity(store)

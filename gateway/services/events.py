@@ -153,6 +153,11 @@ async def devices_after(session: AsyncSession, *, after: int, upto: int) -> set[
 
 @sa_event.listens_for(Session, "after_commit")
 def _wake_after_commit(session: Session) -> None:
+    if session.in_nested_transaction():
+        # A savepoint was released: nothing is visible to other connections yet. Waking
+        # now would make a socket read too early (and then sleep until the poll); the
+        # root commit wakes for these devices.
+        return
     devices = session.info.pop(_EMITTED, None)
     if not devices:
         return
@@ -165,4 +170,8 @@ def _wake_after_commit(session: Session) -> None:
 
 @sa_event.listens_for(Session, "after_rollback")
 def _forget_after_rollback(session: Session) -> None:
+    if session.in_nested_transaction():
+        # Only a savepoint rolled back: the devices of the rest may still commit. Keeping
+        # them costs at most a spurious wake; dropping them could lose one.
+        return
     session.info.pop(_EMITTED, None)

@@ -12,7 +12,7 @@
     consent list | consent withdraw CONSENT_ID --reason R
     send --to UNIT [--officer NAME ...] --category C --purpose P
          [--text-file F] [--file F ...] [--consent ID] [--reply-to ID] [--days N]
-    inbox | open ID [--out DIR] | ack ID [--reject REASON] | status [ID] | recall ID
+    inbox | open ID [--out DIR] [--reopen] | ack ID [--reject REASON] | status [ID] | recall ID
     watch [--after SEQ] [--kind K ...] [--count N] [--timeout S]
     admin push-directory --keys-dir D | admin audit-verify --keys-dir D
     admin audit-export --keys-dir D --out F | admin subject-key-new --out F
@@ -41,9 +41,10 @@ from keys.errors import DirectoryForked, KeysError
 from . import cli_admin, cli_consent, cli_device, cli_receive, cli_send, cli_status
 from .cli_bundle import BundleInvalid
 from .cli_common import Context
-from .cli_render import Output
+from .cli_render import Output, when
 from .cli_state import CliFailure, Home, default_home
-from .errors import ClientError, GatewayUnavailable
+from .errors import ClientError, EnvelopeExpired, EnvelopeReplayed, GatewayUnavailable
+from .open_checks import SenderDirectoryForked
 from .texts import Texts, choose_language
 
 PROG = "stafett"
@@ -147,6 +148,12 @@ def _parser() -> argparse.ArgumentParser:
     p = add(sub, "open", cli_receive.cmd_open, "verify and decrypt a message into a folder")
     p.add_argument("message_id", type=_message_id)
     p.add_argument("--out", default=".", help="folder to create the message's folder in")
+    p.add_argument(
+        "--reopen",
+        action="store_true",
+        help="open a message this computer already opened, again (it must be the same "
+        "envelope; a warning says it is not a new message)",
+    )
     p = add(sub, "ack", cli_receive.cmd_ack, "sign the handover receipt")
     p.add_argument("message_id", type=_message_id)
     p.add_argument(
@@ -241,8 +248,14 @@ def describe(texts: Texts, exc: BaseException, home: Home) -> tuple[str, int]:
         except CliFailure:
             url = "?"
         return texts("gateway_down", url=url), EXIT_UNAVAILABLE
+    if isinstance(exc, SenderDirectoryForked):
+        return texts("dir_forked_sender", code=exc.code), 1
     if isinstance(exc, DirectoryForked):
         return texts("dir_forked", code=exc.code), 1
+    if isinstance(exc, EnvelopeExpired):
+        return texts("envelope_expired", expires=when(exc.expires), code=exc.code), 1
+    if isinstance(exc, EnvelopeReplayed):
+        return texts("envelope_replayed", code=exc.code), 1
     if isinstance(exc, ConsentRefused):
         detail = f"{exc} {texts('consent_refused_hint')}"
         return texts("gateway_refused", code=exc.code, detail=detail), 1

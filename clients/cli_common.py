@@ -16,7 +16,7 @@ from keys.keypairs import VerifyKey
 
 from .cli_render import Output
 from .cli_state import CliFailure, Home
-from .directory_sync import PAGE, DirectorySync, KeyChange
+from .directory_sync import PAGE, DirectorySync, KeyChange, OwnKeyNotice
 from .sdk import StafettClient
 from .texts import Texts
 
@@ -44,12 +44,16 @@ class Context:
 
     def client(self) -> StafettClient:
         keystore = self.home.keystore()
+        gateway_key = self.gateway_key()
         return StafettClient(
             self.home.gateway_url(),
             keystore,
-            gateway_key=self.gateway_key(),
+            gateway_key=gateway_key,
             spool_dir=self.home.root,
             retry_backoff_s=0.2,
+            # One verified directory per run: ``sync_with_warnings`` fills it, the SDK's
+            # later syncs (before send, fetch, receipts) only fetch what is new.
+            directory_sync=DirectorySync(keystore, gateway_key=gateway_key),
         )
 
     # --- personnummer -------------------------------------------------------------------
@@ -113,16 +117,22 @@ async def sync_with_warnings(ctx: Context, client: StafettClient) -> tuple[Direc
     vouched for it. Returns the directory and the number of new entries.
     """
     keystore = client.keystore
-    sync = DirectorySync(keystore, gateway_key=ctx.gateway_key())
+    sync = client.directory_sync
     known = keystore.known_checkpoint
-    if known is not None and known[0] > 0:
+    if known is not None and known[0] > 0 and sync.directory.size == 0:
         await _replay_prefix(client, sync.directory, known[0])
         if sync.directory.head.hex() != known[1]:
             raise DirectoryForked("the gateway's directory does not continue the verified head")
     before = sync.directory.size
-    result = await sync.sync(client.transport)
+    result = await client.sync_directory()
+    if result.shredded:
+        # Crypto-shredding must not wait for the rest of the command to succeed: the
+        # keystore on disk is rewritten without the destroyed versions at once.
+        ctx.home.save_keystore()
     for change in result.changes:
         ctx.out.warn(describe_change(ctx.texts, change))
+    for notice in result.own:
+        ctx.out.warn(describe_own(ctx.texts, client.kid.device, notice))
     return result.directory, result.directory.size - before
 
 
@@ -141,7 +151,11 @@ async def _replay_prefix(client: StafettClient, directory: Directory, size: int)
 
 
 def describe_change(texts: Texts, change: KeyChange) -> str:
-    key = {"rotated": "key_rotated", "revoked": "key_revoked"}.get(change.kind, "key_destroyed")
+    key = {
+        "rotated": "key_rotated",
+        "revoked": "key_revoked",
+        "min_raised": "key_min_raised",
+    }.get(change.kind, "key_destroyed")
     return texts(
         key,
         device=change.device,
@@ -149,6 +163,27 @@ def describe_change(texts: Texts, change: KeyChange) -> str:
         new=change.new_version,
         old_fpr=change.old_fingerprint,
         new_fpr=change.new_fingerprint,
+        old_min=change.old_min_version,
+        new_min=change.new_min_version,
         seq=change.seq,
         signer=change.signer,
+    )
+
+
+def describe_own(texts: Texts, device: object, notice: OwnKeyNotice) -> str:
+    """What the directory says about this device's own keys, as the officer must hear it."""
+    key = {
+        ("rotated", True): "own_rotated",
+        ("rotated", False): "own_rotated_not_held",
+        ("min_raised", False): "own_min_raised",
+        ("revoked", True): "own_revoked",
+        ("destroyed", False): "own_destroyed",
+        ("destroyed", True): "own_destroyed_kept",
+    }.get((notice.kind, notice.held), "own_other")
+    return texts(
+        key,
+        device=device,
+        version=notice.version,
+        seq="?" if notice.seq is None else notice.seq,
+        signer=notice.signer or "?",
     )

@@ -115,7 +115,7 @@ async def cmd_record(ctx: Context, args: argparse.Namespace) -> None:
             "covers_processing": True,
         }
         consent_id = await client.record_consent(fields)
-    ctx.home.save_checkpoint_if_moved()
+    ctx.home.save_keystore_if_changed()
     described = ", ".join(f"{p['from']} -> {p['to']}" for p in pairs)
     ctx.out.line(
         ctx.texts(
@@ -167,7 +167,7 @@ async def cmd_list(ctx: Context, args: argparse.Namespace) -> None:
         directory = await client.directory()
         subject_ref = ctx.subject_ref(client)
         consents = await client.list_consents(subject_ref)
-    ctx.home.save_checkpoint_if_moved()
+    ctx.home.save_keystore_if_changed()
     items = [summarise(c, verified_record(directory, c)) for c in consents]
     if not items:
         ctx.out.line(ctx.texts("consent_none"))

@@ -130,7 +130,7 @@ async def cmd_subject_key_import(ctx: Context, args: argparse.Namespace) -> None
 async def cmd_directory(ctx: Context, args: argparse.Namespace) -> None:
     async with ctx.client() as client:
         directory, new = await sync_with_warnings(ctx, client)
-    ctx.home.save_checkpoint_if_moved()
+    ctx.home.save_keystore_if_changed()
     units = sorted(directory.units.values(), key=lambda u: u.unit)
     rows = []
     devices: list[dict[str, Any]] = []

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import time
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +13,7 @@ from . import cli_bundle
 from .cli_common import Context, sync_with_warnings
 from .cli_render import printable, table, when
 from .cli_state import CliFailure
+from .leftovers import remove_cli_leftovers
 from .results import PushEvent
 from .sdk import StafettClient
 
@@ -66,14 +68,41 @@ async def cmd_open(ctx: Context, args: argparse.Namespace) -> None:
 
     The decrypted bundle is written by the SDK only once complete and verified; the
     folder appears by rename only once fully unpacked. A tampered envelope leaves
-    neither behind.
+    neither behind, and leftovers of an earlier, interrupted open are swept first.
+
+    A message this computer opened before (``opened/<id>.json``) is refused unless
+    ``--reopen`` is given: an officer must never take an old message for a new one
+    (threat: a gateway replaying a genuine envelope). With ``--reopen`` it must be the
+    same envelope, and the output says so loudly.
     """
-    target, bundle = _targets(ctx, Path(args.out), args.message_id)
+    previous = ctx.home.record("opened", args.message_id)
+    previous_hh = _header_hash(previous)
+    if previous is not None and not args.reopen:
+        raise CliFailure(
+            ctx.texts(
+                "already_opened",
+                message_id=args.message_id,
+                when=when(_int(previous.get("opened_at"))),
+                path=printable(str(previous.get("path", "?"))),
+            )
+        )
+    out_dir = Path(args.out)
+    target, bundle = _targets(ctx, out_dir, args.message_id)
+    # Threat: partial plaintext of a crashed earlier open lingering as dot-files.
+    swept = remove_cli_leftovers(out_dir)
+    if swept:
+        ctx.out.warn(ctx.texts("leftovers_removed", n=swept, path=out_dir))
     progress = ctx.out.progress("↓")
     async with ctx.client() as client:
         await sync_with_warnings(ctx, client)
         try:
-            opened = await client.fetch(args.message_id, bundle, progress=progress)
+            opened = await client.fetch(
+                args.message_id,
+                bundle,
+                progress=progress,
+                opened_before=previous_hh,
+                reopen=bool(args.reopen),
+            )
             unpacked = cli_bundle.unpack(bundle, target)
         finally:
             progress.finish()
@@ -82,17 +111,30 @@ async def cmd_open(ctx: Context, args: argparse.Namespace) -> None:
         with contextlib.suppress(Exception):
             consent = await client.get_consent(opened.consent_id)
             consent_status = str(consent.get("status", "?"))
-    ctx.home.save_checkpoint_if_moved()
-    ctx.home.save_record(
-        "opened",
-        args.message_id,
-        {
-            "message_id": args.message_id,
-            "header_hash": opened.header_hash,
-            "path": str(target),
-            "sender": opened.sender,
-        },
-    )
+    ctx.home.save_keystore_if_changed()
+    now = int(time.time())
+    record: dict[str, Any] = {
+        **(previous or {}),
+        "message_id": args.message_id,
+        "header_hash": opened.header_hash,
+        "path": str(target),
+        "sender": opened.sender,
+        "expires": opened.header.expires,
+    }
+    record.setdefault("opened_at", now)
+    if opened.reopened:
+        record["reopened_at"] = now
+    ctx.home.save_record("opened", args.message_id, record)
+    if opened.reopened and previous is not None:
+        ctx.out.warn(
+            ctx.texts(
+                "reopened",
+                message_id=args.message_id,
+                when=when(_int(previous.get("opened_at"))),
+            )
+        )
+        if previous.get("acked_at"):
+            ctx.out.warn(ctx.texts("reopened_after_ack", when=when(_int(previous["acked_at"]))))
     t = ctx.texts
     if consent_status != "active":
         ctx.out.warn(t("consent_not_active", consent_id=opened.consent_id, status=consent_status))
@@ -122,10 +164,16 @@ async def cmd_open(ctx: Context, args: argparse.Namespace) -> None:
             "consent_id": opened.consent_id,
             "consent_status": consent_status,
             "in_reply_to": opened.header.in_reply_to,
+            "reopened": opened.reopened,
             "text": unpacked.text,
             "files": list(unpacked.files),
         }
     )
+
+
+def _header_hash(record: dict[str, Any] | None) -> str | None:
+    value = None if record is None else record.get("header_hash")
+    return value if isinstance(value, str) else None
 
 
 def _targets(ctx: Context, out_dir: Path, message_id: str) -> tuple[Path, Path]:
@@ -147,6 +195,10 @@ async def cmd_ack(ctx: Context, args: argparse.Namespace) -> None:
         answer = await client.ack(
             args.message_id, status, reason, header_hash=str(opened["header_hash"])
         )
+    # Remembered so that a later re-open of this message says it was handed over.
+    ctx.home.save_record(
+        "opened", args.message_id, {**opened, "acked_at": int(time.time()), "ack": status}
+    )
     key = "rejected" if args.reject else "acked"
     ctx.out.line(
         ctx.texts(

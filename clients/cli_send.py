@@ -146,7 +146,7 @@ async def cmd_send(ctx: Context, args: argparse.Namespace) -> None:
         finally:
             progress.finish()
             remove(bundle)
-    home.save_checkpoint_if_moved()
+    home.save_keystore_if_changed()
     home.save_record(
         "sent",
         result.message_id,

@@ -105,6 +105,7 @@ class Home:
     _keystore: Keystore | None = field(default=None, repr=False)
     _passphrase: str | None = field(default=None, repr=False)
     _saved_checkpoint: tuple[int, str] | None = None
+    _saved_versions: tuple[int, ...] = ()
 
     def path(self, *parts: str) -> Path:
         return self.root.joinpath(*parts)
@@ -145,7 +146,7 @@ class Home:
             passphrase = read_passphrase(self.texts)
             self._keystore = open_keystore(self.path(KEYSTORE), passphrase, self.texts, self.root)
             self._passphrase = passphrase
-            self._saved_checkpoint = self._keystore.known_checkpoint
+            self._remember_saved()
         return self._keystore
 
     def create_keystore(self, store: Keystore) -> None:
@@ -155,17 +156,28 @@ class Home:
         self.root.mkdir(parents=True, exist_ok=True, mode=0o700)
         save_keystore(self.path(KEYSTORE), store, passphrase, cost=kdf_cost())
         self._keystore, self._passphrase = store, passphrase
-        self._saved_checkpoint = store.known_checkpoint
+        self._remember_saved()
 
     def save_keystore(self) -> None:
         if self._keystore is None or self._passphrase is None:
             return
         save_keystore(self.path(KEYSTORE), self._keystore, self._passphrase, cost=kdf_cost())
-        self._saved_checkpoint = self._keystore.known_checkpoint
+        self._remember_saved()
 
-    def save_checkpoint_if_moved(self) -> None:
-        """Persist the newest verified directory head (the fork/rollback anchor)."""
-        if self._keystore is not None and self._keystore.known_checkpoint != self._saved_checkpoint:
+    def _remember_saved(self) -> None:
+        if self._keystore is not None:
+            self._saved_checkpoint = self._keystore.known_checkpoint
+            self._saved_versions = tuple(sorted(self._keystore.keypairs))
+
+    def save_keystore_if_changed(self) -> None:
+        """Persist what a directory sync changed: the newest verified head (the
+        fork/rollback anchor) and key versions shredded because the directory records
+        them destroyed (the old keystore file is replaced, not left holding them)."""
+        store = self._keystore
+        if store is not None and (
+            store.known_checkpoint != self._saved_checkpoint
+            or tuple(sorted(store.keypairs)) != self._saved_versions
+        ):
             self.save_keystore()
 
     # --- local records --------------------------------------------------------------------

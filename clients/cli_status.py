@@ -142,7 +142,7 @@ async def cmd_status(ctx: Context, args: argparse.Namespace) -> None:
                     "receipt": receipt,
                 }
             )
-    ctx.home.save_checkpoint_if_moved()
+    ctx.home.save_keystore_if_changed()
     if not rows:
         ctx.out.line(ctx.texts("status_empty"))
     else:

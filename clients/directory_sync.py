@@ -12,20 +12,27 @@ checks the hash chain, the signing admin and the entry rules. Then:
 - a gateway whose new entries do not continue the head this client already verified
   in memory is also a fork, not a transmission error.
 
-Key changes of devices this client already knew (rotation, revocation, destroyed key)
-are returned, so the CLI can warn loudly: a silent key change is how a substituted key
-would look to an officer.
+Key changes of devices this client already knew (rotation, revocation, destroyed key,
+raised minimum encryption version) are returned, so the CLI can warn loudly: a silent
+key change is how a substituted key would look to an officer.
+
+This device's own keys are handled apart (``OwnKeyNotice``): a ``destroy_key`` entry
+for one of its versions makes the sync delete that private key from the keystore
+(crypto-shredding on the device, Vault's transit model: once the directory says a
+version is destroyed, no copy may survive anywhere); the caller saves the keystore. A
+rotation or a raised minimum of its own key is reported, and a rotation to a key this
+device does not hold is reported as what it may be: a substituted key.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from keys.checkpoint import Checkpoint
 from keys.directory import DeviceRecord, Directory, DirectoryEntry
-from keys.errors import DirectoryBehind, DirectoryChainBroken, DirectoryForked
+from keys.errors import DirectoryBehind, DirectoryChainBroken, DirectoryForked, KeystoreError
 from keys.keypairs import VerifyKey
 from keys.keystore import Keystore
 
@@ -56,6 +63,34 @@ class KeyChange:
     new_fingerprint: str | None
     old_encryption_fingerprint: str
     new_encryption_fingerprint: str | None
+    # ``min_raised`` only: the minimum encryption version before and after (senders
+    # may no longer seal to versions below the new one).
+    old_min_version: int | None = None
+    new_min_version: int | None = None
+
+
+@dataclass(frozen=True)
+class OwnKeyNotice:
+    """Something the directory says about this device's own keys.
+
+    ``kind``:
+    - ``rotated``: the directory lists ``version`` as this device's current key;
+      ``held`` says whether this keystore holds exactly that key pair (if not, senders
+      seal to a key this device cannot open: a substituted key, or a rotation finished
+      elsewhere);
+    - ``min_raised``: senders may no longer seal to versions below ``version``;
+    - ``revoked``: every key of this device is revoked (nobody trusts it any more);
+    - ``destroyed``: the private key of ``version`` is recorded as destroyed; ``held``
+      says whether this keystore still holds it (it is deleted by the sync, so
+      ``held`` is True only when that was refused: it is the newest version here).
+    ``seq`` is the directory entry (None: found in the state, not in a new entry).
+    """
+
+    kind: str
+    version: int
+    seq: int | None
+    held: bool
+    signer: str | None = None
 
 
 @dataclass(frozen=True)
@@ -63,6 +98,8 @@ class SyncResult:
     directory: Directory
     changes: list[KeyChange]
     fetched: int  # entries appended by this sync
+    own: list[OwnKeyNotice] = field(default_factory=list)
+    shredded: tuple[int, ...] = ()  # key versions deleted from the keystore by this sync
 
 
 class DirectorySync:
@@ -75,9 +112,10 @@ class DirectorySync:
 
     async def sync(self, transport: Transport) -> SyncResult:
         changes: list[KeyChange] = []
+        own: list[OwnKeyNotice] = []
         fetched = 0
         for _ in range(_MAX_ROUNDS):
-            fetched += await self._fetch_new(transport, changes)
+            fetched += await self._fetch_new(transport, changes, own)
             checkpoint = await self._checkpoint(transport)
             try:
                 self.directory.check_consistent(checkpoint.size, checkpoint.head)
@@ -89,9 +127,62 @@ class DirectorySync:
         self._check_known_checkpoint()
         # Remember the new head: the caller saves the keystore (it holds the passphrase).
         self.keystore.known_checkpoint = (self.directory.size, self.directory.head.hex())
-        return SyncResult(self.directory, changes, fetched)
+        shredded = self._shred_destroyed(own)
+        return SyncResult(self.directory, changes, fetched, own, shredded)
 
-    async def _fetch_new(self, transport: Transport, changes: list[KeyChange]) -> int:
+    def _shred_destroyed(self, own: list[OwnKeyNotice]) -> tuple[int, ...]:
+        """Delete every private key version the verified directory says is destroyed.
+
+        Decided on the state, not only on new entries: a device that crashed before
+        saving after an earlier sync still shreds on the next one.
+        """
+        record = self.directory.devices.get(self.keystore.owner)
+        if record is None:
+            return ()
+        shredded: list[int] = []
+        for version in sorted(self.keystore.keypairs):
+            key = record.versions.get(version)
+            if key is None or key.status != "destroyed":
+                continue
+            try:
+                self.keystore.destroy_version(version)
+            except KeystoreError:
+                # The newest version held here: the keystore refuses to leave the
+                # device without a key. Reported, never silently kept.
+                _note_destroyed(own, version, held=True)
+                continue
+            shredded.append(version)
+            _note_destroyed(own, version, held=False)
+        return tuple(shredded)
+
+    def _own_notice(self, entry: DirectoryEntry) -> OwnKeyNotice | None:
+        record = self.directory.devices[self.keystore.owner]
+        signer = str(entry.signer)
+        if entry.type == "rotate_device":
+            version = record.current_version
+            pair = self.keystore.keypairs.get(version)
+            published = record.versions[version]
+            held = (
+                pair is not None
+                and pair.signing_key.verify_key == published.verify_key
+                and pair.encryption_key.public_key == published.encryption_key
+            )
+            return OwnKeyNotice("rotated", version, entry.seq, held, signer)
+        if entry.type == "set_min_encryption_version":
+            return OwnKeyNotice(
+                "min_raised", record.min_encryption_version, entry.seq, False, signer
+            )
+        if entry.type == "revoke_device":
+            return OwnKeyNotice("revoked", record.current_version, entry.seq, True, signer)
+        if entry.type == "destroy_key":
+            version = int(entry.body["version"])
+            held = version in self.keystore.keypairs
+            return OwnKeyNotice("destroyed", version, entry.seq, held, signer)
+        return None
+
+    async def _fetch_new(
+        self, transport: Transport, changes: list[KeyChange], own: list[OwnKeyNotice]
+    ) -> int:
         # "Known" devices are those in the log up to the head this device verified last
         # time (the keystore's checkpoint), so a change is reported once, also by a new
         # process that rebuilds the directory from entry 0.
@@ -121,7 +212,13 @@ class DirectorySync:
                         ) from exc
                     raise
                 fetched += 1
-                if known is not None and before is not None and name in known:
+                if name == self.keystore.owner:
+                    # This device's own key: not a colleague's key change to confirm,
+                    # but something to act on here (see OwnKeyNotice).
+                    notice = self._own_notice(entry) if entry.seq >= baseline else None
+                    if notice is not None:
+                        own.append(notice)
+                elif known is not None and before is not None and name in known:
                     change = _change(entry, before, self.directory.devices[name])
                     if change is not None:
                         changes.append(change)
@@ -160,8 +257,22 @@ def _entries_of(answer: Any) -> list[Any]:
     return entries
 
 
+def _note_destroyed(own: list[OwnKeyNotice], version: int, *, held: bool) -> None:
+    """Record the outcome for ``version``: update the entry's notice, or add one."""
+    for i, notice in enumerate(own):
+        if notice.kind == "destroyed" and notice.version == version:
+            own[i] = OwnKeyNotice("destroyed", version, notice.seq, held, notice.signer)
+            return
+    own.append(OwnKeyNotice("destroyed", version, None, held))
+
+
 def _change(entry: DirectoryEntry, old: DeviceRecord, new: DeviceRecord) -> KeyChange | None:
-    kinds = {"rotate_device": "rotated", "revoke_device": "revoked", "destroy_key": "destroyed"}
+    kinds = {
+        "rotate_device": "rotated",
+        "revoke_device": "revoked",
+        "destroy_key": "destroyed",
+        "set_min_encryption_version": "min_raised",
+    }
     kind = kinds.get(entry.type)
     if kind is None:
         return None
@@ -171,6 +282,9 @@ def _change(entry: DirectoryEntry, old: DeviceRecord, new: DeviceRecord) -> KeyC
         version = int(entry.body["version"])
         before = old.versions[version]
         after = None
+    minimums: tuple[int | None, int | None] = (None, None)
+    if kind == "min_raised":
+        minimums = (old.min_encryption_version, new.min_encryption_version)
     return KeyChange(
         device=str(new.device),
         kind=kind,
@@ -182,4 +296,6 @@ def _change(entry: DirectoryEntry, old: DeviceRecord, new: DeviceRecord) -> KeyC
         new_fingerprint=None if after is None else after.verify_key.fingerprint(),
         old_encryption_fingerprint=before.encryption_key.fingerprint(),
         new_encryption_fingerprint=None if after is None else after.encryption_key.fingerprint(),
+        old_min_version=minimums[0],
+        new_min_version=minimums[1],
     )

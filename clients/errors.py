@@ -47,3 +47,33 @@ class EnvelopeSwapped(ClientError):
     """The gateway served an envelope for another message or another unit than asked for."""
 
     code = "envelope_swapped"
+
+
+class AlreadyOpened(ClientError):
+    """This device already opened that message: opening it again needs ``reopen=True``.
+
+    Threat: a gateway replaying an old, genuine envelope under its own id; an officer
+    must not take an old message for a new one.
+    """
+
+    code = "already_opened"
+
+
+class EnvelopeReplayed(ClientError):
+    """The gateway served another envelope under a message id this device already opened."""
+
+    code = "envelope_replayed"
+
+
+class EnvelopeExpired(ClientError):
+    """The envelope's signed expiry has passed: the gateway should have deleted it.
+
+    Serving it now is a replay (or a gateway that failed to delete); the sender was or
+    will be told that it was not handed over.
+    """
+
+    code = "envelope_expired"
+
+    def __init__(self, expires: int) -> None:
+        super().__init__(f"the envelope expired at {expires} (Unix time)")
+        self.expires = expires

@@ -46,6 +46,9 @@ class OpenedMessage:
     header_hash: str
     opened_with: str  # which of this device's key versions held the wrapped key
     header: EnvelopeHeader = field(repr=False)
+    # This device had opened the message before and re-opened it on request: the same
+    # envelope (same hH), not a new message.
+    reopened: bool = False
 
     @property
     def consent_id(self) -> str:

@@ -32,17 +32,23 @@ import aiohttp
 
 from keys.consent_record import sign_consent_record
 from keys.directory import Directory
-from keys.envelope import EnvelopeHeader, read_header
-from keys.errors import KeystoreError
+from keys.envelope import EnvelopeHeader, read_header, verify_envelope
+from keys.errors import DirectoryForked, KeystoreError
 from keys.keypairs import DeviceKeyPair, KeyId, VerifyKey
 from keys.keystore import Keystore
 from keys.receipt import make_receipt, verify_receipt
 from keys.subject import parse_personnummer, subject_reference
 
-from . import sealing
+from . import leftovers, open_checks, sealing
 from .answers import as_list, as_object, field, seg
 from .directory_sync import DirectorySync, SyncResult
-from .errors import EnvelopeSwapped, GatewayUnavailable, NotOpened
+from .errors import (
+    EnvelopeExpired,
+    EnvelopeReplayed,
+    EnvelopeSwapped,
+    GatewayUnavailable,
+    NotOpened,
+)
 from .events import stream_events
 from .results import OpenedMessage, PushEvent, SendResult, VerifiedReceipt
 from .transport import Clock, Progress, Signer, Transport
@@ -64,13 +70,23 @@ class StafettClient:
         spool_dir: Path | None = None,
         retries: int = 3,
         retry_backoff_s: float = 0.5,
+        directory_sync: DirectorySync | None = None,
     ) -> None:
+        """``directory_sync``: a sync the caller already ran (or will run) for this
+        keystore, so the verified directory is not fetched and verified twice; later
+        syncs continue from its head."""
         self.keystore = keystore
         self.clock = clock
         self.spool_dir = spool_dir
         self.retries = retries
         self.retry_backoff_s = retry_backoff_s
-        self._sync = DirectorySync(keystore, gateway_key=gateway_key)
+        if directory_sync is None:
+            directory_sync = DirectorySync(keystore, gateway_key=gateway_key)
+        elif directory_sync.keystore is not keystore:
+            # The sync writes the verified head (and shreds destroyed keys) into its
+            # keystore: it must be the one this client signs with and the caller saves.
+            raise ValueError("directory_sync belongs to another keystore")
+        self._sync = directory_sync
         self._synced = False
         self.transport = Transport(base_url, self._signer(), session=session, clock=clock)
         # hH and recipients of what this client sealed or opened: what a receipt must
@@ -105,6 +121,10 @@ class StafettClient:
         return int(self.clock())
 
     # --- directory --------------------------------------------------------------------
+    @property
+    def directory_sync(self) -> DirectorySync:
+        return self._sync
+
     async def sync_directory(self) -> SyncResult:
         """Fetch new entries, verify them, check the checkpoint and refuse a fork."""
         result = await self._sync.sync(self.transport)
@@ -267,13 +287,32 @@ class StafettClient:
         return as_object(await self.transport.request("GET", "/v1/inbox", query=query))
 
     async def fetch(
-        self, message_id: str, dest: Path, *, progress: Progress | None = None
+        self,
+        message_id: str,
+        dest: Path,
+        *,
+        progress: Progress | None = None,
+        opened_before: str | None = None,
+        reopen: bool = False,
     ) -> OpenedMessage:
         """Download, verify against the directory, decrypt into ``dest`` (atomically).
 
         ``dest`` only appears once the whole body decrypted and verified; on any
-        failure nothing is left behind, neither the download nor a partial output.
+        failure nothing is left behind, neither the download nor a partial output
+        (leftover temp files of an earlier, interrupted open of ``dest`` are removed
+        first).
+
+        Before anything is decrypted (``clients.open_checks``): the directory the
+        sender verified (the header's checkpoint) must agree with this device's
+        (``DirectoryForked`` otherwise), the signed expiry must not have passed
+        (``EnvelopeExpired``), and a message this device opened before
+        (``opened_before``: the ``hH`` recorded then, or what this client remembers) is
+        refused with ``AlreadyOpened`` unless ``reopen`` is given, and then must be the
+        very same envelope (``EnvelopeReplayed`` otherwise).
         """
+        previous = opened_before or self._opened.get(message_id)
+        open_checks.check_not_replayed(previous, reopen=reopen)
+        await asyncio.to_thread(leftovers.remove_partial_outputs, dest)
         directory = await self.directory()
         envelope = sealing.temp_path(self.spool_dir, ".envelope")
         try:
@@ -290,12 +329,21 @@ class StafettClient:
             def resolve(kid: KeyId) -> VerifyKey:
                 return directory.signing_key(kid)
 
+            try:
+                await self._judge(claimed, directory, previous)
+            except (DirectoryForked, EnvelopeExpired, EnvelopeReplayed):
+                # Judged on a header not verified yet: verify the signature first, so
+                # that a header tampered with is reported as such, not as a fork or a
+                # replay (nothing has been decrypted either way).
+                with envelope.open("rb") as src:
+                    await asyncio.to_thread(verify_envelope, src, resolve)
+                raise
             opened = await asyncio.to_thread(
                 sealing.open_to, envelope, self._keypairs(), resolve, dest
             )
         finally:
             sealing.remove(envelope)
-        if opened.header.message_id != message_id:  # the file changed between the reads
+        if opened.header != claimed:  # the file changed between the reads
             sealing.remove(dest)
             raise EnvelopeSwapped()
         header_hash = opened.header_hash.hex()
@@ -309,7 +357,16 @@ class StafettClient:
             header_hash=header_hash,
             opened_with=str(opened.opened_with),
             header=opened.header,
+            reopened=previous is not None,
         )
+
+    async def _judge(
+        self, header: EnvelopeHeader, directory: Directory, previous: str | None
+    ) -> None:
+        # Fork first: it is the graver finding, also on an old envelope.
+        await open_checks.check_checkpoint(header, directory, self.directory)
+        open_checks.check_not_expired(header, self._now())
+        open_checks.check_same_envelope(previous, header.hash().hex())
 
     def _check_envelope(self, header: EnvelopeHeader, message_id: str) -> None:
         if header.message_id != message_id or header.recipient_unit != self.unit:

@@ -14,10 +14,12 @@ Two kinds of transaction, by how they are opened (the convention everywhere in
 
 from __future__ import annotations
 
+import asyncio
+import weakref
 from typing import Any
 
 from sqlalchemy import event
-from sqlalchemy.engine import make_url
+from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -85,12 +87,68 @@ def open_engine(url: str) -> AsyncEngine:
     return engine
 
 
+class _SerialisedBegin(_AsyncSessionContextManager[AsyncSession]):
+    """``sessionmaker.begin()`` that first queues for this process's SQLite write turn.
+
+    Why: SQLite has one write lock per file, and ``BEGIN IMMEDIATE`` on a second pooled
+    connection does not queue for it — it sleeps in SQLite's busy handler and polls with
+    growing back-off (up to 100 ms a try). Under concurrency the in-process writers then
+    spend their time asleep while the lock is free, throughput collapses, and an unlucky
+    writer can starve past ``busy_timeout`` ("database is locked", a 500). An asyncio
+    lock hands the turn over in FIFO order the moment the previous unit of work ends.
+    The busy timeout still covers writers in *other* processes (``migrate``, a CLI).
+    """
+
+    __slots__ = ("_engine", "_lock")
+
+    def __init__(self, session: AsyncSession, engine: AsyncEngine) -> None:
+        super().__init__(session)
+        self._engine = engine
+        self._lock: asyncio.Lock | None = None
+
+    async def __aenter__(self) -> AsyncSession:
+        self._lock = _write_lock(self._engine)  # here: needs the running loop
+        await self._lock.acquire()
+        try:
+            return await super().__aenter__()
+        except BaseException:
+            self._lock.release()
+            raise
+
+    async def __aexit__(self, type_: Any, value: Any, traceback: Any) -> None:
+        try:
+            await super().__aexit__(type_, value, traceback)  # commit/rollback, shielded
+        finally:
+            if self._lock is not None:
+                self._lock.release()
+
+
+# One write turn per engine (per database file in this process) and event loop: an
+# asyncio.Lock belongs to one loop, and tests run an engine's life in one loop each.
+_WRITE_LOCKS: weakref.WeakKeyDictionary[Engine, tuple[asyncio.AbstractEventLoop, asyncio.Lock]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def _write_lock(engine: AsyncEngine) -> asyncio.Lock:
+    loop = asyncio.get_running_loop()
+    known = _WRITE_LOCKS.get(engine.sync_engine)
+    if known is None or known[0] is not loop:
+        known = _WRITE_LOCKS[engine.sync_engine] = (loop, asyncio.Lock())
+    return known[1]
+
+
 class StoreSessionMaker(async_sessionmaker[AsyncSession]):
     """``maker()`` opens a read session, ``maker.begin()`` a unit of work that writes.
 
     On SQLite the read session is bound to the same engine (same pool) with an
     execution option that the ``begin`` hook turns into a deferred, query-only
-    transaction. On PostgreSQL both are the same: MVCC readers never wait for writers.
+    transaction, and units of work queue for the write lock in-process (see
+    ``_SerialisedBegin``). On PostgreSQL both are the same: MVCC readers never wait for
+    writers, and writers only wait on the rows (and advisory locks) they touch.
+
+    Do not open a unit of work while holding another on the same SQLite store: it would
+    wait for itself (as ``BEGIN IMMEDIATE`` always did).
     """
 
     def __init__(self, engine: AsyncEngine) -> None:
@@ -108,7 +166,9 @@ class StoreSessionMaker(async_sessionmaker[AsyncSession]):
 
     def begin(self) -> _AsyncSessionContextManager[AsyncSession]:
         session = super().__call__(bind=self._write_engine)
-        return session._maker_context_manager()
+        if self._read_engine is self._write_engine:  # PostgreSQL: row locks, no queue
+            return session._maker_context_manager()
+        return _SerialisedBegin(session, self._write_engine)
 
 
 def make_sessionmaker(engine: AsyncEngine) -> SessionMaker:

@@ -72,8 +72,13 @@ async def test_consent_send_open_ack_status_watch(cli: Cli, tmp_path: Path) -> N
     )
     events = [json.loads(line) for line in watched.out.splitlines()]
     assert [(e["kind"], e["message_id"]) for e in events] == [("outbox.handed_over", message_id)]
-    # Content is gone from the gateway: a second open is refused, nothing is written.
+    # Opened here before: refused as a possible replay, before anything is fetched.
     again = await cli.run("nora", "open", message_id, "--out", str(tmp_path / "2"), expect=1)
+    assert "REDAN ÖPPNAT" in again.err
+    # Re-opened on purpose: content is gone from the gateway, nothing is written.
+    again = await cli.run(
+        "nora", "open", message_id, "--reopen", "--out", str(tmp_path / "2"), expect=1
+    )
     assert "message_gone" in again.err
     assert not (tmp_path / "2" / message_id).exists()
 

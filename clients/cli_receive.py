@@ -122,10 +122,10 @@ async def cmd_open(ctx: Context, args: argparse.Namespace) -> None:
         "expires": opened.header.expires,
     }
     record.setdefault("opened_at", now)
-    if opened.reopened:
+    if previous is not None:
         record["reopened_at"] = now
     ctx.home.save_record("opened", args.message_id, record)
-    if opened.reopened and previous is not None:
+    if previous is not None:  # also when the old record lacks its hH: say it loudly
         ctx.out.warn(
             ctx.texts(
                 "reopened",
@@ -164,7 +164,7 @@ async def cmd_open(ctx: Context, args: argparse.Namespace) -> None:
             "consent_id": opened.consent_id,
             "consent_status": consent_status,
             "in_reply_to": opened.header.in_reply_to,
-            "reopened": opened.reopened,
+            "reopened": previous is not None,
             "text": unpacked.text,
             "files": list(unpacked.files),
         }

@@ -155,6 +155,13 @@ class Demo(DemoBase):
         )
         again = self.stafett("nora", "open", message, "--out", str(self.root / "again"), expect=1)
         self.check(
+            "REDAN ÖPPNAT" in again.stderr,
+            "ett andra öppnande av samma meddelande flaggas (möjlig återspelning)",
+        )
+        again = self.stafett(
+            "nora", "open", message, "--reopen", "--out", str(self.root / "again"), expect=1
+        )
+        self.check(
             "message_gone" in again.stderr and not self.blobs_left(),
             "innehållet finns inte längre på gatewayn",
         )

@@ -64,7 +64,7 @@ class BlobStore:
     def path(self, key: str) -> Path:
         # Keys come from our own database, but a path is only built from a checked
         # key so a corrupted row can never point outside the blob directory.
-        if not _KEY.match(key):
+        if not _KEY.fullmatch(key):
             raise ValueError("malformed blob key")
         return self.root / key
 
@@ -153,10 +153,10 @@ async def sweep_orphan_blobs(
     concurrent sweeper or request already moved.
     """
     names = await asyncio.to_thread(_list_files, blob_dir)
-    keys = {n for n in names if _KEY.match(n)}
+    keys = {n for n in names if _KEY.fullmatch(n)}
     parts: dict[str, str] = {}
     for name in names:
-        match = _PART.match(name)
+        match = _PART.fullmatch(name)
         if match:
             parts[match.group(1)] = name
     if not keys and not parts:

@@ -70,7 +70,7 @@ class Vocabulary:
                 raise ValueError(f"vocabulary group {group} is missing or empty")
             checked: dict[str, Labels] = {}
             for term, labels in terms.items():
-                if not _TERM.match(term):
+                if not _TERM.fullmatch(term):
                     raise ValueError(f"vocabulary term {term!r} is not snake_case")
                 if not isinstance(labels, dict) or set(labels) != set(languages):
                     raise ValueError(f"vocabulary term {term!r} needs a label per language")

@@ -149,7 +149,8 @@ async def record_consent(
 
 
 def check_subject_ref(value: str | None) -> str:
-    if value is None or not _HEX64.match(value):
+    # fullmatch: with match, "$" also accepts a trailing newline.
+    if value is None or not _HEX64.fullmatch(value):
         raise FieldInvalid("subject_ref must be 64 lower-case hex characters")
     return value
 

@@ -74,7 +74,7 @@ def device_kids(directory: Directory, caller: Caller) -> frozenset[str]:
 def parse_cursor(text: str | None) -> tuple[int, str] | None:
     if text is None or text == "":
         return None
-    match = _CURSOR.match(text)
+    match = _CURSOR.fullmatch(text)  # not match: "$" accepts a trailing newline
     if not match:
         raise FieldInvalid("after must be a cursor from a previous page")
     return int(match.group(1)), match.group(2)

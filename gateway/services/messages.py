@@ -34,7 +34,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -126,10 +126,20 @@ async def send_message(
     now: int,
     vocabulary: Vocabulary | None = None,
     deadlines: DeadlinePolicy | None = None,
+    clock: Callable[[], int] | None = None,
 ) -> SendResult:
-    """Receive, check and store one envelope (module docstring for the order)."""
+    """Receive, check and store one envelope (module docstring for the order).
+
+    ``clock``, when given, is read once the whole body has arrived and replaces ``now``:
+    the consent and the expiry are decided at the end of the upload, not at its start.
+    Threat: an upload begun while the consent was valid and trickled in past its end
+    (or past the message's own expiry) would otherwise be accepted, stamped as if the
+    decision had been taken back then.
+    """
     require_device(caller)
     upload = await blobs.receive(chunks)  # the temp file is gone if this raises
+    if clock is not None:
+        now = clock()
     try:
         result, accepted = await _decide(
             sessionmaker,

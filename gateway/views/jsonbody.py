@@ -46,13 +46,17 @@ async def read_json(
         body = json.loads(raw, object_pairs_hook=_no_duplicates, parse_constant=_no_constant)
     except (ValueError, UnicodeDecodeError):
         raise JsonInvalid() from None
+    except RecursionError:
+        # Threat: a small body nested 100 000 deep ('[[[[…') exhausts the parser's
+        # recursion limit; a stable refusal, not a 500 with a traceback per request.
+        raise JsonInvalid("the JSON is nested too deeply") from None
     if not isinstance(body, dict):
         raise JsonInvalid("the body must be a JSON object")
     unknown = set(body) - set(required) - set(optional)
     if unknown:
         name = min(unknown)
         # Echo the field name only when it looks like one: never reflect arbitrary input.
-        shown = f": {name}" if _FIELD_NAME.match(name) else ""
+        shown = f": {name}" if _FIELD_NAME.fullmatch(name) else ""
         raise UnknownField(f"unknown field{shown}")
     missing = set(required) - set(body)
     if missing:

@@ -38,6 +38,7 @@ async def put_message(request: web.Request) -> web.Response:
         settings=request.app[SETTINGS],
         blobs=_blobs(request),
         now=_now(),
+        clock=_now,  # decide when the body has arrived (it may stream for a long time)
     )
     return web.json_response(result.body, status=result.status)
 

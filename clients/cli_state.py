@@ -16,16 +16,15 @@ ids are metadata about people under threat (threat: another local user reading t
 
 from __future__ import annotations
 
-import contextlib
 import getpass
 import json
 import os
 import sys
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from keys import files
 from keys.cli_store import kdf_cost
 from keys.errors import KeystoreCorrupt, KeystoreError, KeystoreWrongPassphrase
 from keys.keystore import KdfCost, Keystore, load_keystore, save_keystore
@@ -55,18 +54,7 @@ def default_home(env: dict[str, str] | None = None) -> Path:
 def write_private(path: Path, data: bytes) -> None:
     """Temp file 0600 + fsync + rename: never a half-written or world-readable file."""
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        os.fchmod(fd, 0o600)
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
+    files.write_private(path, data)
 
 
 def write_json(path: Path, value: Any) -> None:

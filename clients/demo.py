@@ -72,19 +72,13 @@ class Demo(DemoBase):
     def step2_threat_assessment(self) -> None:
         self.say("2. SAV begär hotbildsbedömning av LAS; LAS svarar med ett dokument")
         text = "Begäran om initial hotbildsbedömning. Kontakta SAV vid frågor."
-        request = self.stafett(
+        request = self.send(
             "sara",
-            "send",
-            "--pnr-stdin",
-            "--to",
             "las-storgoteborg",
-            "--category",
             "threat_assessment",
-            "--purpose",
             "initial_threat_assessment",
             "--text-file",
             str(self.write("begaran.txt", text)),
-            stdin=PNR,
         ).json()["message_id"]
         inbox = self.stafett("lars", "inbox").json()["messages"]
         self.check([m["message_id"] for m in inbox] == [request], "LAS ser begäran i inkorgen")
@@ -96,21 +90,15 @@ class Demo(DemoBase):
         )
         self.stafett("lars", "ack", request)
         assessment = "Hotbildsbedömning: låg hotnivå. Ingen skyddad adress krävs."
-        answer = self.stafett(
+        answer = self.send(
             "lars",
-            "send",
-            "--pnr-stdin",
-            "--to",
             "sav",
+            "threat_assessment",
+            "initial_threat_assessment",
             "--reply-to",
             request,
-            "--category",
-            "threat_assessment",
-            "--purpose",
-            "initial_threat_assessment",
             "--file",
             str(self.write("hotbildsbedomning.txt", assessment)),
-            stdin=PNR,
         ).json()["message_id"]
         opened = self.open("sara", answer)
         got = (Path(opened["path"]) / "files" / "hotbildsbedomning.txt").read_text()
@@ -123,23 +111,17 @@ class Demo(DemoBase):
     def step3_case_transfer(self) -> None:
         self.say("3. SAV flyttar över ärendet till so-nordost med en PDF")
         pdf = minimal_pdf("Arendeoverflyttning SAV -> Nordost")
-        message = self.stafett(
+        message = self.send(
             "sara",
-            "send",
-            "--pnr-stdin",
-            "--to",
             "so-nordost",
+            "case_transfer",
+            "transfer_to_district",
             "--officer",
             "nora",
-            "--category",
-            "case_transfer",
-            "--purpose",
-            "transfer_to_district",
             "--text-file",
             str(self.write("overflyttning.txt", "Se bifogad PDF.")),
             "--file",
             str(self.write("arende.pdf", pdf)),
-            stdin=PNR,
         ).json()["message_id"]
         opened = self.open("nora", message)
         got = (Path(opened["path"]) / "files" / "arende.pdf").read_bytes()
@@ -168,20 +150,17 @@ class Demo(DemoBase):
 
     def step4_refused(self) -> None:
         self.say("4. so-nordost försöker skicka vidare till so-hisingen")
-        refused = self.stafett(
+        refused = self.send(
             "nora",
-            "send",
-            "--to",
             "so-hisingen",
+            "case_transfer",
+            "transfer_to_district",
             "--consent",
             self.consent_id,
-            "--category",
-            "case_transfer",
-            "--purpose",
-            "transfer_to_district",
             "--text-file",
             str(self.write("vidare.txt", "Vidare till Hisingen.")),
             expect=1,
+            pnr=False,
         )
         reason = refused.stderr.strip().splitlines()[-1]
         self.check("consent_direction_not_covered" in reason, f"vägrat: {reason}")
@@ -214,19 +193,13 @@ class Demo(DemoBase):
             stdin=PNR,
         )
         text = "Ansökan inkom kl. 22.30 via jourtelefonen. Överlämnas nästa vardag."
-        sent = self.stafett(
+        sent = self.send(
             "siv",
-            "send",
-            "--pnr-stdin",
-            "--to",
             "so-nordost",
-            "--category",
             "after_hours_matter",
-            "--purpose",
             "after_hours_handover",
             "--text-file",
             str(self.write("jour.txt", text)),
-            stdin=PNR,
         ).json()
         message = sent["message_id"]
         self.check_due(sent)
@@ -264,19 +237,13 @@ class Demo(DemoBase):
 
     def step6_rejected(self) -> None:
         self.say("6. Fel stadsområde: so-nordost avvisar ett jourärende med ett signerat skäl")
-        message = self.stafett(
+        message = self.send(
             "siv",
-            "send",
-            "--pnr-stdin",
-            "--to",
             "so-nordost",
-            "--category",
             "after_hours_matter",
-            "--purpose",
             "after_hours_handover",
             "--text-file",
             str(self.write("jour2.txt", "Ny kontakt via jourtelefonen i natt.")),
-            stdin=PNR,
         ).json()["message_id"]
         self.open("nora", message)
         # Nora finds that the person belongs to another district (tillhörighet).
@@ -296,19 +263,13 @@ class Demo(DemoBase):
 
     def step7_withdrawal(self) -> None:
         self.say("7. Personen återkallar sitt samtycke medan ett meddelande väntar")
-        pending = self.stafett(
+        pending = self.send(
             "sara",
-            "send",
-            "--pnr-stdin",
-            "--to",
             "so-nordost",
-            "--category",
             "case_transfer",
-            "--purpose",
             "transfer_to_district",
             "--text-file",
             str(self.write("komplettering.txt", "Komplettering.")),
-            stdin=PNR,
         ).json()["message_id"]
         self.watcher = subprocess.Popen(
             [
@@ -351,20 +312,17 @@ class Demo(DemoBase):
             state == "withdrawn" and all(m["message_id"] != pending for m in inbox),
             "meddelandet är tillbakadraget och borta ur so-nordosts inkorg",
         )
-        again = self.stafett(
+        again = self.send(
             "sara",
-            "send",
-            "--to",
             "so-nordost",
+            "case_transfer",
+            "transfer_to_district",
             "--consent",
             self.consent_id,
-            "--category",
-            "case_transfer",
-            "--purpose",
-            "transfer_to_district",
             "--text-file",
             str(self.files / "komplettering.txt"),
             expect=1,
+            pnr=False,
         )
         self.check("consent_withdrawn" in again.stderr, "nya försändelser under samtycket vägras")
 

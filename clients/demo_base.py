@@ -74,6 +74,23 @@ class DemoBase:
             )
         return result
 
+    def send(
+        self,
+        who: str,
+        to: str,
+        category: str,
+        purpose: str,
+        *more: str,
+        pnr: bool = True,
+        expect: int = 0,
+    ) -> Result:
+        """``stafett send`` as ``who``; ``more`` are the other options (files, --consent,
+        --officer, --reply-to). With ``pnr`` the personnummer goes in on stdin, as an
+        officer would type it at the prompt (never on the command line)."""
+        flags = ["--pnr-stdin"] if pnr else []
+        args = ["send", *flags, "--to", to, "--category", category, "--purpose", purpose, *more]
+        return self.stafett(who, *args, stdin=PNR if pnr else None, expect=expect)
+
     def home(self, who: str) -> Path:
         return self.root / "devices" / who
 

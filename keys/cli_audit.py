@@ -44,7 +44,7 @@ from .auditlog import (
     verify_audit_chain,
     verify_audit_checkpoint,
 )
-from .cli_store import CliError, Workspace, write_atomically
+from .cli_store import CliError, Workspace, read_file
 from .errors import (
     AuditChainBroken,
     AuditCheckpointMismatch,
@@ -55,6 +55,7 @@ from .errors import (
     AuditTruncated,
     KeysError,
 )
+from .files import write_public
 from .keypairs import VerifyKey
 
 # The contract with ``clients.cli_admin.cmd_audit_export``.
@@ -144,14 +145,7 @@ def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
 
 
 def _read(path: Path, what: str) -> Any:
-    try:
-        if path.stat().st_size > _MAX_FILE:
-            raise CliError(f"{what} is too large: {path}")
-        raw = path.read_bytes()
-    except FileNotFoundError:
-        raise CliError(f"{what} not found: {path}") from None
-    except OSError as exc:
-        raise CliError(f"{what} cannot be read: {exc.strerror}") from None
+    raw = read_file(path, what, max_size=_MAX_FILE)
     try:
         return json.loads(raw, object_pairs_hook=_no_duplicates)
     except (ValueError, RecursionError):
@@ -192,7 +186,7 @@ def remember(path: Path, known: Sequence[Any], verified: Sequence[Any]) -> int:
     if new or not path.exists():
         merged = sorted([*known, *new], key=lambda c: (c["size"], c["created"]))
         doc = {"format": KNOWN_FORMAT, "v": 1, "checkpoints": merged}
-        write_atomically(path, json.dumps(doc, sort_keys=True, indent=1).encode() + b"\n")
+        write_public(path, json.dumps(doc, sort_keys=True, indent=1).encode() + b"\n")
     return len(new)
 
 

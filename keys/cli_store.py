@@ -16,9 +16,7 @@ synced copy from a hostile gateway), which would give the edit the admin's bless
 
 from __future__ import annotations
 
-import contextlib
 import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -27,6 +25,7 @@ from .canonical import NotCanonical, canonical_json, parse_canonical
 from .checkpoint import Checkpoint
 from .directory import Directory, DirectoryEntry
 from .errors import DirectoryError, KeysError, KeystoreError
+from .files import write_public
 from .keypairs import KeyId, SigningKey, VerifyKey
 from .keystore import DEFAULT_COST, KdfCost, Keystore, load_keystore, save_keystore
 
@@ -41,29 +40,22 @@ class CliError(Exception):
     """A user-facing failure: printed as one line, never with a traceback."""
 
 
-def write_atomically(path: Path, data: bytes, mode: int = 0o644) -> None:
-    """Temp file, fsync, rename: a crash leaves the old file or the new, never half."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+def read_file(path: Path, what: str, *, max_size: int | None = None) -> bytes:
+    """The bytes of ``path``; a missing, unreadable or (over ``max_size``) oversized
+    file is a one-line CliError naming ``what`` (threat: an export or log blown up to
+    exhaust memory before any check runs)."""
     try:
-        os.fchmod(fd, mode)
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
-
-
-def read_json(path: Path, what: str) -> Any:
-    try:
-        raw = path.read_bytes()
+        if max_size is not None and path.stat().st_size > max_size:
+            raise CliError(f"{what} is too large: {path}")
+        return path.read_bytes()
     except FileNotFoundError:
         raise CliError(f"{what} not found: {path}") from None
     except OSError as exc:
         raise CliError(f"{what} cannot be read: {exc.strerror}") from None
+
+
+def read_json(path: Path, what: str) -> Any:
+    raw = read_file(path, what)
     try:
         return parse_canonical(raw.rstrip(b"\n"))
     except NotCanonical as exc:
@@ -71,7 +63,7 @@ def read_json(path: Path, what: str) -> Any:
 
 
 def write_json(path: Path, value: Any) -> None:
-    write_atomically(path, canonical_json(value) + b"\n")
+    write_public(path, canonical_json(value) + b"\n")
 
 
 def read_log(path: Path) -> list[DirectoryEntry]:
@@ -94,7 +86,7 @@ def read_log(path: Path) -> list[DirectoryEntry]:
 
 
 def write_log(path: Path, entries: list[DirectoryEntry]) -> None:
-    write_atomically(path, b"".join(canonical_json(e.to_json()) + b"\n" for e in entries))
+    write_public(path, b"".join(canonical_json(e.to_json()) + b"\n" for e in entries))
 
 
 def trust_root_json(admins: dict[str, VerifyKey]) -> dict[str, Any]:

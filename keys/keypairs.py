@@ -13,6 +13,7 @@ from __future__ import annotations
 import hmac
 import re
 from dataclasses import dataclass
+from typing import ClassVar, Self
 
 import nacl.exceptions
 import nacl.public
@@ -117,10 +118,52 @@ def _ct_equal(a: bytes, b: bytes) -> bool:
     return hmac.compare_digest(a, b)
 
 
-class VerifyKey:
+class _PublicKey:
+    """What every public key shares: raw bytes, base64, fingerprint, constant-time eq.
+
+    Subclasses validate ``_raw`` in their constructor (the defence lives there) and name
+    their curve in ``_KIND`` for error messages.
+    """
+
+    __slots__ = ("_raw",)
+    _KIND: ClassVar[str]
+    _raw: bytes
+
+    @classmethod
+    def from_b64(cls, text: str) -> Self:
+        try:
+            # every subclass takes the raw bytes; the base declares no __init__ of its own
+            return cls(b64d(text, size=KEY_BYTES))  # type: ignore[call-arg]
+        except KeyInvalid:
+            raise
+        except Exception as exc:
+            raise KeyInvalid(f"{cls._KIND} public key is not valid base64 of 32 bytes") from exc
+
+    def __bytes__(self) -> bytes:
+        return self._raw
+
+    def b64(self) -> str:
+        return b64e(self._raw)
+
+    def fingerprint(self) -> str:
+        return fingerprint(self._raw)
+
+    def __eq__(self, other: object) -> bool:
+        # A VerifyKey never equals an EncryptionPublicKey with the same 32 bytes.
+        return isinstance(other, type(self)) and _ct_equal(self._raw, other._raw)
+
+    def __hash__(self) -> int:
+        return hash(self._raw)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.fingerprint()})"
+
+
+class VerifyKey(_PublicKey):
     """An Ed25519 public key, validated on construction."""
 
-    __slots__ = ("_key", "_raw")
+    __slots__ = ("_key",)
+    _KIND = "Ed25519"
 
     def __init__(self, raw: bytes) -> None:
         if not isinstance(raw, bytes) or len(raw) != KEY_BYTES:
@@ -131,24 +174,6 @@ class VerifyKey:
             raise KeyInvalid("Ed25519 public key is not a valid, canonical, full-order point")
         self._raw = raw
         self._key = nacl.signing.VerifyKey(raw)
-
-    @classmethod
-    def from_b64(cls, text: str) -> VerifyKey:
-        try:
-            return cls(b64d(text, size=KEY_BYTES))
-        except KeyInvalid:
-            raise
-        except Exception as exc:
-            raise KeyInvalid("Ed25519 public key is not valid base64 of 32 bytes") from exc
-
-    def __bytes__(self) -> bytes:
-        return self._raw
-
-    def b64(self) -> str:
-        return b64e(self._raw)
-
-    def fingerprint(self) -> str:
-        return fingerprint(self._raw)
 
     def verify(self, message: bytes, signature: bytes) -> None:
         """Raise :class:`SignatureInvalid` unless ``signature`` is valid for ``message``."""
@@ -166,15 +191,6 @@ class VerifyKey:
         except SignatureInvalid:
             return False
         return True
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, VerifyKey) and _ct_equal(self._raw, other._raw)
-
-    def __hash__(self) -> int:
-        return hash(self._raw)
-
-    def __repr__(self) -> str:
-        return f"VerifyKey({self.fingerprint()})"
 
 
 class SigningKey:
@@ -232,45 +248,19 @@ def _check_x25519_public(raw: bytes) -> None:
 _PROBE_SCALAR = bytes([0x08] + [0x42] * 30 + [0x40])  # clamped: a multiple of 8
 
 
-class EncryptionPublicKey:
+class EncryptionPublicKey(_PublicKey):
     """An X25519 public key, validated on construction."""
 
-    __slots__ = ("_raw",)
+    __slots__ = ()
+    _KIND = "X25519"
 
     def __init__(self, raw: bytes) -> None:
         _check_x25519_public(raw)
         self._raw = raw
 
-    @classmethod
-    def from_b64(cls, text: str) -> EncryptionPublicKey:
-        try:
-            return cls(b64d(text, size=KEY_BYTES))
-        except KeyInvalid:
-            raise
-        except Exception as exc:
-            raise KeyInvalid("X25519 public key is not valid base64 of 32 bytes") from exc
-
-    def __bytes__(self) -> bytes:
-        return self._raw
-
-    def b64(self) -> str:
-        return b64e(self._raw)
-
-    def fingerprint(self) -> str:
-        return fingerprint(self._raw)
-
     def seal(self, plaintext: bytes) -> bytes:
         """Anonymous sealed box to this key (``crypto_box_seal``)."""
         return bytes(nacl.public.SealedBox(nacl.public.PublicKey(self._raw)).encrypt(plaintext))
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, EncryptionPublicKey) and _ct_equal(self._raw, other._raw)
-
-    def __hash__(self) -> int:
-        return hash(self._raw)
-
-    def __repr__(self) -> str:
-        return f"EncryptionPublicKey({self.fingerprint()})"
 
 
 class EncryptionPrivateKey:

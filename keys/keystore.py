@@ -33,10 +33,7 @@ parameters out of bounds) is reported as corrupt.
 
 from __future__ import annotations
 
-import contextlib
 import hmac
-import os
-import tempfile
 import unicodedata
 from dataclasses import dataclass, field
 from enum import Enum
@@ -57,6 +54,7 @@ from .errors import (
     KeystoreWeakKdf,
     KeystoreWrongPassphrase,
 )
+from .files import write_private
 from .keypairs import (
     DeviceId,
     DeviceKeyPair,
@@ -302,35 +300,11 @@ def save_keystore(
         "box": b64e(bytes(box)),
     }
     try:
-        _write_atomically(Path(path), canonical_json(container))
+        write_private(Path(path), canonical_json(container))
     except OSError as exc:
         # strerror ("Permission denied", "No space left on device") says what to fix
         # and holds nothing secret.
         raise KeystoreError(f"the keystore could not be written: {exc.strerror}") from None
-
-
-def _write_atomically(path: Path, data: bytes) -> None:
-    directory = path.parent
-    fd, tmp_name = tempfile.mkstemp(dir=directory, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        # mkstemp already creates 0600; say so explicitly before any byte is written so
-        # a different umask or platform default can never expose the file, even briefly.
-        os.fchmod(fd, 0o600)
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp_name, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp_name)
-        raise
-    # Persist the rename itself (the directory entry), not only the file's bytes.
-    dir_fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
 
 
 def load_keystore(path: Path, passphrase: str, *, min_cost: KdfCost | None = None) -> Keystore:

@@ -16,10 +16,8 @@ from typing import Any
 
 import pytest
 from cli_support import Cli, Outcome
-from gateway_harness import ROOT_ADMIN
-from sqlalchemy import text
+from gateway_harness import ROOT_ADMIN, rewrite_audit_entry_1
 
-from gateway.appkeys import SESSIONMAKER
 from keys import cli as keys_cli
 from keys.auditlog import entry_hash
 from keys.cli_store import KEYSTORE
@@ -191,38 +189,6 @@ async def test_export_verifies_untouched_and_names_each_kind_of_tampering(cli: C
     assert "finns redan" in again.err
 
 
-async def _rewrite_entry_1(cli: Cli) -> None:
-    """An operator edits entry 1 in the database and recomputes every later hash."""
-    async with cli.gw.app[SESSIONMAKER].begin() as session:
-        query = "SELECT seq, prev_hash, created, event, data_json FROM audit_entries ORDER BY seq"
-        rows = (await session.execute(text(query))).all()
-        prev: str | None = None
-        for seq, prev_hash, created, event, data_json in rows:
-            data = json.loads(data_json)
-            if seq == 1:
-                data["rewritten"] = True
-            entry = {
-                "seq": seq,
-                "prev_hash": prev if prev is not None else prev_hash,
-                "created": created,
-                "event": event,
-                "data": data,
-            }
-            prev = entry_hash(entry)
-            await session.execute(
-                text(
-                    "UPDATE audit_entries SET prev_hash = :p, data_json = :d, hash = :h "
-                    "WHERE seq = :s"
-                ),
-                {
-                    "p": entry["prev_hash"],
-                    "d": json.dumps(data, separators=(",", ":"), sort_keys=True),
-                    "h": prev,
-                    "s": seq,
-                },
-            )
-
-
 @pytest.mark.asyncio
 async def test_remembered_checkpoints_catch_a_rewrite_under_a_fresh_checkpoint(
     cli: Cli,
@@ -240,7 +206,7 @@ async def test_remembered_checkpoints_catch_a_rewrite_under_a_fresh_checkpoint(
     again = _verify(cli, first, "--known-checkpoints", str(known), "--json")
     assert json.loads(again.out)["remembered"] == 0
 
-    await _rewrite_entry_1(cli)
+    await rewrite_audit_entry_1(cli.gw)
     await cli.send()  # new entries: the gateway signs a fresh checkpoint over the forged head
     second = await _export(cli, keys_dir, "second.json")
     # Against its own (fresh, validly signed) checkpoint alone the rewrite passes ...

@@ -87,16 +87,7 @@ async def test_own_destroyed_key_is_shredded_and_reported(cli: Cli) -> None:
     save_keystore(path, store, PASSPHRASE, cost=KdfCost.TEST)
     b = cli.gw.builder
     await cli.gw.append(
-        b.entry(
-            "rotate_device",
-            {
-                "device": "so-nordost/nora",
-                "version": 2,
-                "verify_key": v2.signing_key.verify_key.b64(),
-                "encryption_key": v2.encryption_key.public_key.b64(),
-                "min_encryption_version": 1,
-            },
-        ),
+        b.rotate(v2, min_encryption_version=1),
         b.entry(
             "set_min_encryption_version",
             {"device": "so-nordost/nora", "min_encryption_version": 2},

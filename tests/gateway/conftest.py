@@ -27,6 +27,9 @@ import pytest
 import pytest_asyncio
 from gateway_harness import RunningGateway, start_gateway, stop_gateway
 
+from gateway.db.engine import SessionMaker, make_sessionmaker, open_engine
+from gateway.migrations import migrate
+
 StartGateway = Callable[..., Awaitable[RunningGateway]]
 
 
@@ -138,3 +141,15 @@ async def start(store_url: str, tmp_path: Path) -> AsyncIterator[StartGateway]:
 async def gateway(start: StartGateway) -> RunningGateway:
     """The real app on 127.0.0.1:0 with a seeded directory (see gateway_harness)."""
     return await start()
+
+
+@pytest_asyncio.fixture
+async def db(store_url: str) -> AsyncIterator[SessionMaker]:
+    """A migrated, empty store on each backend, with no gateway running: for the jobs
+    and reports, which work on the database alone."""
+    await migrate(store_url)
+    engine = open_engine(store_url)
+    try:
+        yield make_sessionmaker(engine)
+    finally:
+        await engine.dispose()

@@ -5,22 +5,26 @@ Imported by tests/gateway/conftest.py; other test files use it through the fixtu
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 from aiohttp import web
+from sqlalchemy import text
 from yarl import URL
 
 from gateway.app import create_app
 from gateway.appkeys import DIRECTORY, SESSIONMAKER
+from gateway.db.engine import SessionMaker, make_sessionmaker, open_engine
 from gateway.identity import GatewayIdentity, init_identity
 from gateway.migrations import migrate
 from gateway.settings import Settings
+from keys.auditlog import entry_hash
 from keys.directory import Directory, DirectoryEntry, make_entry
 from keys.httpsig import content_digest, new_nonce, sign_request
 from keys.keypairs import DeviceKeyPair, KeyId, SigningKey
@@ -69,6 +73,19 @@ class DirectoryBuilder:
                 "encryption_key": pair.encryption_key.public_key.b64(),
                 "role": "officer",
                 "contact": False,
+            },
+        )
+
+    def rotate(self, pair: DeviceKeyPair, *, min_encryption_version: int) -> DirectoryEntry:
+        """Publish ``pair`` as the next key version of its device."""
+        return self.entry(
+            "rotate_device",
+            {
+                "device": str(pair.kid.device),
+                "version": pair.kid.version,
+                "verify_key": pair.signing_key.verify_key.b64(),
+                "encryption_key": pair.encryption_key.public_key.b64(),
+                "min_encryption_version": min_encryption_version,
             },
         )
 
@@ -244,3 +261,50 @@ def _seed_entries(
 async def stop_gateway(gw: RunningGateway) -> None:
     await gw.http.close()
     await gw.runner.cleanup()
+
+
+async def run_on_two_instances(
+    store_url: str, job: Callable[[SessionMaker], Awaitable[int]]
+) -> list[int]:
+    """Run ``job`` concurrently as two gateway instances would: two engines (two
+    pools), one database. Returns each instance's count."""
+    engines = [open_engine(store_url), open_engine(store_url)]
+    try:
+        makers = [make_sessionmaker(e) for e in engines]
+        return list(await asyncio.gather(*(job(m) for m in makers)))
+    finally:
+        for engine in engines:
+            await engine.dispose()
+
+
+async def rewrite_audit_entry_1(gw: RunningGateway) -> None:
+    """An operator edits audit entry 1 in the database and recomputes every later hash:
+    the chain is whole again; only a checkpoint signed before the edit disagrees."""
+    async with gw.app[SESSIONMAKER].begin() as session:
+        query = "SELECT seq, prev_hash, created, event, data_json FROM audit_entries ORDER BY seq"
+        rows = (await session.execute(text(query))).all()
+        prev: str | None = None
+        for seq, prev_hash, created, event, data_json in rows:
+            data = json.loads(data_json)
+            if seq == 1:
+                data["rewritten"] = True
+            entry = {
+                "seq": seq,
+                "prev_hash": prev if prev is not None else prev_hash,
+                "created": created,
+                "event": event,
+                "data": data,
+            }
+            prev = entry_hash(entry)
+            await session.execute(
+                text(
+                    "UPDATE audit_entries SET prev_hash = :p, data_json = :d, hash = :h "
+                    "WHERE seq = :s"
+                ),
+                {
+                    "p": entry["prev_hash"],
+                    "d": json.dumps(data, separators=(",", ":"), sort_keys=True),
+                    "h": prev,
+                    "s": seq,
+                },
+            )

@@ -17,7 +17,14 @@ from gateway_harness import Reply, RunningGateway
 from sqlalchemy import func, select
 
 from gateway.appkeys import SESSIONMAKER
-from gateway.db.models import AuditEntryRow, EventRow, MessageRecipient, MessageRow
+from gateway.db import consent_store
+from gateway.db.models import (
+    AuditEntryRow,
+    ConsentRow,
+    EventRow,
+    MessageRecipient,
+    MessageRow,
+)
 from keys.canonical import canonical_json, hash32, parse_canonical
 from keys.consent_record import sign_consent_record
 from keys.envelope import EnvelopeHeader, seal
@@ -83,6 +90,34 @@ async def record_consent(gw: RunningGateway, **changes: Any) -> dict[str, Any]:
     reply = await gw.client(record["recorded_by"]).post("/v1/consents", record)
     assert reply.status == 201, reply.body
     return record
+
+
+async def store_consent_as_of(
+    gw: RunningGateway, created_at: int, units: list[str], **changes: Any
+) -> str:
+    """Store a signed consent straight into the database, as it was recorded back at
+    ``created_at`` (the API checks a consent against the real clock, so a consent that
+    has run out, or one recorded on a past Friday, cannot go through it); ``units``
+    are the units the consent names. Returns the consent id."""
+    record = signed_consent(gw, **changes)
+    async with gw.app[SESSIONMAKER].begin() as session:
+        await consent_store.insert(
+            session,
+            ConsentRow(
+                id=record["consent_id"],
+                version=1,
+                subject_ref=record["subject_ref"],
+                recorded_by=record["recorded_by"],
+                record_json=canonical_json(record).decode(),
+                valid_from=record["valid_from"],
+                valid_until=record["valid_until"],
+                withdrawn_at=None,
+                withdrawal_reason=None,
+                created_at=created_at,
+            ),
+            units,
+        )
+    return str(record["consent_id"])
 
 
 async def add_las_unit(gw: RunningGateway) -> DeviceKeyPair:

@@ -106,18 +106,7 @@ async def test_revoked_device(gateway) -> None:
 @pytest.mark.asyncio
 async def test_retired_key_after_rotation(gateway) -> None:
     new = DeviceKeyPair.generate(KeyId.parse("so-nordost/anna/2"))
-    await gateway.append(
-        gateway.builder.entry(
-            "rotate_device",
-            {
-                "device": "so-nordost/anna",
-                "version": 2,
-                "verify_key": new.signing_key.verify_key.b64(),
-                "encryption_key": new.encryption_key.public_key.b64(),
-                "min_encryption_version": 1,
-            },
-        )
-    )
+    await gateway.append(gateway.builder.rotate(new, min_encryption_version=1))
     assert_problem(await gateway.client(ANNA).get(ENTRIES), 401, "key_retired")
     assert (await gateway.client(new.kid, new.signing_key).get(ENTRIES)).status == 200
 

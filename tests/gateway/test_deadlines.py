@@ -19,6 +19,7 @@ from deadlines_harness import (
     record_flow5_consent,
     send_flow5,
 )
+from gateway_harness import run_on_two_instances
 from messages_harness import (
     ANNA,
     DAY,
@@ -28,21 +29,20 @@ from messages_harness import (
     record_consent,
     seal_envelope,
     send_new,
-    signed_consent,
+    store_consent_as_of,
 )
 from sqlalchemy import update
 
 from gateway.appkeys import DIRECTORY, SESSIONMAKER
 from gateway.auth import Caller
 from gateway.blobs import BlobStore
-from gateway.db import consent_store, deadline_store
+from gateway.db import deadline_store
 from gateway.db.engine import make_sessionmaker, open_engine
-from gateway.db.models import ConsentRow, MessageRow
+from gateway.db.models import MessageRow
 from gateway.jobs_deadlines import current_directory, escalate_overdue
 from gateway.policy.deadlines import load_deadline_policy
 from gateway.services import message_access, messages
 from gateway.services.directory import DirectoryService
-from keys.canonical import canonical_json
 from keys.keypairs import KeyId
 
 STOCKHOLM = ZoneInfo("Europe/Stockholm")
@@ -59,30 +59,14 @@ def caller(kid: str) -> Caller:
 async def _store_consent_at(gateway, t: int) -> str:
     """A flow-5 consent valid around ``t`` (stored as it was recorded back then: the
     API checks a consent against the real clock)."""
-    record = signed_consent(
+    return await store_consent_as_of(
         gateway,
+        t,
+        ["socialjour", "so-nordost"],
         **flow5_consent_fields(
             valid_from=t - 10 * DAY, valid_until=t + 60 * DAY, obtained_at=t - DAY, created=t
         ),
     )
-    async with gateway.app[SESSIONMAKER].begin() as session:
-        await consent_store.insert(
-            session,
-            ConsentRow(
-                id=record["consent_id"],
-                version=1,
-                subject_ref=record["subject_ref"],
-                recorded_by=record["recorded_by"],
-                record_json=canonical_json(record).decode(),
-                valid_from=record["valid_from"],
-                valid_until=record["valid_until"],
-                withdrawn_at=None,
-                withdrawal_reason=None,
-                created_at=t,
-            ),
-            ["socialjour", "so-nordost"],
-        )
-    return str(record["consent_id"])
 
 
 @pytest.mark.asyncio
@@ -254,15 +238,9 @@ async def test_two_instances_escalate_each_message_exactly_once(gateway, store_u
     ids, due = await _overdue_setup(gateway, 6)
     directory = gateway.app[DIRECTORY].directory
     # Two instances: two engines (two pools), one database, running at the same moment.
-    engines = [open_engine(store_url), open_engine(store_url)]
-    try:
-        makers = [make_sessionmaker(e) for e in engines]
-        counts = await asyncio.gather(
-            *(escalate_overdue(m, directory, now=due + 5, batch=2) for m in makers)
-        )
-    finally:
-        for engine in engines:
-            await engine.dispose()
+    counts = await run_on_two_instances(
+        store_url, lambda m: escalate_overdue(m, directory, now=due + 5, batch=2)
+    )
     assert sum(counts) == len(ids)
     entries = await audit_data(gateway, "message_escalated")
     assert sorted(e["message_id"] for e in entries) == sorted(ids)  # one entry each

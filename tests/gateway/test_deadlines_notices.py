@@ -4,8 +4,6 @@ reminders go once to the recording unit, also with two instances at once."""
 
 from __future__ import annotations
 
-import asyncio
-
 import pytest
 from deadlines_harness import (
     SARA,
@@ -15,10 +13,10 @@ from deadlines_harness import (
     record_flow5_consent,
     send_flow5,
 )
+from gateway_harness import run_on_two_instances
 from messages_harness import ANNA, BO, DAY, now, receipt_for, record_consent
 
 from gateway.appkeys import DIRECTORY, SESSIONMAKER
-from gateway.db.engine import make_sessionmaker, open_engine
 from gateway.jobs_deadlines import escalate_overdue, remind_consents_ending
 from keys.receipt import verify_receipt
 
@@ -109,15 +107,9 @@ async def test_consent_ending_soon_is_reminded_once_to_the_recording_unit(gatewa
 @pytest.mark.asyncio
 async def test_two_instances_remind_each_consent_once(gateway, store_url: str) -> None:
     ids = {await _consent(gateway, 7) for _ in range(5)}
-    engines = [open_engine(store_url), open_engine(store_url)]
-    try:
-        makers = [make_sessionmaker(e) for e in engines]
-        counts = await asyncio.gather(
-            *(remind_consents_ending(m, now=now(), days_before=14, batch=2) for m in makers)
-        )
-    finally:
-        for engine in engines:
-            await engine.dispose()
+    counts = await run_on_two_instances(
+        store_url, lambda m: remind_consents_ending(m, now=now(), days_before=14, batch=2)
+    )
     assert sum(counts) == len(ids)
     entries = await audit_data(gateway, "consent_reminder")
     assert sorted(e["consent_id"] for e in entries) == sorted(ids)

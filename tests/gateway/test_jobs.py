@@ -8,7 +8,6 @@ leaves them; the expiry itself runs through the real ``gateway.jobs`` code.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import uuid
 from collections.abc import AsyncIterator
@@ -16,30 +15,19 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import pytest_asyncio
+from gateway_harness import run_on_two_instances
 from sqlalchemy import func, select
 
 from gateway import jobs
 from gateway.blobs import BlobStore
 from gateway.db import message_store
-from gateway.db.engine import SessionMaker, make_sessionmaker, open_engine
+from gateway.db.engine import SessionMaker
 from gateway.db.models import AuditEntryRow, EventRow, MessageRecipient, MessageRow, NonceRow
-from gateway.migrations import migrate
 from gateway.services.events import events_after
 
 ANNA, BO = "so-nordost/anna/1", "sav/bo/1"
 SECRET = b"the content nobody may keep"
 SUBJECT = "ab" * 32
-
-
-@pytest_asyncio.fixture
-async def db(store_url: str) -> AsyncIterator[SessionMaker]:
-    await migrate(store_url)
-    engine = open_engine(store_url)
-    try:
-        yield make_sessionmaker(engine)
-    finally:
-        await engine.dispose()
 
 
 async def _chunks() -> AsyncIterator[bytes]:
@@ -143,15 +131,9 @@ async def test_two_instances_expire_each_message_exactly_once(
     blobs = BlobStore(tmp_path / "blobs")
     ids = {await insert_pending(db, blobs, expires=500 + i) for i in range(24)}
     # Two instances: two engines (two pools), one database.
-    engines = [open_engine(store_url), open_engine(store_url)]
-    try:
-        makers = [make_sessionmaker(e) for e in engines]
-        counts = await asyncio.gather(
-            *(jobs.expire_messages(m, blobs.root, now=10_000, batch=5) for m in makers)
-        )
-    finally:
-        for engine in engines:
-            await engine.dispose()
+    counts = await run_on_two_instances(
+        store_url, lambda m: jobs.expire_messages(m, blobs.root, now=10_000, batch=5)
+    )
     assert sum(counts) == len(ids)
     entries = await audit_events(db, "message_expired")
     assert len(entries) == len(ids)  # one audit entry each, no duplicates

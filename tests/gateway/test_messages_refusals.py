@@ -25,13 +25,10 @@ from messages_harness import (
     seal_envelope,
     send,
     signed_consent,
+    store_consent_as_of,
 )
 from test_auth import assert_problem
 
-from gateway.appkeys import SESSIONMAKER
-from gateway.db import consent_store
-from gateway.db.models import ConsentRow
-from keys.canonical import canonical_json
 from keys.keypairs import DeviceKeyPair, KeyId
 
 
@@ -39,32 +36,16 @@ async def _store_past_consent(gateway) -> str:
     """A consent recorded months ago that has since run out (the API refuses to record
     an already-ended consent, so it is stored as it would have been back then)."""
     t = now() - 200 * DAY
-    record = signed_consent(
+    return await store_consent_as_of(
         gateway,
+        t,
+        ["so-nordost", "sav"],
         pairs=[{"from": "so-nordost", "to": "sav"}],
         valid_from=t,
         valid_until=t + 90 * DAY,
         obtained_at=t - 60,
         created=t,
     )
-    async with gateway.app[SESSIONMAKER].begin() as session:
-        await consent_store.insert(
-            session,
-            ConsentRow(
-                id=record["consent_id"],
-                version=1,
-                subject_ref=record["subject_ref"],
-                recorded_by=record["recorded_by"],
-                record_json=canonical_json(record).decode(),
-                valid_from=record["valid_from"],
-                valid_until=record["valid_until"],
-                withdrawn_at=None,
-                withdrawal_reason=None,
-                created_at=t,
-            ),
-            ["so-nordost", "sav"],
-        )
-    return str(record["consent_id"])
 
 
 @pytest.mark.asyncio
@@ -177,16 +158,7 @@ async def test_every_send_refusal_has_its_code_and_stores_nothing(gateway) -> No
 
     # After a rotation that raised the minimum, the old recipient key is refused.
     bo2 = DeviceKeyPair.generate(KeyId.parse("sav/bo/2"))
-    rotation = gateway.builder.entry(
-        "rotate_device",
-        {
-            "device": "sav/bo",
-            "version": 2,
-            "verify_key": bo2.signing_key.verify_key.b64(),
-            "encryption_key": bo2.encryption_key.public_key.b64(),
-            "min_encryption_version": 2,
-        },
-    )
+    rotation = gateway.builder.rotate(bo2, min_encryption_version=2)
     await gateway.append(rotation)
     await refused(422, "recipient_key_too_old", *sealed())
 

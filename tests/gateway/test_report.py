@@ -10,14 +10,12 @@ import io
 import json
 import re
 import uuid
-from collections.abc import AsyncIterator
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
-import pytest_asyncio
 from messages_harness import BO, header_for, now, record_consent, seal_envelope, send
 from sqlalchemy import select
 from test_auth import assert_problem
@@ -149,16 +147,6 @@ def assert_no_identifiers(text: str, rows: list[MessageRow]) -> None:
         assert row.id not in text
         assert row.consent_id not in text
         assert row.sender_kid not in text
-
-
-@pytest_asyncio.fixture
-async def db(store_url: str) -> AsyncIterator[SessionMaker]:
-    await migrate(store_url)
-    engine = open_engine(store_url)
-    try:
-        yield make_sessionmaker(engine)
-    finally:
-        await engine.dispose()
 
 
 @pytest.mark.asyncio

@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-import json
-
 import pytest
-from gateway_harness import RunningGateway
+from gateway_harness import RunningGateway, rewrite_audit_entry_1
 from sdk_support import admin, sql
 
-from keys.auditlog import entry_hash
 from keys.errors import (
     AuditChainBroken,
     AuditCheckpointMismatch,
@@ -74,42 +71,13 @@ async def test_reordered_rows_are_found(gateway: RunningGateway) -> None:
         await _verify(gateway)
 
 
-async def _rewrite_entry_1(gw: RunningGateway) -> None:
-    """An operator edits entry 1 and recomputes every later hash: the chain is whole
-    again; only a checkpoint signed before the edit disagrees."""
-    rows = await sql(
-        gw, "SELECT seq, prev_hash, created, event, data_json FROM audit_entries ORDER BY seq"
-    )
-    prev = None
-    for seq, prev_hash, created, event, data_json in rows:
-        data = json.loads(data_json)
-        if seq == 1:
-            data["rewritten"] = True
-        entry = {
-            "seq": seq,
-            "prev_hash": prev if prev is not None else prev_hash,
-            "created": created,
-            "event": event,
-            "data": data,
-        }
-        prev = entry_hash(entry)
-        await sql(
-            gw,
-            "UPDATE audit_entries SET prev_hash = :p, data_json = :d, hash = :h WHERE seq = :s",
-            p=entry["prev_hash"],
-            d=json.dumps(data, separators=(",", ":"), sort_keys=True),
-            h=prev,
-            s=seq,
-        )
-
-
 @pytest.mark.asyncio
 async def test_a_rewritten_history_is_caught_by_the_signed_checkpoint(
     gateway: RunningGateway,
 ) -> None:
     await _grow_trail(gateway)
     assert await _verify(gateway) > 3  # the gateway signed a checkpoint of this head
-    await _rewrite_entry_1(gateway)
+    await rewrite_audit_entry_1(gateway)
     with pytest.raises(AuditCheckpointMismatch):
         await _verify(gateway)
 
@@ -122,7 +90,7 @@ async def test_a_rewrite_hidden_under_a_newer_checkpoint_needs_the_saved_one(
     async with admin(gateway) as sdk:
         saved = await sdk.audit_checkpoint()  # the auditor keeps what it verified
         await sdk.verify_audit(gateway.identity.verify_key, known_checkpoints=[saved])
-    await _rewrite_entry_1(gateway)
+    await rewrite_audit_entry_1(gateway)
     await _grow_trail(gateway, units=1)  # a new entry: the gateway signs the forged head
     async with admin(gateway) as sdk:
         await sdk.verify_audit(gateway.identity.verify_key)  # latest checkpoint alone: fooled

@@ -58,16 +58,7 @@ async def test_a_key_that_is_not_the_directorys_is_refused(gateway: RunningGatew
 @pytest.mark.asyncio
 async def test_a_retired_key_version_no_longer_signs(gateway: RunningGateway) -> None:
     new = DeviceKeyPair.generate(KeyId.parse("so-nordost/anna/2"))
-    entry = gateway.builder.entry(
-        "rotate_device",
-        {
-            "device": "so-nordost/anna",
-            "version": 2,
-            "verify_key": new.signing_key.verify_key.b64(),
-            "encryption_key": new.encryption_key.public_key.b64(),
-            "min_encryption_version": 1,
-        },
-    )
+    entry = gateway.builder.rotate(new, min_encryption_version=1)
     async with admin(gateway) as sdk_admin:
         await sdk_admin.post_directory_entries([entry.to_json()])
     async with client(gateway, ANNA) as sdk:  # still only holds version 1

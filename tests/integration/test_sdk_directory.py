@@ -35,16 +35,7 @@ async def test_key_changes_of_known_devices_are_reported(gateway: RunningGateway
         old_bertil = before.devices["so-nordost/bertil"].versions[1].verify_key.fingerprint()
         rotated = DeviceKeyPair.generate(KeyId.parse("so-nordost/bertil/2"))
         entries = [
-            gateway.builder.entry(
-                "rotate_device",
-                {
-                    "device": "so-nordost/bertil",
-                    "version": 2,
-                    "verify_key": rotated.signing_key.verify_key.b64(),
-                    "encryption_key": rotated.encryption_key.public_key.b64(),
-                    "min_encryption_version": 2,
-                },
-            ),
+            gateway.builder.rotate(rotated, min_encryption_version=2),
             gateway.builder.entry("revoke_device", {"device": "sav/bo", "reason": "lost"}),
         ]
         # A device enrolled and rotated in the same sync was never known: no warning.

@@ -220,16 +220,6 @@ async def test_leftover_partial_plaintext_is_removed_first(
     assert link.is_symlink()
 
 
-def _rotation(pair: DeviceKeyPair, minimum: int) -> dict[str, object]:
-    return {
-        "device": str(pair.kid.device),
-        "version": pair.kid.version,
-        "verify_key": pair.signing_key.verify_key.b64(),
-        "encryption_key": pair.encryption_key.public_key.b64(),
-        "min_encryption_version": minimum,
-    }
-
-
 @pytest.mark.asyncio
 async def test_own_destroyed_key_is_shredded_and_changes_are_reported(
     gateway: RunningGateway,
@@ -241,7 +231,7 @@ async def test_own_destroyed_key_is_shredded_and_changes_are_reported(
         bertil_store.add_version(v2)
         b = gateway.builder
         await gateway.append(
-            b.entry("rotate_device", _rotation(v2, 1)),
+            b.rotate(v2, min_encryption_version=1),
             b.entry(
                 "set_min_encryption_version",
                 {"device": "so-nordost/bertil", "min_encryption_version": 2},

@@ -185,7 +185,11 @@ async def get_consent(
     session: AsyncSession, caller: Caller, consent_id: str, *, now: int
 ) -> dict[str, Any]:
     require_device(caller)
-    return consent_json(await _party_row(session, caller, consent_id), now)
+    row = await _party_row(session, caller, consent_id)
+    # Reading one consent reveals the subject reference and the whole record: an access
+    # to the person's data, recorded like a listing (ids only, never the record).
+    await audit.record(session, "consent_read", now=now, kid=str(caller.kid), consent_id=consent_id)
+    return consent_json(row, now)
 
 
 @dataclass(frozen=True)

@@ -43,7 +43,8 @@ async def get_consents(request: web.Request) -> web.Response:
 
 
 async def get_consent(request: web.Request) -> web.Response:
-    async with request.app[SESSIONMAKER]() as session:
+    # A write transaction: reading a person's consent is audited like listing them.
+    async with request.app[SESSIONMAKER].begin() as session:
         body = await consents.get_consent(
             session, caller_of(request), request.match_info["consent_id"], now=_now()
         )

@@ -168,6 +168,8 @@ async def test_listing_only_to_party_units(gateway) -> None:
         await anna.get(f"{CONSENTS}/00000000-0000-4000-8000-000000000000"), 403, "consent_unknown"
     )
     assert (await gateway.client(LISA).get(f"{CONSENTS}/{police['consent_id']}")).status == 200
+    reads = [json.loads(d) for e, d in await audit_events(gateway) if e == "consent_read"]
+    assert reads == [{"kid": LISA, "consent_id": police["consent_id"]}]  # refusals: not reads
     assert_problem(await anna.get(f"{CONSENTS}?subject_ref=ABC"), 400, "field_invalid")
     assert_problem(await anna.get(CONSENTS), 400, "field_invalid")
     lookups = [json.loads(d) for e, d in await audit_events(gateway) if e == "consents_listed"]

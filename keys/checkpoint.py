@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
-from .canonical import NotCanonical, b64d, b64e, canonical_json
+from .canonical import NotCanonical, b64d
 from .errors import DirectoryEntryInvalid, DirectorySignatureInvalid, KeyIdInvalid, SignatureInvalid
 from .keypairs import SIGNATURE_BYTES, KeyId, SigningKey, VerifyKey
+from .signed_document import SignedDocument
 
 CHECKPOINT_VERSION = 1
 SIG_DOMAIN = b"stafett/v1/ckpt"
@@ -28,8 +29,10 @@ def _is_count(value: object) -> bool:
 
 
 @dataclass(frozen=True)
-class Checkpoint:
+class Checkpoint(SignedDocument):
     """A signed statement "the directory has ``size`` entries and this ``head``"."""
+
+    SIG_DOMAIN: ClassVar[bytes] = SIG_DOMAIN
 
     size: int
     head: bytes
@@ -45,14 +48,6 @@ class Checkpoint:
             "created": self.created,
             "signer": str(self.signer),
         }
-
-    def to_json(self) -> dict[str, Any]:
-        obj = self.unsigned_json()
-        obj["sig"] = b64e(self.sig)
-        return obj
-
-    def signed_bytes(self) -> bytes:
-        return SIG_DOMAIN + canonical_json(self.unsigned_json())
 
     @classmethod
     def sign(

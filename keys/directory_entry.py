@@ -18,9 +18,9 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Any, TypeGuard
+from typing import Any, ClassVar, TypeGuard
 
-from .canonical import NotCanonical, b64d, b64e, canonical_json, hash32
+from .canonical import NotCanonical, b64d, canonical_json, hash32
 from .errors import DirectoryEntryInvalid, KeyIdInvalid, KeyInvalid
 from .keypairs import (
     SIGNATURE_BYTES,
@@ -30,6 +30,7 @@ from .keypairs import (
     VerifyKey,
     is_valid_name,
 )
+from .signed_document import SignedDocument
 
 ENTRY_VERSION = 1
 SIG_DOMAIN = b"stafett/v1/dir"
@@ -260,8 +261,10 @@ def _freeze_body(body: Mapping[str, Any]) -> Mapping[str, Any]:
 
 
 @dataclass(frozen=True)
-class DirectoryEntry:
+class DirectoryEntry(SignedDocument):
     """One signed entry of the key directory (``v`` is always 1 on the wire)."""
+
+    SIG_DOMAIN: ClassVar[bytes] = SIG_DOMAIN
 
     seq: int
     prev_hash: bytes
@@ -284,11 +287,6 @@ class DirectoryEntry:
             "signer": str(self.signer),
             "created": self.created,
         }
-
-    def to_json(self) -> dict[str, Any]:
-        obj = self.unsigned_json()
-        obj["sig"] = b64e(self.sig)
-        return obj
 
     def signed_bytes(self) -> bytes:
         """What the admin signs: the domain prefix, then the entry without ``sig``."""

@@ -15,9 +15,9 @@ admin must still compare the fingerprints with the officer out of band.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
-from .canonical import NotCanonical, b64d, b64e, canonical_json
+from .canonical import NotCanonical, b64d
 from .directory_entry import MAX_VERSION, is_int, parse_device_id
 from .errors import (
     DirectoryEntryInvalid,
@@ -34,6 +34,7 @@ from .keypairs import (
     KeyId,
     VerifyKey,
 )
+from .signed_document import SignedDocument
 
 REQUEST_VERSION = 1
 SIG_DOMAIN = b"stafett/v1/enrol"
@@ -45,7 +46,9 @@ _MAX_INT = 2**53 - 1
 
 
 @dataclass(frozen=True)
-class EnrolmentRequest:
+class EnrolmentRequest(SignedDocument):
+    SIG_DOMAIN: ClassVar[bytes] = SIG_DOMAIN
+
     type: str
     device: DeviceId
     version: int
@@ -68,14 +71,6 @@ class EnrolmentRequest:
             "encryption_key": self.encryption_key.b64(),
             "created": self.created,
         }
-
-    def to_json(self) -> dict[str, Any]:
-        obj = self.unsigned_json()
-        obj["sig"] = b64e(self.sig)
-        return obj
-
-    def signed_bytes(self) -> bytes:
-        return SIG_DOMAIN + canonical_json(self.unsigned_json())
 
     def verify_self_signature(self) -> None:
         """Raise unless the request is signed by the signing key it carries."""

@@ -22,6 +22,7 @@ from gateway.middlewares import add_security_headers, limits_middleware, problem
 from gateway.notifier import Notifier, attach
 from gateway.push import setup_push
 from gateway.ratelimit import RateLimiter
+from gateway.recovery import recover_uploads
 from gateway.routes import setup_routes
 from gateway.scheduler import scheduler_context
 from gateway.services.directory import DirectoryService
@@ -45,6 +46,7 @@ def create_app(settings: Settings, identity: GatewayIdentity | None = None) -> w
     app[RATE_LIMITER] = RateLimiter(settings.rate_limit_per_s, settings.rate_limit_burst)
     app[NOTIFIER] = Notifier()
     app.cleanup_ctx.append(_database)
+    app.cleanup_ctx.append(recover_uploads)  # before serving: interrupted uploads resolved
     app.cleanup_ctx.append(scheduler_context)  # gateway.jobs via APScheduler
     setup_push(app)  # after _database: its poll task needs the session maker
     app.on_response_prepare.append(add_security_headers)

@@ -1,36 +1,59 @@
 """Envelope bodies on disk: streamed in, published only when accepted, deleted at once.
 
-Layout: one flat directory (``settings.blobs``). A blob is named by a random key
-(never the message id: a refused upload and a retry must not share a path). While an
-upload streams it lives in ``.<key>.part``; it is renamed to ``<key>`` only after the
-envelope was accepted and the database commit succeeded, and unlinked on refusal.
+Layout: one directory per message under ``settings.blobs``, named by a hash of the
+message id (never the raw id: the path parameter is caller input, and the directory
+listing should not read as a list of messages)::
+
+    blobs/<m>/.<r>.part   an upload: streaming, or complete and awaiting its decision
+    blobs/<m>/<r>         the published envelope of the accepted upload
+
+``<r>`` is random per upload (a refused upload and a retry must not share a path); the
+message row's ``blob_key`` is ``<m>/<r>``. Every file a message ever had is in its
+directory, so the message's end removes the directory and with it every copy, also a
+temp file that a killed upload of the same id left behind.
+
+The order that makes a kill (SIGKILL, power loss) at any point safe:
+
+1. the upload streams into ``.<r>.part``, created and then ``flock``-ed by its owner
+   *before the first byte is written*, and the lock is held until the file is renamed
+   or unlinked; fsync of the file and of the directory at the end;
+2. the database commit stores ``blob_key`` (so a referenced temp file is always whole);
+3. the rename ``.<r>.part`` → ``<r>`` (publish).
+
+Hence, for any ``.<r>.part`` with bytes in it whose lock can be taken, its owner is dead
+(the kernel drops a dead process's locks): if a row references it, it is published
+(whatever step 3 did not do); otherwise it is destroyed (a refused, abandoned or
+interrupted upload). A locked one is an upload in flight on some instance and is left
+alone. That rule (``gateway.recovery``) runs at start-up and hourly; the fetch path
+also publishes a referenced temp file itself (:meth:`BlobStore.open`), so an accepted
+message is never answered "not available".
 
 Threats: a half-written upload served as an envelope (temp name until accepted, fsync
 before commit); memory exhaustion by a large body (64 KiB chunks, never whole in
-memory); content outliving its deletion (``destroy_content`` returns the paths to
-unlink after commit, and :func:`sweep_orphan_blobs` removes anything a crash left);
-another local user reading blobs (0700 directory, 0600 files).
+memory); content outliving its message (the message's end removes its directory after
+the commit, and the sweep removes anything a crash left); another local user reading
+blobs (0700 directories, 0600 files).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import fcntl
+import hashlib
 import logging
 import os
 import re
 import secrets
-import time
+import signal
 from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
 from aiohttp import web
-from sqlalchemy import select
 
-from gateway.db.engine import SessionMaker
-from gateway.db.models import MessageRow
+from gateway.settings import Settings
 from keys.canonical import Hasher
 
 log = logging.getLogger(__name__)
@@ -39,89 +62,208 @@ log = logging.getLogger(__name__)
 # idempotent sends. Gateway-internal; the person keeps it apart from every other hash.
 UPLOAD_HASH_PERSON = b"stafett.envelope"
 READ_CHUNK = 64 * 1024
-_KEY = re.compile(r"^[0-9a-f]{32}$")
-_PART = re.compile(r"^\.([0-9a-f]{32})\.part$")
-# An upload still streaming must not be swept: temp files younger than this are left.
-DEFAULT_SWEEP_GRACE_S = 3600
+HEX32 = re.compile(r"^[0-9a-f]{32}$")
+_KEY = re.compile(r"^([0-9a-f]{32})/([0-9a-f]{32})$")
+PART = re.compile(r"^\.([0-9a-f]{32})\.part$")
 
 
-@dataclass(frozen=True)
+def message_dir_name(message_id: str) -> str:
+    """The directory of every file of ``message_id`` (any string: a hash, never a path)."""
+    data = b"stafett.blob-dir\x00" + message_id.encode("utf-8", "surrogatepass")
+    return hashlib.sha256(data).hexdigest()[:32]
+
+
+@dataclass
 class Upload:
-    """A fully received upload in its temp file (not yet trusted or published)."""
+    """A fully received upload in its locked temp file (not yet trusted or published).
+
+    ``fd`` holds the lock that tells every sweeper this upload is alive; it is closed
+    (and the lock dropped) only after the file was published or discarded.
+    """
 
     key: str
     temp: Path
     size: int
     upload_hash: str  # hex
+    fd: int
+
+    def release(self) -> None:
+        if self.fd >= 0:
+            os.close(self.fd)
+            self.fd = -1
 
 
 class BlobStore:
-    """The blob directory. Cheap to construct; the directory is made on first write."""
+    """The blob directory. Cheap to construct; directories are made on first write."""
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, *, crash_at: str = "") -> None:
         self.root = root
+        self._crash_at = crash_at
+
+    @classmethod
+    def of(cls, settings: Settings) -> BlobStore:
+        return cls(settings.blobs, crash_at=settings.test_crash_at)
 
     def path(self, key: str) -> Path:
         # Keys come from our own database, but a path is only built from a checked
         # key so a corrupted row can never point outside the blob directory.
-        if not _KEY.fullmatch(key):
+        match = _KEY.fullmatch(key)
+        if not match:
             raise ValueError("malformed blob key")
-        return self.root / key
+        return self.root / match.group(1) / match.group(2)
 
     def temp_path(self, key: str) -> Path:
-        return self.root / f".{self.path(key).name}.part"
+        final = self.path(key)
+        return final.parent / f".{final.name}.part"
 
-    async def receive(self, chunks: AsyncIterator[bytes]) -> Upload:
-        """Stream ``chunks`` into a new temp file, hashing as it goes; fsync at the end.
+    def message_dir(self, key: str) -> Path:
+        return self.path(key).parent
+
+    async def receive(self, message_id: str, chunks: AsyncIterator[bytes]) -> Upload:
+        """Stream ``chunks`` into a new locked temp file in the message's directory,
+        hashing as it goes; fsync at the end.
 
         On any error (size limit, digest mismatch, disconnect) the temp file is removed
         and the error propagates.
         """
-        self.root.mkdir(mode=0o700, parents=True, exist_ok=True)
-        key = secrets.token_hex(16)
+        key = f"{message_dir_name(message_id)}/{secrets.token_hex(16)}"
         temp = self.temp_path(key)
-        fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        fd = _create_locked(temp)
         hasher = Hasher(UPLOAD_HASH_PERSON)
         size = 0
         try:
-            with os.fdopen(fd, "wb") as out:
-                async for chunk in chunks:
-                    out.write(chunk)
-                    hasher.update(chunk)
-                    size += len(chunk)
-                out.flush()
-                # Accepted means kept: the sender is told 201 only for bytes on disk.
-                await asyncio.to_thread(os.fsync, out.fileno())
+            async for chunk in chunks:
+                await asyncio.to_thread(_write_all, fd, chunk)
+                hasher.update(chunk)
+                size += len(chunk)
+            # Accepted means kept: the sender is told 201 only for bytes on disk, under
+            # a name that survives a power loss too.
+            await asyncio.to_thread(_sync, fd, temp.parent)
         except BaseException:
             temp.unlink(missing_ok=True)
+            os.close(fd)
+            remove_dir_if_empty(temp.parent)
             raise
-        return Upload(key=key, temp=temp, size=size, upload_hash=hasher.digest().hex())
+        self._crash("before_commit")
+        return Upload(key, temp, size, hasher.digest().hex(), fd)
 
     def publish(self, upload: Upload) -> None:
-        """Rename an accepted upload into place (after the database commit)."""
-        os.replace(upload.temp, self.path(upload.key))
+        """Rename an accepted upload into place (after the database commit).
+
+        The file may already be gone: published by a fetch that got there first, or
+        destroyed because the message ended in between — both fine.
+        """
+        self._crash("after_commit")
+        try:
+            with contextlib.suppress(FileNotFoundError):
+                os.replace(upload.temp, self.path(upload.key))
+        finally:
+            upload.release()
 
     def discard(self, upload: Upload) -> None:
-        upload.temp.unlink(missing_ok=True)
+        try:
+            upload.temp.unlink(missing_ok=True)
+        finally:
+            upload.release()
+        remove_dir_if_empty(upload.temp.parent)
 
     def open(self, key: str) -> BinaryIO:
-        """Open a published blob. The open handle survives a later unlink, so a fetch
-        that began before a concurrent handover still streams a whole envelope."""
-        return open(self.path(key), "rb")
+        """Open the published blob of ``key``, which a message row references.
+
+        The open handle survives a later unlink, so a fetch that began before a
+        concurrent handover still streams a whole envelope. If only the temp file is
+        there (the process that committed died before its rename), it is published
+        here: a referenced temp file is whole (fsync'd before the commit), so the
+        recipient gets the message at once instead of "not available".
+        """
+        final = self.path(key)
+        try:
+            return open(final, "rb")
+        except FileNotFoundError:
+            with contextlib.suppress(FileNotFoundError):
+                os.replace(self.temp_path(key), final)
+        return open(final, "rb")
 
     def content_paths(self, key: str) -> list[Path]:
-        """Every path a blob may occupy (published, or temp if publish never happened)."""
-        return [self.path(key), self.temp_path(key)]
+        """What to remove when the message ends: the temp name before the final one (a
+        concurrent publish renames temp → final, so this order never misses the file),
+        then the message's directory with whatever else is in it (see
+        :func:`unlink_all`)."""
+        return [self.temp_path(key), self.path(key), self.message_dir(key)]
+
+    def _crash(self, point: str) -> None:
+        # Test mode only (Settings.test_crash_at refuses it otherwise): the windows
+        # around the commit, reproducible in a crash test.
+        if self._crash_at == point:
+            log.warning("test mode: killing the gateway at %s", point)
+            os.kill(os.getpid(), signal.SIGKILL)
+
+
+def _create_locked(temp: Path) -> int:
+    # The message directory may be removed by a concurrent end or sweep between the
+    # mkdir and the open: try again (an end of a message that is being uploaded again
+    # only happens with retries, and a sweep only removes empty directories).
+    for _ in range(5):
+        temp.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        try:
+            fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileNotFoundError:
+            continue
+        # Before the first byte: a sweeper that can take this lock knows the owner is
+        # gone (file descriptors, and with them the locks, die with the process).
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        return fd
+    raise OSError(f"could not create an upload file in {temp.parent.name}")
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]
+
+
+def _sync(fd: int, directory: Path) -> None:
+    os.fsync(fd)
+    _fsync_dir(directory)
+    _fsync_dir(directory.parent)
+
+
+def _fsync_dir(directory: Path) -> None:
+    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def remove_dir_if_empty(directory: Path) -> None:
+    with contextlib.suppress(OSError):  # not empty (another upload), or already gone
+        directory.rmdir()
 
 
 def unlink_all(paths: Iterable[Path]) -> None:
-    """Unlink files after a commit. A failure is logged, not raised: the row is already
-    gone, so the file is an orphan that :func:`sweep_orphan_blobs` removes later."""
+    """Remove files (and message directories with every file in them) after a commit.
+    A failure is logged, not raised: the row is already gone, so the file is an orphan
+    that ``gateway.recovery`` removes later."""
     for path in paths:
         try:
-            path.unlink(missing_ok=True)
+            if path.is_dir():
+                _remove_message_dir(path)
+            else:
+                path.unlink(missing_ok=True)
         except OSError:
-            log.exception("could not unlink blob %s; left for the sweeper", path.name)
+            log.exception("could not remove blob %s; left for the sweeper", path.name)
+
+
+def _remove_message_dir(directory: Path) -> None:
+    # Temp files first, for the same reason as in content_paths. A locked temp file is a
+    # retry of an ended message still streaming: it finds the row and discards itself
+    # (its bytes then live only in an unlinked file held by that request).
+    names = sorted(os.listdir(directory), key=lambda n: not n.endswith(".part"))
+    for name in names:
+        with contextlib.suppress(FileNotFoundError):
+            (directory / name).unlink()
+    remove_dir_if_empty(directory)
 
 
 async def stream_blob(handle: BinaryIO, response: web.StreamResponse) -> None:
@@ -132,86 +274,3 @@ async def stream_blob(handle: BinaryIO, response: web.StreamResponse) -> None:
             if not chunk:
                 break
             await response.write(chunk)
-
-
-async def sweep_orphan_blobs(
-    blob_dir: Path,
-    sessionmaker: SessionMaker,
-    *,
-    now: float | None = None,
-    grace_s: int = DEFAULT_SWEEP_GRACE_S,
-) -> int:
-    """Remove blob files no message row references; returns how many were removed.
-
-    - ``<key>`` with no row holding ``blob_key = key``: content whose row was deleted
-      (handover, expiry, …) but whose unlink failed — removed.
-    - ``.<key>.part`` older than ``grace_s``: if a row references the key, the commit
-      happened and the rename did not (a crash in between) — renamed into place;
-      otherwise a refused or abandoned upload — removed. Younger temp files may be
-      uploads in progress and are left alone.
-    Safe on several instances at once: every file operation tolerates a file that a
-    concurrent sweeper or request already moved.
-    """
-    names = await asyncio.to_thread(_list_files, blob_dir)
-    keys = {n for n in names if _KEY.fullmatch(n)}
-    parts: dict[str, str] = {}
-    for name in names:
-        match = _PART.fullmatch(name)
-        if match:
-            parts[match.group(1)] = name
-    if not keys and not parts:
-        return 0
-    referenced = await _referenced(sessionmaker, keys | set(parts))
-    clock = now if now is not None else time.time()
-    return await asyncio.to_thread(
-        _remove_orphans, BlobStore(blob_dir), keys - referenced, parts, referenced, clock, grace_s
-    )
-
-
-def _list_files(blob_dir: Path) -> list[str]:
-    if not blob_dir.is_dir():
-        return []
-    return [entry.name for entry in os.scandir(blob_dir) if entry.is_file()]
-
-
-def _remove_orphans(
-    store: BlobStore,
-    orphans: set[str],
-    parts: dict[str, str],
-    referenced: set[str],
-    clock: float,
-    grace_s: int,
-) -> int:
-    removed = 0
-    for key in orphans:
-        with contextlib.suppress(FileNotFoundError):
-            store.path(key).unlink()
-            removed += 1
-    for key, name in parts.items():
-        path = store.root / name
-        try:
-            age = clock - path.stat().st_mtime
-        except FileNotFoundError:
-            continue
-        if age < grace_s:
-            continue
-        with contextlib.suppress(FileNotFoundError):
-            if key in referenced:
-                os.replace(path, store.path(key))
-            else:
-                path.unlink()
-                removed += 1
-    return removed
-
-
-async def _referenced(sessionmaker: SessionMaker, keys: set[str]) -> set[str]:
-    found: set[str] = set()
-    ordered = sorted(keys)
-    async with sessionmaker() as session:
-        for start in range(0, len(ordered), 500):
-            batch = ordered[start : start + 500]
-            rows = await session.scalars(
-                select(MessageRow.blob_key).where(MessageRow.blob_key.in_(batch))
-            )
-            found.update(k for k in rows if k is not None)
-    return found

@@ -24,7 +24,7 @@ from apscheduler.triggers.interval import IntervalTrigger
 
 from gateway import jobs, jobs_deadlines
 from gateway.appkeys import IDENTITY, SESSIONMAKER, SETTINGS
-from gateway.blobs import sweep_orphan_blobs
+from gateway.recovery import sweep_orphan_blobs
 
 log = logging.getLogger("gateway.jobs")
 

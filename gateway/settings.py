@@ -34,6 +34,10 @@ _FOREIGN_ENV = frozenset(
 )
 
 
+# Where Settings.test_crash_at may kill an upload (gateway.blobs); "" is off.
+TEST_CRASH_POINTS = frozenset({"", "before_commit", "after_commit"})
+
+
 class SettingsError(ValueError):
     """The configuration file or environment is invalid (the message names the key)."""
 
@@ -84,6 +88,11 @@ class Settings:
     consent_reminder_interval_s: int = 3600
     # Test mode: cheap keystore KDF parameters. Never set in production.
     insecure_fast_kdf: bool = False
+    # Test mode only (refused without insecure_fast_kdf): the gateway SIGKILLs itself at
+    # this point of every upload ("before_commit": the upload is on disk, no row yet;
+    # "after_commit": the row is committed, the file not yet renamed), so a crash test
+    # hits those windows every time. Env: STAFETT_TEST_CRASH_AT.
+    test_crash_at: str = ""
 
     def __post_init__(self) -> None:
         for name in (
@@ -117,6 +126,11 @@ class Settings:
             raise SettingsError("default_ttl_s must not exceed max_ttl_s")
         if not 0 <= self.port <= 65535:
             raise SettingsError("port must be 0..65535")
+        if self.test_crash_at not in TEST_CRASH_POINTS:
+            raise SettingsError(f"test_crash_at must be one of {sorted(TEST_CRASH_POINTS)}")
+        if self.test_crash_at and not self.insecure_fast_kdf:
+            # A crash switch must never be live in production by a stray variable.
+            raise SettingsError("test_crash_at is only allowed in test mode")
 
     @property
     def db_url(self) -> str:

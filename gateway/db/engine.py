@@ -65,6 +65,12 @@ def open_engine(url: str) -> AsyncEngine:
         # or a stored nonce (a replay window after restart). Threat: losing data that
         # was accepted. Not a tuning knob.
         cursor.execute("PRAGMA synchronous=FULL")
+        # Deleted rows are overwritten with zeros, not left in free pages where a copy
+        # of the file (a backup, a stolen disk) would still show ended messages'
+        # metadata and consents' subject references. Set here on every connection, not
+        # left to how the SQLite library was built (SQLITE_SECURE_DELETE). The WAL keeps
+        # older page images only until its next checkpoint overwrites them.
+        cursor.execute("PRAGMA secure_delete=ON")
         cursor.close()
 
     @event.listens_for(engine.sync_engine, "begin")

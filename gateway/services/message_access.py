@@ -242,8 +242,8 @@ async def open_for_recipient(
         try:
             handle = blobs.open(row.blob_key)
         except FileNotFoundError:
-            # Committed but not yet renamed into place (or the rename failed and the
-            # sweeper has not repaired it): a retry will find it.
+            # Neither the file nor its temp name (BlobStore.open publishes a temp file
+            # a crash left): nothing to hand out; not the caller's fault.
             raise ServiceUnavailable("the envelope is not available yet") from None
         try:
             new_state = transition(row.state, MessageEvent.DELIVER)

@@ -137,7 +137,7 @@ async def send_message(
     decision had been taken back then.
     """
     require_device(caller)
-    upload = await blobs.receive(chunks)  # the temp file is gone if this raises
+    upload = await blobs.receive(message_id, chunks)  # the temp file is gone if this raises
     if clock is not None:
         now = clock()
     try:
@@ -156,8 +156,8 @@ async def send_message(
         blobs.discard(upload)  # refused: nothing stored, not even the bytes
         raise
     if accepted:
-        # After the commit. If this rename fails the row points at the temp file,
-        # which the sweeper renames into place; the sender's retry gets its 200.
+        # After the commit. If this rename never happens (a crash) the row points at
+        # the temp file, which the fetch (or start-up, or the sweeper) publishes.
         blobs.publish(upload)
     else:
         blobs.discard(upload)

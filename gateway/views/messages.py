@@ -19,7 +19,7 @@ DEFAULT_PAGE = 100
 
 
 def _blobs(request: web.Request) -> BlobStore:
-    return BlobStore(request.app[SETTINGS].blobs)
+    return BlobStore.of(request.app[SETTINGS])
 
 
 def _now() -> int:

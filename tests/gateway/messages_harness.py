@@ -274,5 +274,6 @@ async def audit_events(gw: RunningGateway) -> list[tuple[str, str]]:
 
 
 def blob_files(gw: RunningGateway) -> list[Path]:
+    """Every file under the blob root (a message's files sit in a directory of their own)."""
     root = gw.settings.blobs
-    return sorted(root.iterdir()) if root.exists() else []
+    return sorted(p for p in root.rglob("*") if p.is_file()) if root.exists() else []

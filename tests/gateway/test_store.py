@@ -10,7 +10,7 @@ from alembic.migration import MigrationContext
 from sqlalchemy import Connection, text
 
 from gateway import cli
-from gateway.db.engine import open_engine
+from gateway.db.engine import make_sessionmaker, open_engine
 from gateway.db.models import Base
 from gateway.migrations import head_revision, migrate
 from gateway.settings import Settings, SettingsError
@@ -46,6 +46,32 @@ async def test_sqlite_pragmas(tmp_path: Path) -> None:
             assert await connection.scalar(text("PRAGMA busy_timeout")) == 15000
     finally:
         await engine.dispose()
+
+
+@pytest.mark.asyncio
+async def test_sqlite_overwrites_deleted_content(tmp_path: Path) -> None:
+    """secure_delete is set by the engine on every connection (reads and units of work),
+    not inherited from however the SQLite library was built."""
+    path = tmp_path / "s.sqlite3"
+    engine = open_engine(f"sqlite+aiosqlite:///{path}")
+    sessionmaker = make_sessionmaker(engine)
+    marker = "ended-message-metadata-" * 8
+    try:
+        async with sessionmaker() as session:  # a fresh read connection
+            assert await session.scalar(text("PRAGMA secure_delete")) == 1
+        async with sessionmaker.begin() as session:
+            assert await session.scalar(text("PRAGMA secure_delete")) == 1
+            await session.execute(text("CREATE TABLE t (v TEXT)"))
+            await session.execute(text("INSERT INTO t VALUES (:v)"), {"v": marker})
+        async with sessionmaker.begin() as session:
+            await session.execute(text("DELETE FROM t"))
+    finally:
+        await engine.dispose()  # the last connection closing folds the WAL into the file
+    assert files_holding(tmp_path, marker.encode()) == []
+
+
+def files_holding(directory: Path, needle: bytes) -> list[str]:
+    return [p.name for p in directory.iterdir() if needle in p.read_bytes()]
 
 
 def test_settings_from_file_and_env(tmp_path: Path) -> None:

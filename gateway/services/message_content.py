@@ -5,7 +5,7 @@ Handover, rejection, recall, consent withdrawal and expiry all end in
 index that says who may read it (``message_recipients``) go in the caller's
 transaction; the files are returned to be unlinked *after* the commit (a rolled-back
 transaction must not have deleted accepted content; a file whose row is gone is an
-orphan for ``gateway.blobs.sweep_orphan_blobs``).
+orphan for ``gateway.recovery.sweep_orphan_blobs``).
 
 Concurrency: each message row is locked (``SELECT … FOR UPDATE``) and moved with a
 conditional ``UPDATE … WHERE state IN (pending)``, so two instances (a withdrawal and

@@ -18,7 +18,10 @@ Checks, in order, each with its own code (deny by default: only the end accepts)
 7. the consent decision (``gateway.policy.consent.decide``) with the caller's unit as
    sender unit, under a share lock on the consent row so a concurrent withdrawal either
    sees this message or is seen by it;
-8. the expiry (``gateway.policy.lifecycle.effective_expiry``, capped by settings).
+8. the expiry (``gateway.policy.lifecycle.effective_expiry``, capped by settings), then
+   capped at the consent's ``valid_until`` (``cap_at_consent_end``): the answer's
+   ``expires`` is the one the gateway enforces, which may be earlier than the signed
+   header's (the header is not changed; the sender is told).
 
 An accepted message is stamped with its ``due`` time from the deadline policy
 (``gateway.services.deadlines``), keyed by the unit kinds in the verified directory.
@@ -59,7 +62,7 @@ from gateway.errors import (
 from gateway.policy.consent import decide
 from gateway.policy.deadlines import DeadlinePolicy
 from gateway.policy.errors import ConsentRefused
-from gateway.policy.lifecycle import MessageState, effective_expiry
+from gateway.policy.lifecycle import MessageState, cap_at_consent_end, effective_expiry
 from gateway.policy.vocabulary import Vocabulary, load_vocabulary
 from gateway.report_period import month_of
 from gateway.services.consents import load_consent
@@ -322,8 +325,10 @@ async def _store(
                 now=now,
             )
             decision.raise_for_refusal()
-            if decision.consent_version is None:  # accepted ⇒ stamped; never reached
+            if decision.consent_version is None or consent is None:  # accepted ⇒ stamped
                 raise RuntimeError("an accepted decision carries the consent version")
+            # Never held past the consent's end (decide refused an open-ended one).
+            expires = cap_at_consent_end(expires, consent.record.valid_until or now)
             row = MessageRow(
                 id=message_id,
                 sender_kid=str(caller.kid),

@@ -191,6 +191,7 @@ async def cmd_send(ctx: Context, args: argparse.Namespace) -> None:
             "recipients": list(result.recipients),
             "accepted_at": result.accepted_at,
             "expires": result.expires,
+            "requested_expires": result.requested_expires,
             "due": result.due,
             "replayed": result.replayed,
             "size": result.size,

@@ -7,7 +7,7 @@ from alembic import command
 from sqlalchemy import Connection, text
 
 from gateway.db.engine import open_engine
-from gateway.migrations import head_revision, alembic_config, migrate
+from gateway.migrations import alembic_config, head_revision, migrate
 
 
 def _upgrade_to(connection: Connection, revision: str) -> None:

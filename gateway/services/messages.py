@@ -14,7 +14,9 @@ Checks, in order, each with its own code (deny by default: only the end accepts)
    ``envelope_signature_invalid``): nothing the gateway stores was altered in transit;
 6. the recipient unit exists (``recipient_unit_unknown``); every recipient kid is an
    enrolled, unrevoked key of a device of that unit (``recipient_unknown``) at or above
-   the device's minimum encryption version (``recipient_key_too_old``);
+   the device's minimum encryption version (``recipient_key_too_old``); checked again,
+   with the sender's key (``device_revoked``, ``key_retired``), inside the transaction
+   that accepts the message, against the directory as committed then;
 7. the consent decision (``gateway.policy.consent.decide``) with the caller's unit as
    sender unit, under a share lock on the consent row so a concurrent withdrawal either
    sees this message or is seen by it;
@@ -37,15 +39,16 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from gateway import audit
-from gateway.auth import Caller, require_device
+from gateway.auth import Caller, require_active_key, require_device
 from gateway.blobs import BlobStore, Upload
 from gateway.db import message_store, report_store
 from gateway.db.engine import SessionMaker
@@ -81,6 +84,9 @@ from keys.envelope import EnvelopeHeader, VerifiedEnvelope, read_header, verify_
 from keys.errors import EnvelopeHeaderInvalid
 
 log = logging.getLogger(__name__)
+
+# The verified directory as committed, read inside the accepting transaction.
+CurrentDirectory = Callable[[AsyncSession], Awaitable[Directory]]
 
 # Refusals counted for the follow-up figures: decisions about an authentic envelope.
 # Malformed or unauthenticated uploads are not handovers anybody attempted.
@@ -130,6 +136,7 @@ async def send_message(
     vocabulary: Vocabulary | None = None,
     deadlines: DeadlinePolicy | None = None,
     clock: Callable[[], int] | None = None,
+    current_directory: CurrentDirectory | None = None,
 ) -> SendResult:
     """Receive, check and store one envelope (module docstring for the order).
 
@@ -138,6 +145,12 @@ async def send_message(
     Threat: an upload begun while the consent was valid and trickled in past its end
     (or past the message's own expiry) would otherwise be accepted, stamped as if the
     decision had been taken back then.
+
+    ``current_directory``, when given, is read inside the transaction that accepts the
+    message (``DirectoryService.current``); the sender's key and every recipient key are
+    checked again against it. Threat: a device revoked (or a key retired) while a long
+    upload streamed — authorised at the start, it would still be sent or receive the
+    message; it is refused with the code a send started after the revocation gets.
     """
     require_device(caller)
     upload = await blobs.receive(chunks)  # the temp file is gone if this raises
@@ -154,6 +167,7 @@ async def send_message(
             vocabulary=vocabulary or load_vocabulary(),
             deadlines=deadlines or deadline_policy(settings),
             now=now,
+            current_directory=current_directory,
         )
     except BaseException:
         blobs.discard(upload)  # refused: nothing stored, not even the bytes
@@ -225,6 +239,7 @@ async def _decide(
     vocabulary: Vocabulary,
     deadlines: DeadlinePolicy,
     now: int,
+    current_directory: CurrentDirectory | None,
 ) -> tuple[SendResult, bool]:
     header = await asyncio.to_thread(_read_header, upload.temp)
     if header.message_id != message_id:
@@ -250,6 +265,7 @@ async def _decide(
             settings=settings,
             deadlines=deadlines,
             now=now,
+            current_directory=current_directory,
         )
     except COUNTED_REFUSALS as exc:
         await _count_refusal(sessionmaker, caller, header, directory, code_of(exc), now=now)
@@ -299,6 +315,7 @@ async def _store(
     settings: Settings,
     deadlines: DeadlinePolicy,
     now: int,
+    current_directory: CurrentDirectory | None,
 ) -> tuple[SendResult, bool]:
     header = verified.header
     _check_recipients(header, directory)
@@ -311,6 +328,11 @@ async def _store(
     )
     try:
         async with sessionmaker.begin() as session:
+            if current_directory is not None:
+                # Authorisation is decided here, at commit, not when the upload began.
+                directory = await current_directory(session)
+                require_active_key(directory, caller.kid)
+                _check_recipients(header, directory)
             existing = await message_store.get(session, message_id)
             if existing is not None:
                 return _replay(existing, upload), False

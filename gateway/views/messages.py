@@ -41,6 +41,7 @@ async def put_message(request: web.Request) -> web.Response:
         blobs=_blobs(request),
         now=_now(),
         clock=_now,  # decide when the body has arrived (it may stream for a long time)
+        current_directory=request.app[DIRECTORY].current,  # and authorise at commit
     )
     return web.json_response(result.body, status=result.status)
 

@@ -328,14 +328,14 @@ async def _store(
     )
     try:
         async with sessionmaker.begin() as session:
+            existing = await message_store.get(session, message_id)
+            if existing is not None:
+                return _replay(existing, upload), False
             if current_directory is not None:
                 # Authorisation is decided here, at commit, not when the upload began.
                 directory = await current_directory(session)
                 require_active_key(directory, caller.kid)
                 _check_recipients(header, directory)
-            existing = await message_store.get(session, message_id)
-            if existing is not None:
-                return _replay(existing, upload), False
             consent = await load_consent(session, header.consent_id, lock="share")
             decision = decide(
                 consent,

@@ -217,12 +217,21 @@ async def cmd_ack(ctx: Context, args: argparse.Namespace) -> None:
 
 
 # Which vocabulary group names the reason an event carries. A rejection's reason is a
-# rejection code (signed by the recipient), a withdrawal's a withdrawal code; anything
-# else (``not_collected`` on expiry) is shown as the code itself.
+# rejection code (signed by the recipient), a withdrawal's a withdrawal code; the
+# gateway's own ending reasons (``not_collected``, ``consent_ended``) have texts
+# (``reason_<code>``); anything else is shown as the code itself.
 _REASON_GROUPS = {
     "outbox.rejected": "rejection_reasons",
     "outbox.withdrawn": "withdrawal_reasons",
 }
+
+
+def reason_label(ctx: Context, reason: str, group: str | None) -> str:
+    """A reason code in words: the gateway's own endings first, then the vocabulary."""
+    own = ctx.texts(f"reason_{reason}")
+    if own != f"reason_{reason}":
+        return own
+    return ctx.label(group, reason) if group is not None else reason
 
 
 def _int(value: Any) -> int | None:
@@ -240,12 +249,7 @@ def describe_event(ctx: Context, event: PushEvent) -> str:
     data = event.data
     reason = data.get("reason")
     group = _REASON_GROUPS.get(event.kind)
-    if not reason:
-        reason_text = "-"
-    elif group is not None:
-        reason_text = ctx.label(group, str(reason))
-    else:
-        reason_text = str(reason)
+    reason_text = reason_label(ctx, str(reason), group) if reason else "-"
     role = data.get("role")
     values = {
         "message_id": event.message_id or "-",

@@ -173,6 +173,15 @@ async def cmd_send(ctx: Context, args: argparse.Namespace) -> None:
             expires=when(result.expires),
         )
     )
+    if result.requested_expires is not None and result.expires < result.requested_expires:
+        # The consent ends before the requested expiry: the gateway capped it there.
+        ctx.out.line(
+            ctx.texts(
+                "send_capped",
+                expires=when(result.expires),
+                requested=when(result.requested_expires),
+            )
+        )
     if result.due is not None:
         ctx.out.line(ctx.texts("send_due", due=when(result.due)))
     ctx.out.emit(
@@ -182,6 +191,7 @@ async def cmd_send(ctx: Context, args: argparse.Namespace) -> None:
             "recipients": list(result.recipients),
             "accepted_at": result.accepted_at,
             "expires": result.expires,
+            "requested_expires": result.requested_expires,
             "due": result.due,
             "replayed": result.replayed,
             "size": result.size,

@@ -17,6 +17,7 @@ from typing import Any
 from keys.errors import KeysError
 
 from .cli_common import Context
+from .cli_receive import reason_label
 from .cli_render import table, when
 from .sdk import StafettClient
 
@@ -36,6 +37,9 @@ _FIELDS = (
     "due",
     "escalated_at",
 )
+
+# States a message reaches without a receipt; the gateway's reason code says why.
+_ENDED_BY_GATEWAY = frozenset({"expired", "withdrawn"})
 
 
 async def _outbox(client: StafettClient) -> list[dict[str, Any]]:
@@ -121,6 +125,11 @@ async def cmd_status(ctx: Context, args: argparse.Namespace) -> None:
             reason, reason_verified = _reason(ctx, item, receipt)
             label = ctx.label("rejection_reasons", reason) if reason else None
             state = str(item.get("state"))
+            state_text = ctx.texts(f"state_{state}")
+            if reason and state in _ENDED_BY_GATEWAY:
+                # Why it ended without a handover (consent_ended, not_collected, ...).
+                label = reason_label(ctx, reason, "withdrawal_reasons")
+                state_text = f"{state_text}: {label}"
             rows.append(
                 [
                     str(item.get("message_id")),
@@ -128,7 +137,7 @@ async def cmd_status(ctx: Context, args: argparse.Namespace) -> None:
                     ctx.label("categories", str(item.get("category"))),
                     when(item.get("accepted_at")),
                     when(item.get("due")),
-                    ctx.texts(f"state_{state}"),
+                    state_text,
                     when(item.get("escalated_at")),
                     _receipt_note(ctx, receipt, label),
                 ]

@@ -19,6 +19,8 @@ class SendResult:
     replayed: bool
     header_hash: str  # hH, hex: what the recipient's receipt must name
     recipients: tuple[str, ...]  # the kids the envelope was sealed to
+    # When the gateway stops handing it out: the signed header's expiry, or earlier when
+    # the consent ends first (the gateway caps it there and says so in its answer).
     expires: int
     size: int  # envelope bytes on the wire (what the padding lets the gateway see)
     attempts: int
@@ -28,6 +30,8 @@ class SendResult:
     # word, not signed; the due time is a reminder schedule, not a security property.
     accepted_at: int | None = None
     due: int | None = None
+    # The expiry this device signed into the header (``expires`` may be earlier).
+    requested_expires: int | None = None
 
 
 @dataclass(frozen=True)

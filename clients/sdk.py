@@ -247,7 +247,8 @@ class StafettClient:
             replayed=resp_status == 200,
             header_hash=sealed.result.header_hash.hex(),
             recipients=kids,
-            expires=header.expires,
+            expires=_enforced_expiry(header.expires, answer),
+            requested_expires=header.expires,
             size=sealed.result.total_length,
             attempts=attempts,
             answer=answer,
@@ -461,6 +462,15 @@ class StafettClient:
     def _keypairs(self) -> list[DeviceKeyPair]:
         # Every version still held: a message sealed before a rotation opens with the old one.
         return [self.keystore.keypairs[v] for v in sorted(self.keystore.keypairs, reverse=True)]
+
+
+def _enforced_expiry(requested: int, answer: dict[str, Any]) -> int:
+    """When the gateway stops handing the message out: its answer, never later than
+    what this device signed. The gateway caps the expiry at the consent's end; a later
+    value in the answer would be a gateway claiming to keep content longer than the
+    sender allowed, so the signed one stands then."""
+    enforced = _optional_int(answer.get("expires"))
+    return requested if enforced is None else min(requested, enforced)
 
 
 def _optional_int(value: Any) -> int | None:

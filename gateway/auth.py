@@ -144,13 +144,22 @@ def _lookup(
         raise DeviceUnknown()
     version = record.versions[kid.version]
 
-    def status() -> None:
-        if record.revoked:
-            raise DeviceRevoked()
-        if kid.version != record.current_version or version.status != "active":
-            raise KeyRetired()
+    return version.verify_key, lambda: require_active_key(directory, kid)
 
-    return version.verify_key, status
+
+def require_active_key(directory: Directory, kid: KeyId) -> None:
+    """``kid`` may act for its device in ``directory``: enrolled, the device not revoked
+    (``device_revoked``), the device's current, active version (``key_retired``).
+
+    Run at authentication and again where a decision commits (a send): a device
+    revoked while its request was under way is refused with the same code."""
+    record = directory.devices.get(str(kid.device))
+    if record is None or kid.version not in record.versions:
+        raise DeviceUnknown()
+    if record.revoked:
+        raise DeviceRevoked()
+    if kid.version != record.current_version or record.versions[kid.version].status != "active":
+        raise KeyRetired()
 
 
 @web.middleware

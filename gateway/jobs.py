@@ -15,16 +15,22 @@ import logging
 from collections.abc import Collection
 from pathlib import Path
 
-from sqlalchemy import select
+from sqlalchemy import or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from gateway import audit
 from gateway.blobs import BlobStore, unlink_all
 from gateway.db import audit_store, nonce_store
 from gateway.db.engine import SessionMaker
-from gateway.db.models import MessageRow
+from gateway.db.models import ConsentRow, MessageRow
 from gateway.identity import GatewayIdentity
-from gateway.policy.lifecycle import PENDING, MessageEvent, MessageState
+from gateway.policy.lifecycle import (
+    NOT_COLLECTED,
+    PENDING,
+    MessageState,
+    ending_due,
+    transition,
+)
 from gateway.services.messages import end_pending
 
 log = logging.getLogger("gateway.jobs")
@@ -35,28 +41,42 @@ EXPIRE_BATCH = 100
 # signature_expired before its nonce is looked at; the extra minute covers clock
 # differences between instances.
 NONCE_MARGIN_S = 60
-EXPIRED_REASON = "not_collected"
+EXPIRED_REASON = NOT_COLLECTED
 
 
 async def _due_for_expiry(
     session: AsyncSession, *, now: int, limit: int, exclude: Collection[str]
-) -> list[str]:
-    """Ids of pending messages whose expiry passed, locked for this transaction.
+) -> list[tuple[str, int, int | None]]:
+    """Pending messages whose expiry or whose consent's end passed, locked for this
+    transaction: ``(id, expires, the consent's valid_until)``.
 
     SKIP LOCKED: rows another instance (or a receipt, a recall) holds are left to it;
     this instance takes the rest, so two jobs split the work instead of queueing on it.
-    Expiry is inclusive (``gateway.policy.lifecycle.is_expired``: now >= expires).
+    Only the message rows are locked (``of``): a consent row is read, never written here.
+    Expiry is inclusive (``gateway.policy.lifecycle.is_expired``: now >= expires), and
+    so is a consent's end. The consent is looked at as well as the (capped) expiry:
+    messages accepted before the cap existed may wait past their consent's end.
     """
+    consent_end = (
+        select(ConsentRow.valid_until)
+        .where(ConsentRow.id == MessageRow.consent_id)
+        .scalar_subquery()
+    )
     query = (
-        select(MessageRow.id)
-        .where(MessageRow.state.in_(PENDING_STATES), MessageRow.expires <= now)
+        select(MessageRow.id, MessageRow.expires, consent_end)
+        .where(
+            MessageRow.state.in_(PENDING_STATES),
+            or_(MessageRow.expires <= now, consent_end <= now),
+        )
         .order_by(MessageRow.expires, MessageRow.id)
         .limit(limit)
-        .with_for_update(skip_locked=True)
+        .with_for_update(of=MessageRow, skip_locked=True)
     )
     if exclude:
         query = query.where(MessageRow.id.not_in(list(exclude)))
-    return list(await session.scalars(query))
+    return [
+        (str(m), int(e), None if c is None else int(c)) for m, e, c in await session.execute(query)
+    ]
 
 
 async def _state_of(session: AsyncSession, message_id: str) -> str | None:
@@ -67,12 +87,16 @@ async def _state_of(session: AsyncSession, message_id: str) -> str | None:
 async def expire_messages(
     sessionmaker: SessionMaker, blobs: BlobStore | Path, *, now: int, batch: int = EXPIRE_BATCH
 ) -> int:
-    """Expire every pending message past its ``expires``; returns how many this call ended.
+    """End every pending message whose expiry or whose consent's end passed; returns
+    how many this call ended.
 
     Per message (in ``gateway.services.messages.end_pending``, the one way a pending
-    message ends): state ``expired`` through the lifecycle rules, content destroyed, one
-    audit entry ``message_expired``, the "not handed over" notice ``outbox.expired``
-    (reason ``not_collected``) to the sender and ``inbox.removed`` to the recipients.
+    message ends): content destroyed, one audit entry, a notice to the sender and
+    ``inbox.removed`` to the recipients. The ending is the pure rule's
+    (``gateway.policy.lifecycle.ending_due``): past its consent's ``valid_until`` a
+    message is *withdrawn* like under a withdrawn consent, reason ``consent_ended``
+    (``outbox.withdrawn``, ``message_withdrawn``); otherwise past its own expiry it is
+    *expired*, reason ``not_collected`` (``outbox.expired``, ``message_expired``).
     Files are unlinked after each batch commits.
 
     Exactly once across instances: the conditional ``UPDATE … WHERE state IN
@@ -88,20 +112,19 @@ async def expire_messages(
             # withdrawal takes rows then the audit lock. Taking the audit lock before any
             # row (and never waiting on a row after it: SKIP LOCKED) avoids a deadlock.
             await audit_store.lock_chain(session)
-            ids = await _due_for_expiry(session, now=now, limit=batch, exclude=failed)
-            for message_id in ids:
+            due = await _due_for_expiry(session, now=now, limit=batch, exclude=failed)
+            for message_id, expires, consent_until in due:
+                ending = ending_due(expires=expires, consent_valid_until=consent_until, now=now)
+                if ending is None:  # never: the query selected it as due
+                    continue
+                event, reason = ending
                 try:
-                    # A savepoint: one message that cannot be expired (a corrupt row)
+                    # A savepoint: one message that cannot be ended (a corrupt row)
                     # is logged and skipped without undoing the rest of the batch.
                     async with session.begin_nested():
                         files.extend(
                             await end_pending(
-                                session,
-                                message_id,
-                                MessageEvent.EXPIRE,
-                                now=now,
-                                blobs=blobs,
-                                reason=EXPIRED_REASON,
+                                session, message_id, event, now=now, blobs=blobs, reason=reason
                             )
                         )
                 except Exception as exc:
@@ -114,11 +137,11 @@ async def expire_messages(
                         type(exc).__qualname__,
                     )
                     continue
-                if await _state_of(session, message_id) == MessageState.EXPIRED:
+                if await _state_of(session, message_id) == transition(MessageState.ACCEPTED, event):
                     ended_total += 1
         # After the commit: a rolled-back batch must not have deleted accepted content.
         unlink_all(files)
-        if len(ids) < batch:
+        if len(due) < batch:
             return ended_total
 
 

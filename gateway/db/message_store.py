@@ -8,7 +8,7 @@ from typing import Any
 from sqlalchemy import delete, exists, select, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from gateway.db.models import MessageRecipient, MessageRow, ReceiptRow
+from gateway.db.models import ConsentRow, MessageRecipient, MessageRow, ReceiptRow
 
 
 async def get(
@@ -97,14 +97,22 @@ async def inbox(
     after: tuple[int, str] | None,
     limit: int,
 ) -> list[MessageRow]:
-    """Pending, unexpired messages sealed to one of ``kids``, by (accepted_at, id)."""
+    """Pending, unexpired messages sealed to one of ``kids`` whose consent is still in
+    force (not withdrawn, ``valid_until`` not passed), by (accepted_at, id)."""
     is_recipient = exists().where(
         MessageRecipient.message_id == MessageRow.id, MessageRecipient.kid.in_(list(kids))
+    )
+    # A consent's end is an end: its messages are not listed even before the job ran.
+    consent_in_force = exists().where(
+        ConsentRow.id == MessageRow.consent_id,
+        ConsentRow.withdrawn_at.is_(None),
+        ConsentRow.valid_until > now,
     )
     rows = await session.scalars(
         select(MessageRow)
         .where(
             is_recipient,
+            consent_in_force,
             MessageRow.state.in_(list(states)),
             MessageRow.expires > now,
             _after(after),

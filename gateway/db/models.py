@@ -3,8 +3,8 @@
 Portability choices: times are integer Unix seconds (no time-zone surprises between the
 two engines), hashes are lower-case hex text, JSON documents are canonical JSON text
 (what was signed is stored byte for byte; a JSON column type would re-serialise it).
-The migrations (``0001_initial``, ``0002_deadlines``) create exactly this schema; a test
-compares the two.
+The migrations (``0001_initial``, ``0002_deadlines``, ``0003_consent_end``) create
+exactly this schema; a test compares the two.
 """
 
 from __future__ import annotations
@@ -102,6 +102,9 @@ class MessageRow(Base):
     # When the overdue handover was escalated (0002). Set by a conditional update in
     # the same transaction as the events and the audit entry: escalated once.
     escalated_at: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    # Why a pending message ended without a receipt (0003): ``not_collected``,
+    # ``consent_ended`` or the withdrawal's reason code. A code, never free text.
+    end_reason: Mapped[str | None] = mapped_column(String(64), nullable=True)
 
 
 class SendRefusalCount(Base):

@@ -155,6 +155,24 @@ def decide(
     return Decision(None, record.consent_id, consent.version)
 
 
+def require_in_force(consent: Consent | None, *, now: int) -> None:
+    """Refuse handing out, fetching or receipting content under an ended consent.
+
+    A consent's end (``valid_until``) is an end exactly as a withdrawal is: nothing
+    accepted under it leaves the gateway afterwards. Raises ``consent_withdrawn`` or
+    ``consent_expired`` (the send refusals' codes: the same meaning, "no consent covers
+    this transfer now"). Threat: a recipient racing the job that ends the consent's
+    pending messages — the check is on every path, not only in the job.
+    """
+    if consent is None:
+        raise REFUSALS["consent_unknown"]()
+    if consent.withdrawn_at is not None:
+        raise REFUSALS["consent_withdrawn"]()
+    until = consent.record.valid_until
+    if until is None or now >= until:
+        raise REFUSALS["consent_expired"]()
+
+
 def check_specific(
     record: ConsentRecord,
     *,

@@ -40,7 +40,7 @@ class MessageEvent(StrEnum):
     HAND_OVER = "hand_over"  # a recipient device posted an "accepted" receipt
     REJECT = "reject"  # a recipient device posted a "rejected" receipt
     EXPIRE = "expire"  # the TTL passed with nobody handing it over
-    WITHDRAW = "withdraw"  # the consent it was sent under was withdrawn
+    WITHDRAW = "withdraw"  # the consent it was sent under was withdrawn or ended
     RECALL = "recall"  # the sender took it back before handover
 
 
@@ -87,6 +87,39 @@ def is_terminal(state: MessageState | str) -> bool:
 def is_expired(expires: int, *, now: int) -> bool:
     """Expiry is inclusive: at ``expires`` the content is no longer handed out."""
     return now >= expires
+
+
+# Why a pending message ended without a receipt (event data, audit, message status).
+NOT_COLLECTED = "not_collected"  # its own expiry passed
+CONSENT_ENDED = "consent_ended"  # the consent it was accepted under reached valid_until
+
+
+def cap_at_consent_end(expires: int, consent_valid_until: int) -> int:
+    """The expiry the gateway enforces: never after the consent's end.
+
+    The signed header keeps the sender's ``expires`` (the gateway cannot change it);
+    the gateway stores and answers the earlier of the two, so the sender is told at
+    send time how long the message really waits (threat: content held, or believed
+    to be held, past the end of the consent that allowed it).
+    """
+    return min(expires, consent_valid_until)
+
+
+def ending_due(
+    *, expires: int, consent_valid_until: int | None, now: int
+) -> tuple[MessageEvent, str] | None:
+    """How a pending message ends at ``now`` without a receipt, if it does.
+
+    The consent's end wins over the message's own expiry when both passed (a capped
+    expiry equals the consent's end): the sender is told the consent ended, which is
+    what stopped the handover. ``None`` for ``consent_valid_until``: unknown consent,
+    only the expiry counts.
+    """
+    if consent_valid_until is not None and now >= consent_valid_until:
+        return MessageEvent.WITHDRAW, CONSENT_ENDED
+    if is_expired(expires, now=now):
+        return MessageEvent.EXPIRE, NOT_COLLECTED
+    return None
 
 
 def effective_expiry(

@@ -60,6 +60,21 @@ class DirectoryService:
             self._directory = current
         return self._directory
 
+    async def current(self, session: AsyncSession) -> Directory:
+        """The directory as committed, held still until ``session``'s transaction ends.
+
+        For a decision that commits in ``session`` (a send): on PostgreSQL a shared
+        advisory lock against :meth:`append`'s exclusive one, so an append (a
+        revocation) either committed before this read or waits for this commit — never
+        lands between the check and the commit. (SQLite: the transaction holds the
+        single write lock from its start, which orders it against appends already.)
+        """
+        if session.get_bind().dialect.name == "postgresql":
+            await session.execute(
+                text("SELECT pg_advisory_xact_lock_shared(:k)"), {"k": _DIRECTORY_LOCK_ID}
+            )
+        return await self.refresh(session)
+
     async def _load(self, session: AsyncSession, target: Directory, stored: int) -> Directory:
         while target.size < stored:
             batch = await directory_store.entries_from(session, target.size, _LOAD_BATCH)

@@ -33,6 +33,7 @@ from gateway.errors import (
     ReceiptNotFound,
     ServiceUnavailable,
 )
+from gateway.policy.consent import require_in_force
 from gateway.policy.lifecycle import (
     MessageEvent,
     MessageState,
@@ -41,6 +42,7 @@ from gateway.policy.lifecycle import (
     transition,
 )
 from gateway.policy.vocabulary import Vocabulary, load_vocabulary
+from gateway.services.consents import load_consent
 from gateway.services.message_content import (
     PENDING_STATES,
     destroy_content,
@@ -119,8 +121,12 @@ def status_json(row: MessageRow, receipt_json: str | None) -> dict[str, Any]:
         # When the overdue handover was escalated (sender and contacts told), or None.
         "escalated_at": row.escalated_at,
         # A rejection returns the matter to the sender: the signed reason code at the
-        # top level, so an outbox listing shows why without opening the receipt.
-        "reason": receipt["reason"] if receipt and row.state == MessageState.REJECTED else None,
+        # top level, so an outbox listing shows why without opening the receipt. Another
+        # ending without a receipt gives the gateway's reason code (``consent_ended``,
+        # ``not_collected``, the withdrawal's code).
+        "reason": (
+            receipt["reason"] if receipt and row.state == MessageState.REJECTED else row.end_reason
+        ),
         "receipt": receipt,
     }
 
@@ -236,6 +242,8 @@ async def open_for_recipient(
             raise MessageNotFound()
         if not kids & set(await message_store.recipients(session, message_id)):
             raise MessageNotFound()
+        # The job that ends the consent's messages may not have run yet: no bytes leave.
+        require_in_force(await load_consent(session, row.consent_id), now=now)
         if is_expired(row.expires, now=now) or row.blob_key is None:
             # The expiry job deletes it shortly; until then it is not handed out.
             raise MessageExpired()
@@ -316,6 +324,8 @@ async def post_receipt(
             transition(row.state, MessageEvent.HAND_OVER)
         if not kids & set(await message_store.recipients(session, message_id)):
             raise MessageNotFound()
+        # No handover recorded under an ended consent, even if the job has not run yet.
+        require_in_force(await load_consent(session, row.consent_id), now=now)
         if is_expired(row.expires, now=now):
             raise MessageExpired()
         parsed = parse_receipt(raw)

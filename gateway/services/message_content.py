@@ -106,7 +106,7 @@ async def _end(
         session,
         message_id,
         from_states=PENDING_STATES,
-        values={"state": new_state, "state_changed_at": now},
+        values={"state": new_state, "state_changed_at": now, "end_reason": reason},
     )
     if not moved:
         return False, []

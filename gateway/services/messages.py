@@ -14,11 +14,16 @@ Checks, in order, each with its own code (deny by default: only the end accepts)
    ``envelope_signature_invalid``): nothing the gateway stores was altered in transit;
 6. the recipient unit exists (``recipient_unit_unknown``); every recipient kid is an
    enrolled, unrevoked key of a device of that unit (``recipient_unknown``) at or above
-   the device's minimum encryption version (``recipient_key_too_old``);
+   the device's minimum encryption version (``recipient_key_too_old``); checked again,
+   with the sender's key (``device_revoked``, ``key_retired``), inside the transaction
+   that accepts the message, against the directory as committed then;
 7. the consent decision (``gateway.policy.consent.decide``) with the caller's unit as
    sender unit, under a share lock on the consent row so a concurrent withdrawal either
    sees this message or is seen by it;
-8. the expiry (``gateway.policy.lifecycle.effective_expiry``, capped by settings).
+8. the expiry (``gateway.policy.lifecycle.effective_expiry``, capped by settings), then
+   capped at the consent's ``valid_until`` (``cap_at_consent_end``): the answer's
+   ``expires`` is the one the gateway enforces, which may be earlier than the signed
+   header's (the header is not changed; the sender is told).
 
 An accepted message is stamped with its ``due`` time from the deadline policy
 (``gateway.services.deadlines``), keyed by the unit kinds in the verified directory.
@@ -34,15 +39,16 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from gateway import audit
-from gateway.auth import Caller, require_device
+from gateway.auth import Caller, require_active_key, require_device
 from gateway.blobs import BlobStore, Upload
 from gateway.db import message_store, report_store
 from gateway.db.engine import SessionMaker
@@ -59,7 +65,7 @@ from gateway.errors import (
 from gateway.policy.consent import decide
 from gateway.policy.deadlines import DeadlinePolicy
 from gateway.policy.errors import ConsentRefused
-from gateway.policy.lifecycle import MessageState, effective_expiry
+from gateway.policy.lifecycle import MessageState, cap_at_consent_end, effective_expiry
 from gateway.policy.vocabulary import Vocabulary, load_vocabulary
 from gateway.report_period import month_of
 from gateway.services.consents import load_consent
@@ -78,6 +84,9 @@ from keys.envelope import EnvelopeHeader, VerifiedEnvelope, read_header, verify_
 from keys.errors import EnvelopeHeaderInvalid
 
 log = logging.getLogger(__name__)
+
+# The verified directory as committed, read inside the accepting transaction.
+CurrentDirectory = Callable[[AsyncSession], Awaitable[Directory]]
 
 # Refusals counted for the follow-up figures: decisions about an authentic envelope.
 # Malformed or unauthenticated uploads are not handovers anybody attempted.
@@ -127,6 +136,7 @@ async def send_message(
     vocabulary: Vocabulary | None = None,
     deadlines: DeadlinePolicy | None = None,
     clock: Callable[[], int] | None = None,
+    current_directory: CurrentDirectory | None = None,
 ) -> SendResult:
     """Receive, check and store one envelope (module docstring for the order).
 
@@ -135,6 +145,12 @@ async def send_message(
     Threat: an upload begun while the consent was valid and trickled in past its end
     (or past the message's own expiry) would otherwise be accepted, stamped as if the
     decision had been taken back then.
+
+    ``current_directory``, when given, is read inside the transaction that accepts the
+    message (``DirectoryService.current``); the sender's key and every recipient key are
+    checked again against it. Threat: a device revoked (or a key retired) while a long
+    upload streamed — authorised at the start, it would still be sent or receive the
+    message; it is refused with the code a send started after the revocation gets.
     """
     require_device(caller)
     upload = await blobs.receive(message_id, chunks)  # the temp file is gone if this raises
@@ -151,6 +167,7 @@ async def send_message(
             vocabulary=vocabulary or load_vocabulary(),
             deadlines=deadlines or deadline_policy(settings),
             now=now,
+            current_directory=current_directory,
         )
     except BaseException:
         blobs.discard(upload)  # refused: nothing stored, not even the bytes
@@ -222,6 +239,7 @@ async def _decide(
     vocabulary: Vocabulary,
     deadlines: DeadlinePolicy,
     now: int,
+    current_directory: CurrentDirectory | None,
 ) -> tuple[SendResult, bool]:
     header = await asyncio.to_thread(_read_header, upload.temp)
     if header.message_id != message_id:
@@ -247,6 +265,7 @@ async def _decide(
             settings=settings,
             deadlines=deadlines,
             now=now,
+            current_directory=current_directory,
         )
     except COUNTED_REFUSALS as exc:
         await _count_refusal(sessionmaker, caller, header, directory, code_of(exc), now=now)
@@ -296,6 +315,7 @@ async def _store(
     settings: Settings,
     deadlines: DeadlinePolicy,
     now: int,
+    current_directory: CurrentDirectory | None,
 ) -> tuple[SendResult, bool]:
     header = verified.header
     _check_recipients(header, directory)
@@ -311,6 +331,11 @@ async def _store(
             existing = await message_store.get(session, message_id)
             if existing is not None:
                 return _replay(existing, upload), False
+            if current_directory is not None:
+                # Authorisation is decided here, at commit, not when the upload began.
+                directory = await current_directory(session)
+                require_active_key(directory, caller.kid)
+                _check_recipients(header, directory)
             consent = await load_consent(session, header.consent_id, lock="share")
             decision = decide(
                 consent,
@@ -322,8 +347,10 @@ async def _store(
                 now=now,
             )
             decision.raise_for_refusal()
-            if decision.consent_version is None:  # accepted ⇒ stamped; never reached
+            if decision.consent_version is None or consent is None:  # accepted ⇒ stamped
                 raise RuntimeError("an accepted decision carries the consent version")
+            # Never held past the consent's end (decide refused an open-ended one).
+            expires = cap_at_consent_end(expires, consent.record.valid_until or now)
             row = MessageRow(
                 id=message_id,
                 sender_kid=str(caller.kid),

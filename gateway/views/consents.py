@@ -12,6 +12,7 @@ from gateway.blobs import BlobStore, unlink_all
 from gateway.errors import FieldInvalid
 from gateway.services import consents
 from gateway.views.jsonbody import read_json
+from gateway.views.path_ids import consent_id_of
 from keys.consent_record import FIELDS as CONSENT_FIELDS
 
 _MAX_INT = 2**53 - 1
@@ -43,15 +44,15 @@ async def get_consents(request: web.Request) -> web.Response:
 
 
 async def get_consent(request: web.Request) -> web.Response:
+    consent_id = consent_id_of(request)
     # A write transaction: reading a person's consent is audited like listing them.
     async with request.app[SESSIONMAKER].begin() as session:
-        body = await consents.get_consent(
-            session, caller_of(request), request.match_info["consent_id"], now=_now()
-        )
+        body = await consents.get_consent(session, caller_of(request), consent_id, now=_now())
     return web.json_response(body)
 
 
 async def post_withdraw(request: web.Request) -> web.Response:
+    consent_id = consent_id_of(request)
     body = await read_json(request, required={"reason"}, optional={"withdrawn_at"})
     reason, withdrawn_at = body["reason"], body.get("withdrawn_at")
     if not isinstance(reason, str):
@@ -64,7 +65,7 @@ async def post_withdraw(request: web.Request) -> web.Response:
         result = await consents.withdraw_consent(
             session,
             caller_of(request),
-            request.match_info["consent_id"],
+            consent_id,
             reason=reason,
             withdrawn_at=withdrawn_at,
             policy=consents.policy_from(request.app[SETTINGS]),

@@ -12,6 +12,7 @@ from gateway.blobs import BlobStore, stream_blob
 from gateway.errors import UnsupportedMediaType
 from gateway.services import message_access, messages
 from gateway.views.jsonbody import query_int, read_json
+from gateway.views.path_ids import message_id_of
 from keys.receipt import FIELDS as RECEIPT_FIELDS
 
 MAX_PAGE = 1000
@@ -27,18 +28,20 @@ def _now() -> int:
 
 
 async def put_message(request: web.Request) -> web.Response:
+    message_id = message_id_of(request)  # before the body streams in
     if request.content_type != STREAM_CONTENT_TYPE:
         raise UnsupportedMediaType(f"expected Content-Type: {STREAM_CONTENT_TYPE}")
     result = await messages.send_message(
         request.app[SESSIONMAKER],
         caller_of(request),
-        request.match_info["message_id"],
+        message_id,
         verified_body(request),
         directory=request.app[DIRECTORY].directory,
         settings=request.app[SETTINGS],
         blobs=_blobs(request),
         now=_now(),
         clock=_now,  # decide when the body has arrived (it may stream for a long time)
+        current_directory=request.app[DIRECTORY].current,  # and authorise at commit
     )
     return web.json_response(result.body, status=result.status)
 
@@ -74,7 +77,7 @@ async def get_message(request: web.Request) -> web.Response:
     body = await message_access.status(
         request.app[SESSIONMAKER],
         caller_of(request),
-        request.match_info["message_id"],
+        message_id_of(request),
         directory=request.app[DIRECTORY].directory,
     )
     return web.json_response(body)
@@ -84,7 +87,7 @@ async def get_envelope(request: web.Request) -> web.StreamResponse:
     opened = await message_access.open_for_recipient(
         request.app[SESSIONMAKER],
         caller_of(request),
-        request.match_info["message_id"],
+        message_id_of(request),
         directory=request.app[DIRECTORY].directory,
         blobs=_blobs(request),
         now=_now(),
@@ -103,11 +106,12 @@ async def get_envelope(request: web.Request) -> web.StreamResponse:
 
 
 async def post_receipt(request: web.Request) -> web.Response:
+    message_id = message_id_of(request)
     raw = await read_json(request, required=RECEIPT_FIELDS)
     body = await message_access.post_receipt(
         request.app[SESSIONMAKER],
         caller_of(request),
-        request.match_info["message_id"],
+        message_id,
         raw,
         directory=request.app[DIRECTORY].directory,
         blobs=_blobs(request),
@@ -118,7 +122,7 @@ async def post_receipt(request: web.Request) -> web.Response:
 
 async def get_receipt(request: web.Request) -> web.Response:
     body = await message_access.get_receipt(
-        request.app[SESSIONMAKER], caller_of(request), request.match_info["message_id"]
+        request.app[SESSIONMAKER], caller_of(request), message_id_of(request)
     )
     return web.json_response(body)
 
@@ -127,7 +131,7 @@ async def post_recall(request: web.Request) -> web.Response:
     body = await message_access.recall(
         request.app[SESSIONMAKER],
         caller_of(request),
-        request.match_info["message_id"],
+        message_id_of(request),
         directory=request.app[DIRECTORY].directory,
         blobs=_blobs(request),
         now=_now(),

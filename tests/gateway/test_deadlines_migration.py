@@ -7,7 +7,7 @@ from alembic import command
 from sqlalchemy import Connection, text
 
 from gateway.db.engine import open_engine
-from gateway.migrations import alembic_config, migrate
+from gateway.migrations import alembic_config, head_revision, migrate
 
 
 def _upgrade_to(connection: Connection, revision: str) -> None:
@@ -36,7 +36,7 @@ async def test_0002_keeps_existing_rows_and_adds_empty_markers(store_url: str) -
                 ),
                 {"s": "ab" * 32},
             )
-        assert await migrate(store_url) == "0002"
+        assert await migrate(store_url) == head_revision()
         async with engine.connect() as connection:
             row = (await connection.execute(text("SELECT id, reminded_at FROM consents"))).one()
             assert tuple(row) == ("c1", None)

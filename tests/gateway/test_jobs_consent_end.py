@@ -52,8 +52,8 @@ async def _consent(db: SessionMaker, valid_until: int) -> str:
 
 
 async def _pending(db: SessionMaker, blobs: BlobStore, consent_id: str, expires: int) -> str:
-    upload = await blobs.receive(_chunks())
     message_id = str(uuid.uuid4())
+    upload = await blobs.receive(message_id, _chunks())
     row = MessageRow(
         id=message_id,
         sender_kid=ANNA,

@@ -101,9 +101,10 @@ async def record_consent(
     Re-posting the identical record answers as the first time (idempotent); a
     different record under the same id is ``consent_conflict``. A new record that says
     what an active consent already says (same subject, pairs, categories and purposes,
-    not ending a day or more later, the caller's unit a party to both) is not stored: the answer is the existing
-    consent's id with ``"existing": true`` and status 200, so one person does not
-    collect silent duplicates that must all be found and withdrawn later.
+    not ending a day or more later, the caller's unit a party to both) is not stored:
+    the answer is the existing consent's id with ``"existing": true`` and status 200,
+    so one person does not collect silent duplicates that must all be found and
+    withdrawn later.
     """
     require_device(caller)
     record = parse_consent_record(raw)

@@ -69,10 +69,20 @@ async def _gateway_text(gateway: RunningGateway, tmp_path: Path) -> str:
         for table in Base.metadata.sorted_tables:
             for row in (await session.execute(select(table))).all():
                 parts.append(repr(tuple(row)))
-    for path in tmp_path.rglob("*"):
-        if path.is_file() and ".sqlite3" in path.name:
-            parts.append(path.read_bytes().decode("utf-8", "replace"))
+    parts.extend(_sqlite_files(tmp_path))
     return "\n".join(parts)
+
+
+def _sqlite_files(root: Path) -> list[str]:
+    return [
+        path.read_bytes().decode("utf-8", "replace")
+        for path in root.rglob("*")
+        if path.is_file() and ".sqlite3" in path.name
+    ]
+
+
+def _local_copy(path: Path) -> tuple[dict[str, str], int]:
+    return json.loads(path.read_text()), path.stat().st_mode
 
 
 @pytest.mark.asyncio
@@ -83,12 +93,13 @@ async def test_oral_free_text_stays_on_the_device(
     consent_id = recorded["consent_id"]
     assert recorded["existing"] is False
     # The local copy: the text, its salt, and a hash that is the one the gateway holds.
-    local = json.loads(Path(recorded["free_text_file"]).read_text())
+    local, mode = _local_copy(Path(recorded["free_text_file"]))
     assert (local["witness"], local["note"]) == (WITNESS, NOTE)
-    assert Path(recorded["free_text_file"]).stat().st_mode & 0o077 == 0
+    assert mode & 0o077 == 0
     shown = (await cli.gw.client("sav/bo/1").get(f"/v1/consents/{consent_id}")).json()
     assert FreeText.from_json(local).matches(shown["record"]["free_text_hash"])
-    assert "witness" not in shown["record"] and "note" not in shown["record"]
+    assert "witness" not in shown["record"]
+    assert "note" not in shown["record"]
     # Nothing of the text in any table (nor, on SQLite, anywhere in the files).
     held = await _gateway_text(gateway, tmp_path)
     assert consent_id in held  # the scan does see what is stored

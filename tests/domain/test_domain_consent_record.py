@@ -22,6 +22,7 @@ from keys.canonical import b64d, b64e, canonical_json
 from keys.consent_record import (
     SIG_DOMAIN,
     UNSIGNED_FIELDS,
+    FreeText,
     parse_consent_record,
     sign_consent_record,
     verify_consent_record,
@@ -250,3 +251,23 @@ def test_signed_examples_validate_against_the_schema(example: dict[str, Any]) ->
 def test_schema_and_code_agree_on_the_field_set() -> None:
     assert set(SCHEMA["required"]) == set(UNSIGNED_FIELDS) | {"sig"}
     assert set(SCHEMA["properties"]) == set(SCHEMA["required"])
+
+
+# --- the free text that stays on the recording device ---------------------------------------
+def test_free_text_hash_is_salted_split_safe_and_round_trips() -> None:
+    salt = bytes(range(32))
+    text = FreeText("Bertil", "Vid mote kl 10", salt)
+    assert text.digest == FreeText("Bertil", "Vid mote kl 10", salt).digest
+    # Another salt, another hash: without the salt nobody can test guesses against it.
+    assert text.digest != FreeText("Bertil", "Vid mote kl 10", bytes(32)).digest
+    # Moving text between witness and note changes the hash (canonical JSON of both).
+    assert text.digest != FreeText("Bertil Vid", "mote kl 10", salt).digest
+    again = FreeText.from_json(text.to_json())
+    assert again.matches(text.digest)
+    assert not FreeText.new("Bertil", "Vid mote kl 10").matches(text.digest)
+    assert "Bertil" not in repr(text)
+    assert "mote" not in repr(text)
+    with pytest.raises(ConsentRecordInvalid):
+        FreeText("Bertil", "note", b"short")
+    with pytest.raises(ConsentRecordInvalid):
+        FreeText("x" * 201, "note", salt)

@@ -7,7 +7,7 @@ given. A written consent's signed form stays in the case file: only its BLAKE2b-
 checksum is sent (``evidence_hash``), so the recorder can later prove which form it
 was. An oral consent's witness and note likewise stay here (``consents/<id>.json`` in
 the state directory, for the case file); only their salted hash is sent
-(``free_text_hash``, keys.consent_record.FreeText).
+(``free_text_hash``, keys.consent_free_text.FreeText).
 
 A withdrawal cannot be undone (pending messages under the consent are destroyed), so
 it is confirmed at a terminal, with a reason code from the vocabulary; scripts pass
@@ -25,7 +25,8 @@ from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
-from keys.consent_record import FreeText, verify_consent_record
+from keys.consent_free_text import FreeText
+from keys.consent_record import verify_consent_record
 from keys.directory import Directory
 from keys.errors import KeysError
 from keys.keypairs import KeyId

@@ -164,7 +164,7 @@ class StafettClient:
         When an active consent already says the same (subject, pairs, categories,
         purposes) the gateway stores nothing and this returns *that* consent's id: a
         caller that compares it with the ``consent_id`` it passed sees the duplicate.
-        An oral consent carries ``free_text_hash`` (keys.consent_record.FreeText), never
+        An oral consent carries ``free_text_hash`` (keys.consent_free_text.FreeText), never
         the witness or the note: keeping the text is the caller's job.
 
         ``v``, ``consent_id`` (a new UUID), ``recorded_by`` (this key) and ``created``

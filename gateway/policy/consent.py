@@ -265,7 +265,7 @@ def _check_documented(
 ) -> None:
     # The one who received the consent must be able to prove it: written ⇒ the signed
     # form's hash; oral ⇒ the hash of a witness and a note on when and how. The text
-    # itself stays on the recording device (keys.consent_record.FreeText), so whether
+    # itself stays on the recording device (keys.consent_free_text.FreeText), so whether
     # both were written down is checked there, before signing; the gateway can only
     # require the commitment.
     if form == "written" and evidence_hash is None:

@@ -8,7 +8,8 @@ from typing import Any
 
 from gateway.policy.consent import Consent, ConsentPolicy
 from gateway.policy.vocabulary import load_vocabulary
-from keys.consent_record import ConsentRecord, FreeText, parse_consent_record
+from keys.consent_free_text import FreeText
+from keys.consent_record import ConsentRecord, parse_consent_record
 
 NOW = 1_760_000_000  # 2025-10-09T08:53:20Z; a literal, as pure code takes time as a value
 DAY = 86_400

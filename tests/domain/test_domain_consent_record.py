@@ -19,10 +19,10 @@ from domain_factories import (
 )
 
 from keys.canonical import b64d, b64e, canonical_json
+from keys.consent_free_text import FreeText
 from keys.consent_record import (
     SIG_DOMAIN,
     UNSIGNED_FIELDS,
-    FreeText,
     parse_consent_record,
     sign_consent_record,
     verify_consent_record,

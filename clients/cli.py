@@ -9,7 +9,7 @@
     consent record --pair FROM:TO ... --category C ... --purpose P ...
                    (--until YYYY-MM-DD | --days N) --form written --evidence F
                    | --form oral --witness W --note N   [--minor --guardian-evidence F]
-    consent list | consent withdraw CONSENT_ID --reason R
+    consent list | consent withdraw CONSENT_ID [--reason R] [--yes]
     send --to UNIT [--officer NAME ...] --category C --purpose P
          [--text-file F] [--file F ...] [--consent ID] [--reply-to ID] [--days N]
     inbox | open ID [--out DIR] [--reopen] | ack ID [--reject REASON] | status [ID] | recall ID
@@ -66,6 +66,21 @@ def _message_id(value: str) -> str:
     except ValueError:
         pass
     raise argparse.ArgumentTypeError(f"not a message id: {value[:40]!r}")
+
+
+def _consent_id(value: str) -> str:
+    """A consent id is a lower-case UUID. Anything else is refused without echoing it:
+    the likeliest mistake is a personnummer typed here, which must not be repeated on
+    screen nor sent to the gateway in a URL (threat: the number in logs and history)."""
+    try:
+        if str(uuid.UUID(value)) == value:
+            return value
+    except ValueError:
+        pass
+    raise argparse.ArgumentTypeError(
+        "--consent takes a consent id (a UUID); a personnummer is never an argument "
+        "(clear the shell history if one was typed here)"
+    )
 
 
 def _common() -> _Parser:
@@ -131,7 +146,8 @@ def _parser() -> argparse.ArgumentParser:
     add(consent, "list", cli_consent.cmd_list, "list a person's consents (asks for personnummer)")
     p = add(consent, "withdraw", cli_consent.cmd_withdraw, "register a withdrawal")
     p.add_argument("consent_id")
-    p.add_argument("--reason", default="subject_withdrew")
+    p.add_argument("--reason", help="withdrawal reason code (asked at a terminal if left out)")
+    p.add_argument("--yes", action="store_true", help="do not ask for confirmation (scripts)")
 
     p = add(sub, "send", cli_send.cmd_send, "send a text and/or files")
     p.add_argument("--to", required=True, help="recipient unit")
@@ -140,7 +156,11 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--purpose", required=True)
     p.add_argument("--text-file", help="the message text (UTF-8 file)")
     p.add_argument("--file", action="append", help="an attachment, repeatable")
-    p.add_argument("--consent", help="consent id (the gateway alone decides)")
+    p.add_argument(
+        "--consent",
+        type=_consent_id,
+        help="consent id (the personnummer is still asked for and must match it)",
+    )
     p.add_argument("--reply-to", type=_message_id, help="message id this answers")
     p.add_argument("--days", type=int, default=14, help="keep for N days if not collected")
 

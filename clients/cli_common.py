@@ -64,6 +64,10 @@ class Context:
         never from argv (threat: shell history and ``ps`` showing who a case is about).
         The number is dropped as soon as the reference is derived.
         """
+        return self.subject(client)[0]
+
+    def subject(self, client: StafettClient) -> tuple[str, int]:
+        """:meth:`subject_ref` and the person's age (from the number, never asked)."""
         keystore = self.home.keystore()
         if keystore.subject_key is None:
             raise CliFailure(self.texts("no_subject_key"))
@@ -74,7 +78,7 @@ class Context:
         else:
             raise CliFailure(self.texts("pnr_needed"), status=2)
         try:
-            return client.subject_ref(text)
+            return client.subject_ref_and_age(text)
         except SubjectIdInvalid as exc:
             raise CliFailure(self.texts("pnr_invalid", reason=self._pnr_reason(str(exc)))) from None
 

@@ -1,20 +1,31 @@
 """``stafett consent record | list | withdraw``.
 
 The personnummer is asked for (not echoed) or read from stdin, validated and turned
-into the subject reference here; only the reference goes to the gateway. A written
-consent's signed form stays in the case file: only its BLAKE2b-256 checksum is sent
-(``evidence_hash``), so the recorder can later prove which form it was.
+into the subject reference here; only the reference goes to the gateway. The person's
+age comes from the number too: under 18 needs a guardian's consent, whatever flags were
+given. A written consent's signed form stays in the case file: only its BLAKE2b-256
+checksum is sent (``evidence_hash``), so the recorder can later prove which form it
+was. An oral consent's witness and note likewise stay here (``consents/<id>.json`` in
+the state directory, for the case file); only their salted hash is sent
+(``free_text_hash``, keys.consent_free_text.FreeText).
+
+A withdrawal cannot be undone (pending messages under the consent are destroyed), so
+it is confirmed at a terminal, with a reason code from the vocabulary; scripts pass
+``--reason`` and ``--yes``.
 """
 
 from __future__ import annotations
 
 import argparse
 import hashlib
+import sys
 import time
+import uuid
 from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
+from keys.consent_free_text import FreeText
 from keys.consent_record import verify_consent_record
 from keys.directory import Directory
 from keys.errors import KeysError
@@ -25,6 +36,8 @@ from .cli_render import day, table
 from .cli_state import CliFailure
 
 DAY = 86_400
+ADULT_AGE = 18
+FREE_TEXT_DIR = "consents"
 
 
 def evidence_hash(ctx: Context, path: Path) -> str:
@@ -61,18 +74,43 @@ def _end(ctx: Context, args: argparse.Namespace, now: int) -> int:
     raise CliFailure(ctx.texts("consent_need_end"), status=2)
 
 
-def _form_fields(ctx: Context, args: argparse.Namespace) -> dict[str, Any]:
+def _ask(ctx: Context, key: str, given: str | None) -> str:
+    """An option's value, or asked at a terminal (keeps free text out of shell history)."""
+    if given is None and sys.stdin.isatty():
+        given = input(ctx.texts(key))
+    return (given or "").strip()
+
+
+def _form_fields(ctx: Context, args: argparse.Namespace) -> tuple[dict[str, Any], FreeText | None]:
+    """The record's form fields, and an oral consent's free text (which stays here)."""
     if args.form == "written":
         if not args.evidence:
             raise CliFailure(ctx.texts("consent_written_needs_evidence"), status=2)
         return {
             "evidence_hash": evidence_hash(ctx, Path(args.evidence)),
-            "witness": None,
-            "note": None,
-        }
-    if not args.witness or not args.note:
+            "free_text_hash": None,
+        }, None
+    witness = _ask(ctx, "consent_witness_prompt", args.witness)
+    note = _ask(ctx, "consent_note_prompt", args.note)
+    # Checked here, not at the gateway: the gateway only ever sees the hash.
+    if not witness or not note:
         raise CliFailure(ctx.texts("consent_oral_needs_witness"), status=2)
-    return {"evidence_hash": None, "witness": args.witness, "note": args.note}
+    try:
+        text = FreeText.new(witness, note)
+    except KeysError as exc:
+        raise CliFailure(str(exc), status=2) from None
+    return {"evidence_hash": None, "free_text_hash": text.digest}, text
+
+
+def _keep_free_text(ctx: Context, consent_id: str, text: FreeText) -> Path:
+    """Save the oral consent's witness, note and salt locally (0600), before anything is
+    sent: a record whose hash names a text that was never kept could not be proven."""
+    ctx.home.save_record(
+        FREE_TEXT_DIR,
+        consent_id,
+        {"consent_id": consent_id, "free_text_hash": text.digest, **text.to_json()},
+    )
+    return ctx.home.path(FREE_TEXT_DIR, f"{consent_id}.json")
 
 
 async def cmd_record(ctx: Context, args: argparse.Namespace) -> None:
@@ -81,25 +119,32 @@ async def cmd_record(ctx: Context, args: argparse.Namespace) -> None:
     ctx.check_terms("purposes", "what_purpose", args.purpose)
     now = int(time.time())
     valid_until = _end(ctx, args, now)
-    form = _form_fields(ctx, args)
+    form, free_text = _form_fields(ctx, args)
     guardians = [
         {
             "form": "written",
             "evidence_hash": evidence_hash(ctx, Path(g)),
-            "witness": None,
-            "note": None,
+            "free_text_hash": None,
         }
         for g in args.guardian_evidence or []
     ]
     if args.minor and not guardians:
         raise CliFailure(ctx.texts("consent_minor_needs_guardian"), status=2)
+    consent_id = str(uuid.uuid4())
     async with ctx.client() as client:
         directory = await client.directory()
         for pair in pairs:
             ctx.check_unit(directory, pair["from"])
             ctx.check_unit(directory, pair["to"])
-        subject_ref = ctx.subject_ref(client)
+        subject_ref, age = ctx.subject(client)
+        # Threat: a minor recorded as an adult because a flag was forgotten; the police
+        # require the guardians' consent for anyone under 18.
+        minor = bool(args.minor) or age < ADULT_AGE
+        if minor and not guardians:
+            raise CliFailure(ctx.texts("consent_minor_by_pnr", age=age), status=2)
+        kept = None if free_text is None else _keep_free_text(ctx, consent_id, free_text)
         fields: dict[str, Any] = {
+            "consent_id": consent_id,
             "subject_ref": subject_ref,
             "pairs": pairs,
             "categories": list(dict.fromkeys(args.category)),
@@ -110,12 +155,24 @@ async def cmd_record(ctx: Context, args: argparse.Namespace) -> None:
             **form,
             "obtained_by": str(client.kid.device),
             "obtained_at": now,
-            "minor": bool(args.minor),
+            "minor": minor,
             "guardians": guardians,
             "covers_processing": True,
         }
-        consent_id = await client.record_consent(fields)
+        recorded_id = await client.record_consent(fields)
     ctx.home.save_keystore_if_changed()
+    if recorded_id != consent_id:
+        # The gateway answered with an identical active consent: nothing new exists,
+        # so this run's local free text names nothing and goes.
+        if kept is not None:
+            kept.unlink(missing_ok=True)
+        ctx.out.line(ctx.texts("consent_already_recorded", consent_id=recorded_id))
+        ctx.out.emit(
+            {"consent_id": recorded_id, "existing": True, "valid_until": None, "pairs": pairs}
+        )
+        return
+    if kept is not None:
+        ctx.out.line(ctx.texts("consent_free_text_kept", path=kept))
     described = ", ".join(f"{p['from']} -> {p['to']}" for p in pairs)
     ctx.out.line(
         ctx.texts(
@@ -126,7 +183,15 @@ async def cmd_record(ctx: Context, args: argparse.Namespace) -> None:
             until=day(valid_until),
         )
     )
-    ctx.out.emit({"consent_id": consent_id, "valid_until": valid_until, "pairs": pairs})
+    ctx.out.emit(
+        {
+            "consent_id": consent_id,
+            "existing": False,
+            "valid_until": valid_until,
+            "pairs": pairs,
+            "free_text_file": None if kept is None else str(kept),
+        }
+    )
 
 
 def verified_record(directory: Directory, consent: dict[str, Any]) -> dict[str, Any] | None:
@@ -198,10 +263,38 @@ async def cmd_list(ctx: Context, args: argparse.Namespace) -> None:
     ctx.out.emit({"consents": items})
 
 
+def _withdrawal_reason(ctx: Context, args: argparse.Namespace) -> str:
+    """``--reason``, or asked at a terminal from the vocabulary's list of codes."""
+    interactive = sys.stdin.isatty()
+    if not args.yes and not interactive:
+        raise CliFailure(ctx.texts("withdraw_needs_yes"), status=2)
+    reason = args.reason
+    if reason is None:
+        if not interactive:
+            raise CliFailure(ctx.texts("withdraw_needs_yes"), status=2)
+        allowed = ", ".join(sorted(ctx.vocabulary.groups["withdrawal_reasons"]))
+        reason = input(ctx.texts("withdraw_reason_prompt", allowed=allowed)).strip()
+    ctx.check_terms("withdrawal_reasons", "what_reason", [reason])
+    return str(reason)
+
+
+def _confirmed(ctx: Context, args: argparse.Namespace, reason: str) -> bool:
+    if args.yes:
+        return True
+    answer = input(ctx.texts("withdraw_confirm", consent_id=args.consent_id, reason=reason))
+    return answer.strip().lower() in {"y", "yes", "j", "ja", ctx.texts("yes")}
+
+
 async def cmd_withdraw(ctx: Context, args: argparse.Namespace) -> None:
-    ctx.check_terms("withdrawal_reasons", "what_reason", [args.reason])
+    # A withdrawal destroys pending content and cannot be undone: confirmed, with a
+    # reason code (free text would be case content at the gateway).
+    reason = _withdrawal_reason(ctx, args)
+    if not _confirmed(ctx, args, reason):
+        ctx.out.line(ctx.texts("withdraw_cancelled"))
+        ctx.out.emit({"consent_id": args.consent_id, "status": None, "messages_withdrawn": 0})
+        return
     async with ctx.client() as client:
-        answer = await client.withdraw_consent(args.consent_id, args.reason)
+        answer = await client.withdraw_consent(args.consent_id, reason)
     n = int(answer.get("messages_withdrawn", 0))
     ctx.out.line(ctx.texts("consent_withdrawn", consent_id=args.consent_id, n=n))
     ctx.out.emit(

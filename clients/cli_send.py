@@ -5,13 +5,16 @@ again, authoritatively): the personnummer gives the subject reference, the conse
 the gateway lists are verified against their recorders' directory keys, and one that
 is active and covers this unit -> recipient unit x category x purpose is chosen. An
 explicit ``--consent ID`` skips the local choice and leaves the decision to the
-gateway alone (its refusal names the reason). Nothing leaves the device when no
-consent covers the send.
+gateway alone (its refusal names the reason); the personnummer is still asked for
+(prompt or ``--pnr-stdin``, never argv) and must be the consent's person, so that
+naming a consent id never stands in for saying who the message is about. Nothing
+leaves the device when no consent covers the send.
 """
 
 from __future__ import annotations
 
 import argparse
+import hmac
 import time
 from pathlib import Path
 from typing import Any
@@ -66,7 +69,11 @@ async def _choose_consent(
             raise CliFailure(
                 ctx.texts("crypto_refused", code="consent_signature_invalid", detail=args.consent)
             )
-        return args.consent, str(record["subject_ref"])
+        subject_ref = ctx.subject_ref(client)
+        # Constant time: the pseudonym is the one person-derived value compared here.
+        if not hmac.compare_digest(subject_ref, str(record["subject_ref"])):
+            raise CliFailure(ctx.texts("consent_other_person", consent_id=args.consent))
+        return args.consent, subject_ref
     subject_ref = ctx.subject_ref(client)
     consents = await client.list_consents(subject_ref)
     summary = []

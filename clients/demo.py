@@ -160,7 +160,6 @@ class Demo(DemoBase):
             "--text-file",
             str(self.write("vidare.txt", "Vidare till Hisingen.")),
             expect=1,
-            pnr=False,
         )
         reason = refused.stderr.strip().splitlines()[-1]
         self.check("consent_direction_not_covered" in reason, f"vägrat: {reason}")
@@ -293,7 +292,7 @@ class Demo(DemoBase):
         )
         time.sleep(1.0)  # let it connect; a late start still gets the event from the backlog
         answer = self.stafett(
-            "sara", "consent", "withdraw", self.consent_id, "--reason", "subject_withdrew"
+            "sara", "consent", "withdraw", self.consent_id, "--reason", "subject_withdrew", "--yes"
         ).json()
         self.check(
             answer["messages_withdrawn"] == 1, "återkallat; 1 väntande meddelande drogs tillbaka"
@@ -322,7 +321,6 @@ class Demo(DemoBase):
             "--text-file",
             str(self.files / "komplettering.txt"),
             expect=1,
-            pnr=False,
         )
         self.check("consent_withdrawn" in again.stderr, "nya försändelser under samtycket vägras")
 

@@ -37,7 +37,7 @@ from keys.errors import DirectoryForked, KeystoreError
 from keys.keypairs import DeviceKeyPair, KeyId, VerifyKey
 from keys.keystore import Keystore
 from keys.receipt import make_receipt, verify_receipt
-from keys.subject import parse_personnummer, subject_reference
+from keys.subject import age_on, parse_personnummer, subject_reference
 
 from . import leftovers, open_checks, sealing
 from .answers import as_list, as_object, field, seg
@@ -141,17 +141,31 @@ class StafettClient:
         Computed on this device with the city key from the keystore; the number itself
         never leaves the device (the gateway only ever sees the pseudonym).
         """
+        return self.subject_ref_and_age(personnummer)[0]
+
+    def subject_ref_and_age(self, personnummer: str) -> tuple[str, int]:
+        """The pseudonym and the person's age today, from the number (validated here).
+
+        The age decides whether a consent needs a guardian's (under 18); it is derived
+        from the number, not asked, so that a minor cannot be recorded as an adult by
+        a forgotten flag.
+        """
         if self.keystore.subject_key is None:
             raise KeystoreError("this keystore holds no city subject key")
         # The Swedish date decides "born in the future" and the century of +/- numbers.
         today = datetime.fromtimestamp(self.clock(), ZoneInfo("Europe/Stockholm")).date()
-        return subject_reference(
-            parse_personnummer(personnummer, today=today), self.keystore.subject_key
-        )
+        pnr = parse_personnummer(personnummer, today=today)
+        return subject_reference(pnr, self.keystore.subject_key), age_on(pnr, today)
 
     # --- consents -------------------------------------------------------------------------
     async def record_consent(self, fields: Mapping[str, Any]) -> str:
         """Sign a consent record with this device's key and record it; returns its id.
+
+        When an active consent already says the same (subject, pairs, categories,
+        purposes) the gateway stores nothing and this returns *that* consent's id: a
+        caller that compares it with the ``consent_id`` it passed sees the duplicate.
+        An oral consent carries ``free_text_hash`` (keys.consent_free_text.FreeText), never
+        the witness or the note: keeping the text is the caller's job.
 
         ``v``, ``consent_id`` (a new UUID), ``recorded_by`` (this key) and ``created``
         (now) are filled in unless given.

@@ -4,7 +4,10 @@ Order of checks, and why:
 1. parse the signature headers (``signature_missing`` / ``signature_malformed``);
 2. ``created`` within ±clock_skew (``signature_expired`` / ``signature_future``) — cheap
    and bounds how long nonces must be remembered;
-3. the kid in the verified directory: unknown → ``device_unknown``;
+3. the kid in the verified directory: an unknown kid is refused as ``signature_invalid``,
+   exactly like a known kid with a bad signature (threat: an unauthenticated caller
+   enumerating which device ids are enrolled, i.e. who works where); the distinction
+   goes to the server log only;
 4. the signature, with that key version's verify key (``signature_invalid``). This
    happens before the revoked/retired decision so that those refusals (and their audit
    entries) are only given for requests really signed with that key: a forged request
@@ -24,6 +27,7 @@ Order of checks, and why:
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass
@@ -47,7 +51,6 @@ from gateway.errors import (
     BodyTooLarge,
     DeviceRequired,
     DeviceRevoked,
-    DeviceUnknown,
     KeyRetired,
     RateLimited,
     Replayed,
@@ -57,14 +60,21 @@ from gateway.errors import (
 from gateway.ratelimit import RateLimiter
 from keys.directory import Directory
 from keys.directory_entry import ADMIN_UNIT
-from keys.errors import DigestMismatch, KeyIdInvalid
+from keys.errors import DigestMismatch, KeyIdInvalid, SignatureInvalid
 from keys.httpsig import (
     ContentDigester,
     digest_matches,
     parse_request_signature,
     verify_request_signature,
 )
-from keys.keypairs import DeviceId, KeyId, VerifyKey
+from keys.keypairs import DeviceId, KeyId, SigningKey, VerifyKey
+
+log = logging.getLogger("gateway.auth")
+
+# Verified against when the kid is unknown, so that an unknown kid costs the same
+# signature check as a known one (threat: telling enrolled kids apart by timing). Its
+# private half is dropped at once: nothing can ever verify with it.
+_DECOY_KEY = SigningKey.generate().verify_key
 
 __all__ = [
     "STREAM_CONTENT_TYPE",
@@ -137,11 +147,11 @@ def _lookup(
         if key is None and bootstrap and directory.size == 0:
             key = pinned_admins.get(str(kid))
         if key is None:
-            raise DeviceUnknown()
+            return _unknown(kid)
         return key, lambda: None
     record = directory.devices.get(str(kid.device))
     if record is None or kid.version not in record.versions:
-        raise DeviceUnknown()
+        return _unknown(kid)
     version = record.versions[kid.version]
 
     return version.verify_key, lambda: require_active_key(directory, kid)
@@ -160,6 +170,17 @@ def require_active_key(directory: Directory, kid: KeyId) -> None:
         raise DeviceRevoked()
     if kid.version != record.current_version or record.versions[kid.version].status != "active":
         raise KeyRetired()
+
+
+def _unknown(kid: KeyId) -> tuple[VerifyKey, Callable[[], None]]:
+    """A kid the directory does not hold: verify against a decoy, answer like a bad
+    signature. A kid is a device id, not personal data, so it may be logged (info)."""
+    log.info("request refused: key id %s is not in the directory", kid)
+
+    def refuse() -> None:  # only reached if the decoy ever verified; it cannot
+        raise SignatureInvalid()
+
+    return _DECOY_KEY, refuse
 
 
 @web.middleware
@@ -184,7 +205,9 @@ async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamR
     try:
         kid = KeyId.parse(sig.keyid)
     except KeyIdInvalid:
-        raise DeviceUnknown() from None
+        # The same answer as an unknown kid; the value is caller text and is not logged.
+        log.info("request refused: malformed key id")
+        raise SignatureInvalid() from None
 
     async with app[SESSIONMAKER].begin() as session:
         directory = await app[DIRECTORY].refresh(session)

@@ -22,7 +22,7 @@ from aiohttp import web
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 
-from gateway import jobs, jobs_deadlines
+from gateway import jobs, jobs_deadlines, jobs_retention
 from gateway.appkeys import IDENTITY, SESSIONMAKER, SETTINGS
 from gateway.recovery import sweep_orphan_blobs
 
@@ -120,11 +120,17 @@ def job_table(app: web.Application) -> list[Scheduled]:
     async def sweep(now: int) -> int:
         return await sweep_orphan_blobs(blob_dir, sessionmaker, now=now)
 
+    async def retention(now: int) -> int:
+        return await jobs_retention.apply_retention(
+            sessionmaker, now=now, retention_days=settings.retention_days
+        )
+
     return [
         Scheduled("expire_messages", settings.expire_interval_s, expire),
         Scheduled("sign_audit_checkpoint", settings.audit_checkpoint_interval_s, checkpoint),
         Scheduled("purge_nonces", settings.nonce_purge_interval_s, nonces),
         Scheduled("sweep_orphan_blobs", settings.blob_sweep_interval_s, sweep),
+        Scheduled("apply_retention", settings.retention_interval_s, retention),
         # Escalation of overdue handovers and consent-ending reminders.
         *(Scheduled(*job) for job in jobs_deadlines.deadline_jobs(app)),
     ]

@@ -86,6 +86,11 @@ class Settings:
     consent_reminder_days: int = 14
     # Day granularity is enough for a reminder measured in days.
     consent_reminder_interval_s: int = 3600
+    # After a message ended, its subject reference and device ids are removed and its
+    # consumed events deleted this many days later (gateway.jobs_retention).
+    retention_days: int = 30
+    # Invariant: nothing is held longer than retention_days + retention_interval_s.
+    retention_interval_s: int = 3600
     # Test mode: cheap keystore KDF parameters. Never set in production.
     insecure_fast_kdf: bool = False
     # Test mode only (refused without insecure_fast_kdf): the gateway SIGKILLs itself at
@@ -114,6 +119,8 @@ class Settings:
             "escalation_interval_s",
             "consent_reminder_days",
             "consent_reminder_interval_s",
+            "retention_days",
+            "retention_interval_s",
         ):
             if getattr(self, name) < 0:
                 raise SettingsError(f"{name} must not be negative")

@@ -12,15 +12,24 @@ device signs it so that
 Wire form (``schemas/consent-record.json``)::
 
     {"v":1, "consent_id", "subject_ref", "pairs":[{"from","to"}], "categories",
-     "purposes", "valid_from", "valid_until", "form", "evidence_hash", "witness",
-     "note", "obtained_by", "obtained_at", "minor", "guardians", "covers_processing",
-     "recorded_by", "created", "sig"}
+     "purposes", "valid_from", "valid_until", "form", "evidence_hash",
+     "free_text_hash", "obtained_by", "obtained_at", "minor", "guardians",
+     "covers_processing", "recorded_by", "created", "sig"}
+
+The free text of an oral consent (who witnessed it, a note on when and how it was
+given; the same for a guardian's) never reaches the gateway: it stays on the recording
+device and in the unit's case file, and the record carries only ``free_text_hash``, a
+salted hash of it (:class:`keys.consent_free_text.FreeText`), just as a written
+consent carries only the hash of its signed form. The gateway cannot read a witness's
+name or a note (threat: a compromised gateway or database reading case notes), yet the
+recorder can later prove which text it was by showing the text and its salt.
 
 ``sig = Ed25519(recording device key, b"stafett/v1/consent" ‖ canonical(record - sig))``.
 
 This module checks *structure* only (exact field set, types, id and hash formats).
 Whether a consent is specific enough to be a consent at all — explicit pairs, known
-categories and purposes, an end date within the policy maximum, evidence or a witness,
+categories and purposes, an end date within the policy maximum, evidence or the hash of
+the witness and note,
 guardians for a minor — is the policy's call: ``gateway.policy.consent.check_specific``,
 which gives every rule its own error code. That split keeps the vocabulary (which grows)
 out of the signature code, and lets a recording device run the same policy before it
@@ -58,8 +67,7 @@ UNSIGNED_FIELDS = frozenset(
         "valid_until",
         "form",
         "evidence_hash",
-        "witness",
-        "note",
+        "free_text_hash",
         "obtained_by",
         "obtained_at",
         "minor",
@@ -70,7 +78,7 @@ UNSIGNED_FIELDS = frozenset(
     }
 )
 FIELDS = UNSIGNED_FIELDS | {"sig"}
-GUARDIAN_FIELDS = frozenset({"form", "evidence_hash", "witness", "note"})
+GUARDIAN_FIELDS = frozenset({"form", "evidence_hash", "free_text_hash"})
 
 # Size limits: a consent is a short statement; bounds keep a hostile record from
 # costing the gateway memory or filling its database.
@@ -78,8 +86,6 @@ MAX_PAIRS = 64
 MAX_TERMS = 64
 MAX_TERM_CHARS = 64
 MAX_GUARDIANS = 4
-MAX_WITNESS_CHARS = 200
-MAX_NOTE_CHARS = 2000
 
 _MAX_INT = 2**53 - 1
 _UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
@@ -100,8 +106,7 @@ class GuardianConsent:
 
     form: str
     evidence_hash: str | None
-    witness: str | None
-    note: str | None
+    free_text_hash: str | None
 
 
 @dataclass(frozen=True)
@@ -121,8 +126,7 @@ class ConsentRecord:
     valid_until: int | None
     form: str
     evidence_hash: str | None
-    witness: str | None
-    note: str | None
+    free_text_hash: str | None
     obtained_by: DeviceId
     obtained_at: int
     minor: bool
@@ -149,8 +153,7 @@ class ConsentRecord:
             "valid_until": self.valid_until,
             "form": self.form,
             "evidence_hash": self.evidence_hash,
-            "witness": self.witness,
-            "note": self.note,
+            "free_text_hash": self.free_text_hash,
             "obtained_by": str(self.obtained_by),
             "obtained_at": self.obtained_at,
             "minor": self.minor,
@@ -158,8 +161,7 @@ class ConsentRecord:
                 {
                     "form": g.form,
                     "evidence_hash": g.evidence_hash,
-                    "witness": g.witness,
-                    "note": g.note,
+                    "free_text_hash": g.free_text_hash,
                 }
                 for g in self.guardians
             ],
@@ -192,6 +194,8 @@ def parse_consent_record(obj: Mapping[str, Any], *, require_sig: bool = True) ->
     if keys != expected:
         # Unknown fields are refused, not ignored: a field the verifier does not know
         # would still be covered by the signature and could mislead another reader.
+        # This also refuses the clear "witness"/"note" of the earlier format: free text
+        # must not reach the gateway (see free_text_hash).
         # Unknown names are counted, not echoed: they are caller-chosen text.
         missing = sorted(expected - keys)
         extra = len(keys - expected)
@@ -228,9 +232,8 @@ def parse_consent_record(obj: Mapping[str, Any], *, require_sig: bool = True) ->
         if obj["valid_until"] is None
         else _time(obj["valid_until"], "valid_until"),
         form=_form(obj["form"]),
-        evidence_hash=_evidence(obj["evidence_hash"]),
-        witness=_opt_str(obj["witness"], "witness", MAX_WITNESS_CHARS),
-        note=_opt_str(obj["note"], "note", MAX_NOTE_CHARS),
+        evidence_hash=_hash(obj["evidence_hash"], "evidence_hash"),
+        free_text_hash=_hash(obj["free_text_hash"], "free_text_hash"),
         obtained_by=obtained_by,
         obtained_at=_time(obj["obtained_at"], "obtained_at"),
         minor=_bool(obj["minor"], "minor"),
@@ -310,10 +313,6 @@ def _str(value: object, name: str, limit: int) -> str:
     return value
 
 
-def _opt_str(value: object, name: str, limit: int) -> str | None:
-    return None if value is None else _str(value, name, limit)
-
-
 def _form(value: object) -> str:
     # isinstance first: a list is unhashable and would raise TypeError on membership.
     if not isinstance(value, str) or value not in FORMS:
@@ -321,11 +320,11 @@ def _form(value: object) -> str:
     return value
 
 
-def _evidence(value: object) -> str | None:
+def _hash(value: object, name: str) -> str | None:
     if value is None:
         return None
     if not isinstance(value, str) or not _HEX64.fullmatch(value):
-        raise ConsentRecordInvalid("evidence_hash must be 64 lower-case hex characters or null")
+        raise ConsentRecordInvalid(f"{name} must be 64 lower-case hex characters or null")
     return value
 
 
@@ -362,13 +361,12 @@ def _guardians(value: object) -> tuple[GuardianConsent, ...]:
     out: list[GuardianConsent] = []
     for item in value:
         if not isinstance(item, Mapping) or set(item) != GUARDIAN_FIELDS:
-            raise ConsentRecordInvalid("a guardian is {form, evidence_hash, witness, note}")
+            raise ConsentRecordInvalid("a guardian is {form, evidence_hash, free_text_hash}")
         out.append(
             GuardianConsent(
                 form=_form(item["form"]),
-                evidence_hash=_evidence(item["evidence_hash"]),
-                witness=_opt_str(item["witness"], "guardian witness", MAX_WITNESS_CHARS),
-                note=_opt_str(item["note"], "guardian note", MAX_NOTE_CHARS),
+                evidence_hash=_hash(item["evidence_hash"], "guardian evidence_hash"),
+                free_text_hash=_hash(item["free_text_hash"], "guardian free_text_hash"),
             )
         )
     return tuple(out)

@@ -132,6 +132,17 @@ def _century_for(yy: int, month: int, day: int, today: date) -> int:
     return year
 
 
+def age_on(pnr: PersonalIdentityNumber, today: date) -> int:
+    """Whole years of age on ``today`` (from the validated number's birth date).
+
+    A samordningsnummer's day already had its +60 removed and the century was decided
+    by the separator or the 12-digit form when the number was parsed. Someone born on
+    29 February turns a year older on 1 March in a common year.
+    """
+    born = pnr.birth_date
+    return today.year - born.year - ((today.month, today.day) < (born.month, born.day))
+
+
 def subject_reference(pnr: PersonalIdentityNumber, city_key: bytes) -> str:
     """The subject's pseudonym: 64 hex chars of BLAKE2b-256 keyed with the city key.
 

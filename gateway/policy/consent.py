@@ -30,7 +30,6 @@ from .errors import (
     ConsentNoEnd,
     ConsentNoPairs,
     ConsentNoPurposes,
-    ConsentNoteMissing,
     ConsentProcessingNotCovered,
     ConsentRecorderNotParty,
     ConsentSelfPair,
@@ -204,7 +203,7 @@ def check_specific(
         record.purposes, vocab.purposes, ConsentNoPurposes, ConsentUnknownPurpose, "purposes"
     )
     _check_window(record, now=now, policy=policy)
-    _check_documented(record.form, record.evidence_hash, record.witness, record.note, "")
+    _check_documented(record.form, record.evidence_hash, record.free_text_hash, "")
     if record.minor:
         # The police require the guardians' consent too for anyone under 18.
         if not record.guardians:
@@ -280,23 +279,23 @@ def _check_window(record: ConsentRecord, *, now: int, policy: ConsentPolicy) -> 
 
 
 def _check_documented(
-    form: str, evidence_hash: str | None, witness: str | None, note: str | None, who: str
+    form: str, evidence_hash: str | None, free_text_hash: str | None, who: str
 ) -> None:
     # The one who received the consent must be able to prove it: written ⇒ the signed
-    # form's hash; oral ⇒ a witness and a note on when and how.
+    # form's hash; oral ⇒ the hash of a witness and a note on when and how. The text
+    # itself stays on the recording device (keys.consent_free_text.FreeText), so whether
+    # both were written down is checked there, before signing; the gateway can only
+    # require the commitment.
     if form == "written" and evidence_hash is None:
         raise ConsentEvidenceMissing(f"a written {who}consent needs the form's evidence hash")
-    if form == "oral":
-        if witness is None or not witness.strip():
-            raise ConsentWitnessMissing(f"an oral {who}consent needs a witness")
-        if note is None or not note.strip():
-            raise ConsentNoteMissing(f"an oral {who}consent needs a note on how it was given")
+    if form == "oral" and free_text_hash is None:
+        raise ConsentWitnessMissing(
+            f"an oral {who}consent needs the hash of its witness and note (free_text_hash)"
+        )
 
 
 def _check_guardian(guardian: GuardianConsent) -> None:
-    _check_documented(
-        guardian.form, guardian.evidence_hash, guardian.witness, guardian.note, "guardian's "
-    )
+    _check_documented(guardian.form, guardian.evidence_hash, guardian.free_text_hash, "guardian's ")
 
 
 def withdraw(

@@ -120,15 +120,12 @@ class ConsentEvidenceMissing(ConsentNotSpecific):
 
 
 class ConsentWitnessMissing(ConsentNotSpecific):
-    """An oral consent names no witness."""
+    """An oral consent carries no hash of its witness and note (``free_text_hash``).
+
+    (The earlier ``consent_note_missing`` is gone: the text stays on the recording
+    device, which checks that both were written down before it signs.)"""
 
     code = "consent_witness_missing"
-
-
-class ConsentNoteMissing(ConsentNotSpecific):
-    """An oral consent has no note on when and how it was obtained."""
-
-    code = "consent_note_missing"
 
 
 class ConsentGuardianMissing(ConsentNotSpecific):
@@ -254,7 +251,6 @@ ALL_POLICY_ERRORS: tuple[type[PolicyError], ...] = (
     ConsentWindowInvalid,
     ConsentEvidenceMissing,
     ConsentWitnessMissing,
-    ConsentNoteMissing,
     ConsentGuardianMissing,
     ConsentRecorderNotParty,
     ConsentWithdrawalInvalid,

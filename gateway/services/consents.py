@@ -31,10 +31,11 @@ from gateway.policy.vocabulary import load_vocabulary
 from gateway.services.message_content import withdraw_pending
 from gateway.settings import Settings
 from keys.canonical import canonical_json
-from keys.consent_record import parse_consent_record, verify_consent_record
+from keys.consent_record import ConsentRecord, parse_consent_record, verify_consent_record
 from keys.directory import Directory
 
 CONSENT_VERSION = 1  # a record is immutable; an amendment would be a new version
+RENEWAL_MIN_S = 86_400  # a consent like an active one must end a day later to be new
 _HEX64 = re.compile(r"^[0-9a-f]{64}$")
 
 
@@ -98,7 +99,12 @@ async def record_consent(
     """Verify, check and store a signed consent record; ``(answer, created)``.
 
     Re-posting the identical record answers as the first time (idempotent); a
-    different record under the same id is ``consent_conflict``.
+    different record under the same id is ``consent_conflict``. A new record that says
+    what an active consent already says (same subject, pairs, categories and purposes,
+    not ending a day or more later, the caller's unit a party to both) is not stored:
+    the answer is the existing consent's id with ``"existing": true`` and status 200,
+    so one person does not collect silent duplicates that must all be found and
+    withdrawn later.
     """
     require_device(caller)
     record = parse_consent_record(raw)
@@ -116,6 +122,9 @@ async def record_consent(
         if existing.record_json != stored:
             raise ConsentConflict()
         return answer, False
+    same = await _active_duplicate(session, caller, record, now=now)
+    if same is not None:
+        return {"consent_id": same.consent_id, "version": same.version, "existing": True}, False
     row = ConsentRow(
         id=record.consent_id,
         version=CONSENT_VERSION,
@@ -146,6 +155,35 @@ async def record_consent(
         minor=record.minor,
     )
     return answer, True
+
+
+def _adds_nothing(existing: ConsentRecord, new: ConsentRecord) -> bool:
+    """``new`` says what ``existing`` says, for no longer (a renewal must reach at least
+    :data:`RENEWAL_MIN_S` past the existing end: a client that computes "90 days from
+    now" twice must not get two consents because a second passed in between)."""
+    return (
+        existing.subject_ref == new.subject_ref
+        and set(existing.pairs) == set(new.pairs)
+        and set(existing.categories) == set(new.categories)
+        and set(existing.purposes) == set(new.purposes)
+        and existing.valid_from <= new.valid_from
+        and (existing.valid_until or 0) + RENEWAL_MIN_S > (new.valid_until or 0)
+    )
+
+
+async def _active_duplicate(
+    session: AsyncSession, caller: Caller, record: ConsentRecord, *, now: int
+) -> Consent | None:
+    """An active consent of the caller's unit that covers exactly what ``record`` does.
+
+    Only consents where the caller's unit is a party are looked at, so the answer
+    reveals nothing the caller could not list anyway.
+    """
+    for row in await consent_store.for_subject(session, record.subject_ref, caller.unit):
+        consent = consent_of(row)
+        if consent.is_active(now) and _adds_nothing(consent.record, record):
+            return consent
+    return None
 
 
 def check_subject_ref(value: str | None) -> str:

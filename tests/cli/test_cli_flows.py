@@ -89,7 +89,14 @@ async def test_withdrawal_withdraws_pending_and_refuses_later_sends(cli: Cli) ->
     pending = (await cli.send()).json()["message_id"]
     answer = (
         await cli.run(
-            "sara", "--json", "consent", "withdraw", consent_id, "--reason", "subject_withdrew"
+            "sara",
+            "--json",
+            "consent",
+            "withdraw",
+            consent_id,
+            "--reason",
+            "subject_withdrew",
+            "--yes",
         )
     ).json()
     assert answer["messages_withdrawn"] == 1

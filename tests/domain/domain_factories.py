@@ -8,6 +8,7 @@ from typing import Any
 
 from gateway.policy.consent import Consent, ConsentPolicy
 from gateway.policy.vocabulary import load_vocabulary
+from keys.consent_free_text import FreeText
 from keys.consent_record import ConsentRecord, parse_consent_record
 
 NOW = 1_760_000_000  # 2025-10-09T08:53:20Z; a literal, as pure code takes time as a value
@@ -16,6 +17,10 @@ SUBJECT = "ab" * 32
 OTHER_SUBJECT = "cd" * 32
 EVIDENCE = "ef" * 32
 CONSENT_ID = "0b7e6a52-2f7c-4d7e-9a51-3c4a2f1d9e01"
+ORAL_TEXT = FreeText(
+    "Bertil, socialsekreterare SAV", "Muntligt samtycke vid möte på SAV, kl 10.15", bytes(32)
+)
+FREE_TEXT_HASH = "12" * 32
 SCHEMAS = Path(__file__).resolve().parents[2] / "schemas"
 
 POLICY = ConsentPolicy(load_vocabulary())
@@ -38,8 +43,7 @@ def draft(**changes: Any) -> dict[str, Any]:
         "valid_until": NOW + 90 * DAY,
         "form": "written",
         "evidence_hash": EVIDENCE,
-        "witness": None,
-        "note": None,
+        "free_text_hash": None,
         "obtained_by": "sav/anna",
         "obtained_at": NOW - 7200,
         "minor": False,
@@ -56,8 +60,8 @@ def oral(**changes: Any) -> dict[str, Any]:
     documented: dict[str, Any] = {
         "form": "oral",
         "evidence_hash": None,
-        "witness": "Bertil, socialsekreterare SAV",
-        "note": "Muntligt samtycke vid möte på SAV, kl 10.15",
+        # The witness and note stay on the recording device; the record holds their hash.
+        "free_text_hash": ORAL_TEXT.digest,
     }
     return draft(**{**documented, **changes})
 
@@ -66,8 +70,7 @@ def guardian(**changes: Any) -> dict[str, Any]:
     base: dict[str, Any] = {
         "form": "written",
         "evidence_hash": EVIDENCE,
-        "witness": None,
-        "note": None,
+        "free_text_hash": None,
     }
     base.update(changes)
     return base

@@ -7,9 +7,19 @@ from typing import Any
 
 import jsonschema
 import pytest
-from domain_factories import EVIDENCE, OTHER_SUBJECT, SUBJECT, draft, guardian, load_schema, oral
+from domain_factories import (
+    EVIDENCE,
+    FREE_TEXT_HASH,
+    OTHER_SUBJECT,
+    SUBJECT,
+    draft,
+    guardian,
+    load_schema,
+    oral,
+)
 
 from keys.canonical import b64d, b64e, canonical_json
+from keys.consent_free_text import FreeText
 from keys.consent_record import (
     SIG_DOMAIN,
     UNSIGNED_FIELDS,
@@ -67,8 +77,7 @@ EDITS: dict[str, Any] = {
     "valid_until": "+86400",
     "form": "oral",
     "evidence_hash": "00" * 32,
-    "witness": "someone",
-    "note": "something",
+    "free_text_hash": "01" * 32,
     "obtained_by": "sav/bertil",
     "obtained_at": "+1",
     "minor": True,
@@ -153,7 +162,9 @@ BAD_STRUCTURE: list[tuple[str, dict[str, Any]]] = [
     ("form unknown", {"form": "implied"}),
     ("form unhashable", {"form": ["written"]}),
     ("evidence short", {"evidence_hash": "ab"}),
-    ("witness too long", {"witness": "x" * 201}),
+    ("free_text_hash short", {"free_text_hash": "ab"}),
+    ("clear witness (earlier format)", {"witness": "Bertil"}),
+    ("clear note (earlier format)", {"note": "Vid möte"}),
     ("obtained_by a kid", {"obtained_by": "sav/anna/1"}),
     ("recorded_by a device", {"recorded_by": "sav/anna"}),
     ("guardian missing a field", {"guardians": [{"form": "written", "evidence_hash": EVIDENCE}]}),
@@ -180,7 +191,7 @@ def test_malformed_records_are_refused_structurally(changes: dict[str, Any]) -> 
 
 def test_missing_field_is_refused() -> None:
     rec = signed()
-    del rec["witness"]
+    del rec["free_text_hash"]
     with pytest.raises(ConsentRecordInvalid):
         verify_consent_record(rec, KEY.verify_key)
 
@@ -223,7 +234,7 @@ def test_the_schema_is_valid_2020_12() -> None:
             minor=True,
             guardians=[
                 guardian(),
-                guardian(form="oral", evidence_hash=None, witness="W", note="N"),
+                guardian(form="oral", evidence_hash=None, free_text_hash=FREE_TEXT_HASH),
             ],
         ),
         # Not specific, but well-formed: the schema lets policy give the precise code.
@@ -240,3 +251,23 @@ def test_signed_examples_validate_against_the_schema(example: dict[str, Any]) ->
 def test_schema_and_code_agree_on_the_field_set() -> None:
     assert set(SCHEMA["required"]) == set(UNSIGNED_FIELDS) | {"sig"}
     assert set(SCHEMA["properties"]) == set(SCHEMA["required"])
+
+
+# --- the free text that stays on the recording device ---------------------------------------
+def test_free_text_hash_is_salted_split_safe_and_round_trips() -> None:
+    salt = bytes(range(32))
+    text = FreeText("Bertil", "Vid mote kl 10", salt)
+    assert text.digest == FreeText("Bertil", "Vid mote kl 10", salt).digest
+    # Another salt, another hash: without the salt nobody can test guesses against it.
+    assert text.digest != FreeText("Bertil", "Vid mote kl 10", bytes(32)).digest
+    # Moving text between witness and note changes the hash (canonical JSON of both).
+    assert text.digest != FreeText("Bertil Vid", "mote kl 10", salt).digest
+    again = FreeText.from_json(text.to_json())
+    assert again.matches(text.digest)
+    assert not FreeText.new("Bertil", "Vid mote kl 10").matches(text.digest)
+    assert "Bertil" not in repr(text)
+    assert "mote" not in repr(text)
+    with pytest.raises(ConsentRecordInvalid):
+        FreeText("Bertil", "note", b"short")
+    with pytest.raises(ConsentRecordInvalid):
+        FreeText("x" * 201, "note", salt)

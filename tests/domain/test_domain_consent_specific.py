@@ -6,7 +6,17 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
-from domain_factories import DAY, EVIDENCE, NOW, POLICY, draft, guardian, oral, record
+from domain_factories import (
+    DAY,
+    EVIDENCE,
+    FREE_TEXT_HASH,
+    NOW,
+    POLICY,
+    draft,
+    guardian,
+    oral,
+    record,
+)
 
 from gateway.policy import errors as E
 from gateway.policy.consent import ConsentPolicy, add_months, check_specific
@@ -31,7 +41,7 @@ def test_a_minor_with_documented_guardians_passes() -> None:
             minor=True,
             guardians=[
                 guardian(),
-                guardian(form="oral", evidence_hash=None, witness="W", note="N"),
+                guardian(form="oral", evidence_hash=None, free_text_hash=FREE_TEXT_HASH),
             ],
         )
     )
@@ -92,10 +102,7 @@ CASES: list[tuple[str, dict[str, Any], type[E.PolicyError]]] = [
         E.ConsentTooLong,
     ),
     ("written without evidence", draft(evidence_hash=None), E.ConsentEvidenceMissing),
-    ("oral without witness", oral(witness=None), E.ConsentWitnessMissing),
-    ("oral with blank witness", oral(witness="  "), E.ConsentWitnessMissing),
-    ("oral without note", oral(note=None), E.ConsentNoteMissing),
-    ("oral with empty note", oral(note=""), E.ConsentNoteMissing),
+    ("oral without the free-text hash", oral(free_text_hash=None), E.ConsentWitnessMissing),
     ("minor without guardians", draft(minor=True), E.ConsentGuardianMissing),
     (
         "guardian without evidence",
@@ -103,14 +110,9 @@ CASES: list[tuple[str, dict[str, Any], type[E.PolicyError]]] = [
         E.ConsentEvidenceMissing,
     ),
     (
-        "oral guardian without witness",
-        draft(minor=True, guardians=[guardian(form="oral", evidence_hash=None, note="N")]),
+        "oral guardian without the free-text hash",
+        draft(minor=True, guardians=[guardian(form="oral", evidence_hash=None)]),
         E.ConsentWitnessMissing,
-    ),
-    (
-        "oral guardian without note",
-        draft(minor=True, guardians=[guardian(form="oral", witness="W")]),
-        E.ConsentNoteMissing,
     ),
 ]
 

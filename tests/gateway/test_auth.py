@@ -78,16 +78,31 @@ async def test_replayed_nonce(gateway) -> None:
 
 
 @pytest.mark.asyncio
-async def test_unknown_device_and_unknown_admin(gateway) -> None:
-    stranger = gateway.client("so-nordost/nobody/1", SigningKey.generate())
-    assert_problem(await stranger.get(ENTRIES), 401, "device_unknown")
-    assert_problem(
-        await gateway.client("so-nordost/anna/7", SigningKey.generate()).get(ENTRIES),
-        401,
-        "device_unknown",
-    )
-    fake_admin = gateway.client("admin/mallory/1", SigningKey.generate())
-    assert_problem(await fake_admin.get(ENTRIES), 401, "device_unknown")
+async def test_kid_probes_get_one_answer(gateway, caplog) -> None:
+    """An unauthenticated caller cannot tell an enrolled kid from an unknown one: an
+    unknown device, an unknown version of an enrolled device, an unknown admin and an
+    enrolled kid with a wrong key all get the same problem (status,
+    code, title, body shape); the distinction is only in the server log."""
+    probes = [
+        ("so-nordost/nobody/1", "unknown"),  # no such device
+        ("so-nordost/anna/7", "unknown"),  # enrolled device, no such version
+        ("admin/mallory/1", "unknown"),  # no such admin
+        (ANNA, None),  # enrolled, current version, wrong key
+    ]
+    answers = []
+    with caplog.at_level("INFO", logger="gateway.auth"):
+        for kid, logged in probes:
+            caplog.clear()
+            reply = await gateway.client(kid, SigningKey.generate()).get(ENTRIES)
+            assert_problem(reply, 401, "signature_invalid")
+            body = reply.json()
+            answers.append((reply.status, body["type"], body["title"], sorted(body)))
+            messages = " ".join(r.getMessage() for r in caplog.records)
+            if logged is None:
+                assert "not in the directory" not in messages
+            else:
+                assert "not in the directory" in messages
+    assert len(set(map(repr, answers))) == 1
 
 
 @pytest.mark.asyncio

@@ -15,16 +15,22 @@ from messages_harness import (
     EVIDENCE,
     LAS,
     LISA,
+    OTHER_SUBJECT,
     SUBJECT,
     add_las_unit,
     audit_events,
+    consent_draft,
     now,
     record_consent,
     signed_consent,
 )
 from test_auth import assert_problem
 
+from keys.canonical import b64e
+from keys.consent_record import signed_bytes
+
 CONSENTS = "/v1/consents"
+FREE_TEXT_HASH = "12" * 32
 
 
 @pytest.mark.asyncio
@@ -54,8 +60,8 @@ async def test_record_is_idempotent_and_audited(gateway) -> None:
 
 def _specificity_cases() -> list[tuple[str, dict[str, Any], str]]:
     t = now()
-    oral = {"form": "oral", "evidence_hash": None, "witness": "Bertil", "note": "Vid mote"}
-    guardian = {"form": "written", "evidence_hash": EVIDENCE, "witness": None, "note": None}
+    oral = {"form": "oral", "evidence_hash": None, "free_text_hash": FREE_TEXT_HASH}
+    guardian = {"form": "written", "evidence_hash": EVIDENCE, "free_text_hash": None}
     return [
         ("no pairs", {"pairs": []}, "consent_no_pairs"),
         ("wildcard unit", {"pairs": [{"from": "so-nordost", "to": "*"}]}, "consent_wildcard"),
@@ -75,8 +81,11 @@ def _specificity_cases() -> list[tuple[str, dict[str, Any], str]]:
         ("longer than 12 months", {"valid_until": t + 400 * DAY}, "consent_too_long"),
         ("already ended", {"valid_until": t - 60}, "consent_window_invalid"),
         ("written without evidence", {"evidence_hash": None}, "consent_evidence_missing"),
-        ("oral without witness", {**oral, "witness": None}, "consent_witness_missing"),
-        ("oral without note", {**oral, "note": " "}, "consent_note_missing"),
+        (
+            "oral without its free-text hash",
+            {**oral, "free_text_hash": None},
+            "consent_witness_missing",
+        ),
         ("minor without guardian", {"minor": True}, "consent_guardian_missing"),
         (
             "guardian undocumented",
@@ -94,15 +103,41 @@ async def test_every_specificity_rule_is_enforced_by_the_endpoint(gateway) -> No
         reply = await anna.post(CONSENTS, signed_consent(gateway, **changes))
         assert reply.status == 422, (name, reply.body)
         assert reply.json()["code"] == code, name
-    # Oral with witness and note, and a minor with a documented guardian, are consents.
-    await record_consent(
-        gateway, form="oral", evidence_hash=None, witness="Bertil", note="Vid mote kl 10"
-    )
+    # Oral with the hash of its witness and note, and a minor with a documented
+    # guardian, are consents.
+    await record_consent(gateway, form="oral", evidence_hash=None, free_text_hash=FREE_TEXT_HASH)
     await record_consent(
         gateway,
+        subject_ref=OTHER_SUBJECT,  # not a repeat of the oral consent just recorded
         minor=True,
-        guardians=[{"form": "written", "evidence_hash": EVIDENCE, "witness": None, "note": None}],
+        guardians=[{"form": "written", "evidence_hash": EVIDENCE, "free_text_hash": None}],
     )
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize(
+    ("where", "code"), [("record", "unknown_field"), ("guardian", "consent_record_invalid")]
+)
+async def test_a_record_with_clear_free_text_is_refused(gateway, where: str, code: str) -> None:
+    """The earlier format's clear witness/note is refused even when validly signed:
+    free text must not reach the gateway (only its salted hash)."""
+    draft = consent_draft(form="oral", evidence_hash=None, free_text_hash=FREE_TEXT_HASH)
+    if where == "record":
+        draft.update(witness="Bertil Berg", note="Vid mote kl 10")
+    else:
+        draft.update(
+            minor=True,
+            guardians=[
+                {"form": "oral", "evidence_hash": None, "free_text_hash": FREE_TEXT_HASH}
+                | {"witness": "Bertil Berg", "note": "Vid mote kl 10"}
+            ],
+        )
+    # Signed by hand: sign_consent_record itself refuses such a draft.
+    draft["sig"] = b64e(gateway.devices[ANNA].signing_key.sign(signed_bytes(draft)))
+    reply = await gateway.client(ANNA).post(CONSENTS, draft)
+    assert reply.json()["code"] == code, reply.body
+    assert b"Bertil" not in reply.body
+    assert not [e for e, _ in await audit_events(gateway) if e == "consent_recorded"]
 
 
 @pytest.mark.asyncio

@@ -4,6 +4,8 @@ reminders go once to the recording unit, also with two instances at once."""
 
 from __future__ import annotations
 
+import secrets
+
 import pytest
 from deadlines_harness import (
     SARA,
@@ -69,6 +71,8 @@ async def test_a_rejected_receipt_flows_back_to_the_sender_with_the_reason(gatew
 
 
 async def _consent(gateway, days: int, **changes) -> str:
+    # Each about another person: the same consent twice is not stored twice.
+    changes.setdefault("subject_ref", secrets.token_hex(32))
     record = await record_consent(gateway, valid_until=now() + days * DAY, **changes)
     return str(record["consent_id"])
 

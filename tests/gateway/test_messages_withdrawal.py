@@ -8,10 +8,12 @@ import time
 import pytest
 from messages_harness import (
     BO,
+    DAY,
     audit_events,
     blob_files,
     events,
     message_row,
+    now,
     receipt_for,
     recipient_rows,
     record_consent,
@@ -29,7 +31,8 @@ from gateway.services.messages import destroy_content, end_pending
 async def test_withdrawal_withdraws_pending_messages_and_tells_the_sender(gateway) -> None:
     consent = await record_consent(gateway)
     cid = consent["consent_id"]
-    other = await record_consent(gateway)  # an unrelated consent keeps its message
+    # An unrelated consent (it ends later, so it is not a repeat) keeps its message.
+    other = await record_consent(gateway, valid_until=now() + 120 * DAY)
     pending = [(await send_new(gateway, cid))[0] for _ in range(2)]
     handed, _ = await send_new(gateway, cid)
     kept, _ = await send_new(gateway, other["consent_id"])

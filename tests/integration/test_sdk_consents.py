@@ -80,12 +80,13 @@ def _send_args(consent_id: str, **changes: Any) -> dict[str, Any]:
 
 # case → (consent changes, send changes, expected refusal)
 REFUSALS: dict[str, tuple[dict[str, Any], dict[str, Any], type[Exception]]] = {
+    # First: a later, shorter consent like an active one would be answered as a repeat.
+    "expired": ({"valid_until_in": 2}, {}, ConsentExpired),
     "wrong_subject": ({}, {"subject_ref": OTHER_SUBJECT}, ConsentSubjectMismatch),
     "wrong_direction": ({"pairs": [("sav", "so-nordost")]}, {}, ConsentDirectionNotCovered),
     "unlisted_category": ({}, {"category": "threat_assessment"}, ConsentCategoryNotCovered),
     "unlisted_purpose": ({}, {"purpose": "advice"}, ConsentPurposeNotCovered),
     "not_yet_valid": ({"valid_from_in": DAY}, {}, ConsentNotYetValid),
-    "expired": ({"valid_until_in": 2}, {}, ConsentExpired),
     "withdrawn": ({"withdraw": True}, {}, ConsentWithdrawn),
     "unknown_id": ({"unknown": True}, {}, ConsentUnknown),
     "foreign_id": ({"foreign": True}, {"recipient_unit": "socialjour"}, ConsentUnknown),
@@ -100,8 +101,11 @@ async def test_every_consent_refusal_of_a_send(gateway: RunningGateway) -> None:
     async with client(gateway, ANNA) as anna, client(gateway, BO) as bo:
         consent_ids: dict[str, str] = {}
         latest_end = 0
-        for case, (consent_changes, _, _) in REFUSALS.items():
-            changes = dict(consent_changes)
+        for index, (case, (consent_changes, _, _)) in enumerate(REFUSALS.items()):
+            # Each case's consent ends days after the previous one's: otherwise the
+            # gateway answers a repeat with the first consent instead of storing it.
+            changes = {"valid_until": int(time.time()) + (30 + 2 * index) * DAY}
+            changes.update(consent_changes)
             pairs = changes.pop("pairs", FORWARD)
             recorder = anna
             if "valid_from_in" in changes:

@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 from keys.errors import KeyInvalid, SubjectIdInvalid
 from keys.subject import (
     PersonalIdentityNumber,
+    age_on,
     generate_city_key,
     parse_personnummer,
     subject_reference,
@@ -276,3 +277,25 @@ def test_any_single_digit_change_is_refused_or_another_person(
     # (not covered by the check digit) can change into another valid number.
     assert position < 2
     assert subject_reference(pnr, CITY_KEY) != original
+
+
+# --- age (decides whether a consent needs a guardian's) -----------------------------------
+@pytest.mark.parametrize(
+    ("birth", "today", "age"),
+    [
+        (date(2007, 6, 1), date(2025, 6, 1), 18),  # the 18th birthday: an adult
+        (date(2007, 6, 2), date(2025, 6, 1), 17),  # the day before it: a minor
+        (date(2008, 2, 29), date(2026, 2, 28), 17),  # a leap-day child in a common year
+        (date(2008, 2, 29), date(2026, 3, 1), 18),
+    ],
+)
+def test_age_on_a_day(birth: date, today: date, age: int) -> None:
+    assert age_on(parse(twelve(birth), today), today) == age
+
+
+def test_age_of_a_coordination_number_and_of_the_plus_separator() -> None:
+    child = twelve(date(2015, 5, 5), coordination=True)  # day + 60
+    assert age_on(parse(child[2:]), TODAY) == 10  # 10 digits: the century from today
+    old = twelve(date(1912, 12, 12))
+    assert age_on(parse(f"{old[2:8]}+{old[8:]}"), TODAY) == 112  # "+": over a hundred
+    assert age_on(parse(f"{old[2:8]}-{old[8:]}"), TODAY) == 12  # "-": this century

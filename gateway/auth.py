@@ -51,6 +51,7 @@ from gateway.errors import (
     BodyTooLarge,
     DeviceRequired,
     DeviceRevoked,
+    DeviceUnknown,
     KeyRetired,
     RateLimited,
     Replayed,

@@ -6,7 +6,9 @@ Rotation follows HashiCorp Vault's transit model:
   may still use; the gateway refuses envelopes to anything below it;
 - an older version stays ``retired`` (its private key still decrypts what is pending)
   until a ``destroy_key`` entry records that the private key was shredded;
-- revocation (a lost laptop) is different: immediate, every version at once, terminal.
+- revocation (a lost laptop) is different: immediate, every version at once, terminal
+  for those versions; the person may be enrolled again under the same device id at the
+  next version (``reenrolled``), never reusing a revoked kid.
 
 Records are frozen: the directory replaces a record instead of changing it, so a
 record a caller holds is a consistent snapshot and cannot be edited behind the
@@ -74,6 +76,37 @@ class DeviceRecord:
     ) -> DeviceRecord:
         first = KeyVersion(1, verify_key, encryption_key, "active")
         return cls(device, role, contact, False, {1: first}, 1, 1)
+
+    def reenrolled(
+        self,
+        version: int,
+        role: str,
+        contact: bool,
+        verify_key: VerifyKey,
+        encryption_key: EncryptionPublicKey,
+    ) -> DeviceRecord:
+        """A revoked device enrolled again with new keys at the next version.
+
+        The old versions stay ``revoked`` (nothing they sign is trusted, nothing is
+        sealed to them); only the new version is active and the minimum encryption
+        version is the new one, so no sender can seal to a lost key again.
+        """
+        if not self.revoked:
+            raise DirectoryEntryInvalid("device already enrolled")
+        if version != max(self.versions) + 1:
+            raise DirectoryEntryInvalid("re-enrolment must be to exactly the next version")
+        versions = dict(self.versions)
+        versions[version] = KeyVersion(version, verify_key, encryption_key, "active")
+        return replace(
+            self,
+            role=role,
+            contact=contact,
+            revoked=False,
+            revoked_reason=None,
+            versions=versions,
+            current_version=version,
+            min_encryption_version=version,
+        )
 
     def rotated(
         self,
@@ -155,6 +188,7 @@ class DeviceRecord:
 
     def _refuse_if_revoked(self) -> None:
         if self.revoked:
-            # Revocation is terminal: a replacement laptop is enrolled as a new device,
-            # so no kid that once named a lost key ever names a trusted one.
+            # Revocation is terminal for the revoked versions: a replacement laptop is
+            # enrolled again at the next version, so no kid that once named a lost key
+            # ever names a trusted one.
             raise DirectoryEntryInvalid("the device is revoked")

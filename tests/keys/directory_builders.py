@@ -54,8 +54,10 @@ class Log:
     def unit(self, unit: str = "so-nordost", kind: str = "district") -> None:
         self.add("create_unit", {"unit": unit, "kind": kind, "name": f"Unit {unit}"})
 
-    def enrol(self, device: str, role: str = "officer", contact: bool = False) -> DeviceKeyPair:
-        pair = DeviceKeyPair.generate(DeviceId.parse(device).key(1))
+    def enrol(
+        self, device: str, role: str = "officer", contact: bool = False, version: int = 1
+    ) -> DeviceKeyPair:
+        pair = DeviceKeyPair.generate(DeviceId.parse(device).key(version))
         self.add("enrol_device", enrol_body(pair, role, contact))
         return pair
 

@@ -145,7 +145,8 @@ def _lookup(
     version = record.versions[kid.version]
 
     def status() -> None:
-        if record.revoked:
+        # A re-enrolled device is not revoked, but its old (revoked) versions stay so.
+        if record.revoked or version.status == "revoked":
             raise DeviceRevoked()
         if kid.version != record.current_version or version.status != "active":
             raise KeyRetired()

@@ -3,8 +3,8 @@
 Portability choices: times are integer Unix seconds (no time-zone surprises between the
 two engines), hashes are lower-case hex text, JSON documents are canonical JSON text
 (what was signed is stored byte for byte; a JSON column type would re-serialise it).
-The migrations (``0001_initial``, ``0002_deadlines``) create exactly this schema; a test
-compares the two.
+The migrations (``0001_initial``, ``0002_deadlines``, ``0005_exposure``) create exactly
+this schema; a test compares the two.
 """
 
 from __future__ import annotations
@@ -102,6 +102,9 @@ class MessageRow(Base):
     # When the overdue handover was escalated (0002). Set by a conditional update in
     # the same transaction as the events and the audit entry: escalated once.
     escalated_at: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    # When a recipient key of the pending message was revoked (0005): whoever holds that
+    # key (a lost laptop) may read it; the sender and the recipient unit were told.
+    exposed_at: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
 
 
 class SendRefusalCount(Base):
@@ -132,6 +135,8 @@ class MessageRecipient(Base):
         String(64), ForeignKey("messages.id", ondelete="CASCADE"), primary_key=True
     )
     kid: Mapped[str] = mapped_column(String(KID), primary_key=True, index=True)
+    # Set when this recipient key was revoked while the message was pending (0005).
+    exposed_at: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
 
 
 class ReceiptRow(Base):
@@ -140,6 +145,9 @@ class ReceiptRow(Base):
         String(64), ForeignKey("messages.id", ondelete="CASCADE"), primary_key=True
     )
     receipt_json: Mapped[str] = mapped_column(Text)
+    # The directory size when the gateway verified the receipt (0005): the position to
+    # verify it at again after the signer's key was rotated or revoked.
+    directory_size: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
 
 
 class NonceRow(Base):

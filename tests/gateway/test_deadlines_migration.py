@@ -36,7 +36,7 @@ async def test_0002_keeps_existing_rows_and_adds_empty_markers(store_url: str) -
                 ),
                 {"s": "ab" * 32},
             )
-        assert await migrate(store_url) == "0002"
+        assert await migrate(store_url) == "0005_exposure"  # the head; 0002 is under it
         async with engine.connect() as connection:
             row = (await connection.execute(text("SELECT id, reminded_at FROM consents"))).one()
             assert tuple(row) == ("c1", None)

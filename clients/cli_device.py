@@ -86,7 +86,10 @@ async def cmd_init(ctx: Context, args: argparse.Namespace) -> None:
     pair = DeviceKeyPair.generate(device.key(args.key_version))
     request = make_enrolment_request(pair, int(time.time()))
     store = Keystore(
-        owner=str(device), keypairs={1: pair}, subject_key=subject_key, pinned_admins=pins
+        owner=str(device),
+        keypairs={pair.kid.version: pair},
+        subject_key=subject_key,
+        pinned_admins=pins,
     )
     request_path = (
         Path(args.request_out) if args.request_out else home.path("enrolment-request.json")

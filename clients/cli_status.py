@@ -143,7 +143,11 @@ async def cmd_status(ctx: Context, args: argparse.Namespace) -> None:
                     when(item.get("accepted_at")),
                     when(item.get("due")),
                     ctx.texts(f"state_{state}")
-                    + (ctx.texts("state_exposed_note") if item.get("exposed_at") else ""),
+                    + (
+                        ctx.texts("state_exposed_note")
+                        if item.get("exposed_at") is not None
+                        else ""
+                    ),
                     when(item.get("escalated_at")),
                     _receipt_note(ctx, receipt, label),
                 ]

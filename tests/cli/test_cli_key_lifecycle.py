@@ -3,12 +3,13 @@ revocation with exposure notices, receipts that stay proof, re-enrolment, rotati
 
 from __future__ import annotations
 
+import asyncio
 import json
 from pathlib import Path
 from typing import Any
 
 import pytest
-from cli_support import Cli
+from cli_support import Cli, admin_workspace, run_keys
 from gateway_harness import RunningGateway
 
 from clients.texts import TEXTS
@@ -130,19 +131,31 @@ async def test_revoke_exposes_keeps_receipts_and_allows_re_enrolment(
     assert opened.status == 0
 
 
+def _sign(keys_dir: Path, *argv: str) -> None:
+    signed = run_keys(*argv, "--dir", str(keys_dir))
+    assert signed.status == 0, signed.err
+    hint = f"stafett admin push-directory --keys-dir {keys_dir.resolve()}"
+    assert hint in signed.out or argv[:2] == ("device", "min-version"), signed.out
+
+
+async def _sign_and_publish(cli: Cli, keys_dir: Path, *argv: str) -> None:
+    """``stafett-keys ARGV``, then the publish command it prints, run as printed."""
+    await asyncio.to_thread(_sign, keys_dir, *argv)
+    gateway = ("--gateway", str(cli.gw.url))
+    push = ("admin", "push-directory", "--keys-dir", str(keys_dir))
+    assert (await cli.run("admin-home", *gateway, "--json", *push)).json()["pushed"] == 1
+
+
 @pytest.mark.asyncio
-async def test_rotation_with_the_shipped_tools(
-    cli: Cli, gw: RunningGateway, tmp_path: Path
-) -> None:
+async def test_rotation_with_the_shipped_tools(cli: Cli, tmp_path: Path) -> None:
+    keys_dir = await admin_workspace(cli)
     await cli.record_consent()
     old = (await cli.send("--officer", "nora", text="Före bytet")).json()
     assert old["recipients"] == [f"{NORA}/1"]
 
     rotated = (await cli.run("nora", "--json", "device", "rotate")).json()
     assert rotated["kid"] == f"{NORA}/2"
-    await gw.append(
-        _device_entry(gw, Path(rotated["request"]), "rotate_device", min_encryption_version=1)
-    )
+    await _sign_and_publish(cli, keys_dir, "device", "rotate", rotated["request"])
     new = (await cli.send("--officer", "nora", text="Efter bytet")).json()
     assert new["recipients"] == [f"{NORA}/2"]
     out = tmp_path / "out"
@@ -151,16 +164,11 @@ async def test_rotation_with_the_shipped_tools(
     for mid in (new["message_id"], old["message_id"]):
         await cli.run("nora", "ack", mid)
 
-    await gw.append(
-        gw.builder.entry(
-            "set_min_encryption_version", {"device": NORA, "min_encryption_version": 2}
-        ),
-        gw.builder.entry("destroy_key", {"device": NORA, "version": 1}),
-    )
+    await _sign_and_publish(cli, keys_dir, "device", "min-version", NORA, "2")
+    await _sign_and_publish(cli, keys_dir, "key", "destroy", NORA, "1")
     await cli.run("nora", "directory")
     store = load_keystore(cli.home("nora") / "keys.keystore", "cli test passphrase")
     assert sorted(store.keypairs) == [2]
-    # Receipts signed by version 1 before it was destroyed stay proof.
     status = await _status(cli)
     assert status[old["message_id"]]["receipt"]["verified"] is True
     assert status[new["message_id"]]["receipt"]["key_since"] is None

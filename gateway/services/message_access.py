@@ -138,6 +138,9 @@ def inbox_item(row: MessageRow) -> dict[str, Any]:
         "due": row.due,
         "size": row.size,
         "state": row.state,
+        # A key it was sealed to was revoked while it waited: the unit must treat the
+        # content as known to whoever holds that key (the inbox.exposed event says so once).
+        "exposed_at": row.exposed_at,
     }
 
 

@@ -30,6 +30,12 @@ def _device_entry(gw: RunningGateway, request: Path, type_: str, **extra: Any) -
     return gw.builder.entry(type_, body)
 
 
+async def _revoke(gw: RunningGateway, *devices: str, reason: str = "lost") -> None:
+    """Revocations signed by the harness admin (as a second gateway instance stores them)."""
+    entries = (gw.builder.entry("revoke_device", {"device": d, "reason": reason}) for d in devices)
+    await gw.append(*entries)
+
+
 async def _status(cli: Cli) -> dict[str, dict[str, Any]]:
     answer = (await cli.run("sara", "--json", "status")).json()
     return {m["message_id"]: m for m in answer["messages"]}
@@ -40,12 +46,7 @@ async def test_revoke_exposes_keeps_receipts_and_allows_re_enrolment(
     cli: Cli, gw: RunningGateway, tmp_path: Path
 ) -> None:
     # Nora is to be the unit's only device (the harness enrols two more).
-    await gw.append(
-        *(
-            gw.builder.entry("revoke_device", {"device": f"so-nordost/{name}", "reason": "other"})
-            for name in ("anna", "bertil")
-        )
-    )
+    await _revoke(gw, "so-nordost/anna", "so-nordost/bertil", reason="other")
     await cli.record_consent()
     handed = (await cli.send(text="Överlämnat")).json()["message_id"]
     await cli.run("nora", "open", handed, "--out", str(tmp_path / "opened"))
@@ -53,7 +54,7 @@ async def test_revoke_exposes_keeps_receipts_and_allows_re_enrolment(
     pending = (await cli.send(text="Väntar")).json()["message_id"]
     assert (await _status(cli))[handed]["receipt"]["key_since"] is None
 
-    await gw.append(gw.builder.entry("revoke_device", {"device": NORA, "reason": "lost"}))
+    await _revoke(gw, NORA)
 
     # The sender is told at once: an event, the status field and the CLI line.
     watch = await cli.run("sara", "--json", "watch", "--kind", "outbox.exposed", "--count", "1")
@@ -129,6 +130,30 @@ async def test_revoke_exposes_keeps_receipts_and_allows_re_enrolment(
         "nora2", "--json", "open", again["message_id"], "--out", str(tmp_path / "again")
     )
     assert opened.status == 0
+
+
+@pytest.mark.asyncio
+async def test_the_units_other_device_sees_exposure_in_its_inbox(cli: Cli) -> None:
+    await cli.record_consent()
+    pending = (await cli.send(text="Väntar")).json()
+    assert f"{NORA}/1" in pending["recipients"]
+    assert "so-nordost/anna/1" in pending["recipients"]
+    inbox = (await cli.run("nora", "--json", "inbox")).json()["messages"]
+    assert [m["exposed_at"] for m in inbox] == [None]
+    assert "RÖJT" not in (await cli.run("nora", "--lang", "sv", "inbox")).out
+
+    # Anna's laptop (the harness's device) is lost; Nora, still active, is told.
+    await _revoke(cli.gw, "so-nordost/anna")
+    event = (
+        await cli.run("nora", "--json", "watch", "--kind", "inbox.exposed", "--count", "1")
+    ).json()
+    assert event["message_id"] == pending["message_id"]
+    assert event["data"]["exposed"] == ["so-nordost/anna/1"]
+    inbox = (await cli.run("nora", "--json", "inbox")).json()["messages"]
+    assert inbox[0]["exposed_at"] is not None
+    for lang, word in (("sv", "RÖJT"), ("en", "EXPOSED")):
+        shown = (await cli.run("nora", "--lang", lang, "inbox")).out
+        assert f"{word}: {pending['message_id']}" in shown, shown
 
 
 def _sign(keys_dir: Path, *argv: str) -> None:

@@ -20,7 +20,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from types import MappingProxyType
-from typing import Literal
+from typing import Any, Literal
 
 from .errors import DirectoryEntryInvalid
 from .keypairs import DeviceId, DevicePublicKeys, EncryptionPublicKey, KeyId, VerifyKey
@@ -95,17 +95,16 @@ class DeviceRecord:
             raise DirectoryEntryInvalid("device already enrolled")
         if version != max(self.versions) + 1:
             raise DirectoryEntryInvalid("re-enrolment must be to exactly the next version")
-        versions = dict(self.versions)
-        versions[version] = KeyVersion(version, verify_key, encryption_key, "active")
-        return replace(
-            self,
+        return self._with_new_version(
+            dict(self.versions),
+            version,
+            verify_key,
+            encryption_key,
+            min_encryption_version=version,
             role=role,
             contact=contact,
             revoked=False,
             revoked_reason=None,
-            versions=versions,
-            current_version=version,
-            min_encryption_version=version,
         )
 
     def rotated(
@@ -133,13 +132,25 @@ class DeviceRecord:
             v: replace(k, status="retired") if k.status == "active" else k
             for v, k in self.versions.items()
         }
-        versions[version] = KeyVersion(version, verify_key, encryption_key, "active")
-        return replace(
-            self,
-            versions=versions,
-            current_version=version,
+        return self._with_new_version(
+            versions,
+            version,
+            verify_key,
+            encryption_key,
             min_encryption_version=min_encryption_version,
         )
+
+    def _with_new_version(
+        self,
+        versions: dict[int, KeyVersion],
+        version: int,
+        verify_key: VerifyKey,
+        encryption_key: EncryptionPublicKey,
+        **changes: Any,
+    ) -> DeviceRecord:
+        """The record with ``version`` added as its one active, current key."""
+        versions[version] = KeyVersion(version, verify_key, encryption_key, "active")
+        return replace(self, versions=versions, current_version=version, **changes)
 
     def with_min_encryption_version(self, minimum: int) -> DeviceRecord:
         """Raise the minimum encryption version without publishing a new key.

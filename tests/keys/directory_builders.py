@@ -40,6 +40,14 @@ class Log:
         log.add("add_admin", admin.add_body())
         return log
 
+    @classmethod
+    def with_device(cls, device: str) -> Log:
+        """A log with ``device``'s unit (a district) and the device enrolled at version 1."""
+        log = cls.start()
+        log.unit(device.split("/")[0])
+        log.enrol(device)
+        return log
+
     def sign(self, type_: str, body: dict[str, Any], by: Admin | None = None) -> DirectoryEntry:
         by = by or self.admin
         self.now += 10

@@ -22,10 +22,7 @@ def kid(version: int, device: str = ANNA) -> KeyId:
 
 @pytest.fixture
 def log() -> Log:
-    log = Log.start()
-    log.unit("so-nordost")
-    log.enrol(ANNA)
-    return log
+    return Log.with_device(ANNA)
 
 
 def test_a_revoked_person_is_enrolled_again_at_the_next_version(log: Log) -> None:

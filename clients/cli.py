@@ -3,8 +3,9 @@
     stafett [--home D] [--gateway URL] [--lang sv|en] [--json] COMMAND ...
 
     init --device UNIT/NAME --gateway URL --trust-root F [--subject-key-file F]
-         [--gateway-key B64] [--request-out F]
+         [--gateway-key B64] [--request-out F] [--key-version N]
     subject-key import FILE
+    device rotate [--request-out F]
     directory
     consent record --pair FROM:TO ... --category C ... --purpose P ...
                    (--until YYYY-MM-DD | --days N) --form written --evidence F
@@ -116,6 +117,18 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--subject-key-file", help="the city subject key file from the admin")
     p.add_argument("--gateway-key", help="the gateway's verify key (base64), to pin")
     p.add_argument("--request-out", help="where to write the enrolment request")
+    p.add_argument(
+        "--key-version",
+        type=int,
+        default=1,
+        help="key version to start at: 1, or after a revocation the next one the admin names",
+    )
+
+    dev = sub.add_parser("device", help="this device's keys").add_subparsers(
+        dest="action", required=True, parser_class=_Parser
+    )
+    p = add(dev, "rotate", cli_device.cmd_rotate, "new key pairs and a rotation request")
+    p.add_argument("--request-out", help="where to write the rotation request")
 
     sk = sub.add_parser("subject-key", help="the city subject key")
     p = add(
@@ -276,6 +289,9 @@ def describe(texts: Texts, exc: BaseException, home: Home) -> tuple[str, int]:
         return texts("envelope_expired", expires=when(exc.expires), code=exc.code), 1
     if isinstance(exc, EnvelopeReplayed):
         return texts("envelope_replayed", code=exc.code), 1
+    if isinstance(exc, GatewayError) and code_of(exc) == "device_revoked":
+        # Not "try again later": a revoked key never works again (issue 8).
+        return texts("device_revoked", code=code_of(exc)), 1
     if isinstance(exc, ConsentRefused):
         detail = f"{exc} {texts('consent_refused_hint')}"
         return texts("gateway_refused", code=exc.code, detail=detail), 1

@@ -81,10 +81,15 @@ async def cmd_init(ctx: Context, args: argparse.Namespace) -> None:
     gateway_key = None
     if args.gateway_key:
         gateway_key = VerifyKey.from_b64(args.gateway_key).b64()  # validated before saving
-    pair = DeviceKeyPair.generate(device.key(1))
+    # A person enrolled again after a revocation keeps the device name and gets the
+    # next key version (the admin says which: ``stafett-keys device revoke`` prints it).
+    pair = DeviceKeyPair.generate(device.key(args.key_version))
     request = make_enrolment_request(pair, int(time.time()))
     store = Keystore(
-        owner=str(device), keypairs={1: pair}, subject_key=subject_key, pinned_admins=pins
+        owner=str(device),
+        keypairs={pair.kid.version: pair},
+        subject_key=subject_key,
+        pinned_admins=pins,
     )
     request_path = (
         Path(args.request_out) if args.request_out else home.path("enrolment-request.json")
@@ -114,6 +119,48 @@ async def cmd_init(ctx: Context, args: argparse.Namespace) -> None:
             "signing_fingerprint": public.verify_key.fingerprint(),
             "encryption_fingerprint": public.encryption_key.fingerprint(),
             "subject_key": subject_key is not None,
+        }
+    )
+
+
+async def cmd_rotate(ctx: Context, args: argparse.Namespace) -> None:
+    """New key pairs as the next version, and a rotation request for the admin.
+
+    Decision (docs/dev/cli.md): the new version is the keystore's newest at once, so it
+    signs from the next command on; until the admin has published it (``stafett-keys
+    device rotate FILE``, normally at the same desk, comparing fingerprints) requests
+    are refused as ``device_unknown``. Older versions stay in the keystore and keep
+    opening what is pending; they are forgotten when the directory records them
+    destroyed (``stafett-keys key destroy``), on the next sync of any command.
+    """
+    store = ctx.home.keystore()
+    device = DeviceId.parse(store.owner)
+    pair = DeviceKeyPair.generate(device.key(max(store.keypairs) + 1))
+    request = make_enrolment_request(pair, int(time.time()), rotation=True)
+    request_path = (
+        Path(args.request_out)
+        if args.request_out
+        else ctx.home.path(f"rotation-request-{pair.kid.version}.json")
+    )
+    store.add_version(pair)
+    # Keystore first: a request without the private key behind it would be useless.
+    ctx.home.save_keystore()
+    write_private(request_path, canonical_json(request.to_json()) + b"\n")
+    public = pair.public()
+    ctx.out.line(ctx.texts("rotate_done", kid=pair.kid, request=request_path))
+    ctx.out.line(
+        ctx.texts(
+            "init_fingerprints",
+            signing=public.verify_key.fingerprint(),
+            encryption=public.encryption_key.fingerprint(),
+        )
+    )
+    ctx.out.emit(
+        {
+            "kid": str(pair.kid),
+            "request": str(request_path),
+            "signing_fingerprint": public.verify_key.fingerprint(),
+            "encryption_fingerprint": public.encryption_key.fingerprint(),
         }
     )
 

@@ -60,6 +60,9 @@ async def cmd_inbox(ctx: Context, args: argparse.Namespace) -> None:
                 rows,
             )
         )
+        for m in items:
+            if m.get("exposed_at") is not None:
+                ctx.out.line(t("inbox_exposed", message_id=printable(str(m.get("message_id")))))
     ctx.out.emit({"messages": items})
 
 

@@ -36,6 +36,7 @@ _FIELDS = (
     "expires",
     "due",
     "escalated_at",
+    "exposed_at",
 )
 
 # States a message reaches without a receipt; the gateway's reason code says why.
@@ -63,16 +64,26 @@ async def _verified_receipt(
     sent = ctx.home.record("sent", str(item["message_id"]))
     if sent is None:  # sent from another installation: nothing to verify against
         return {**summary, "verified": False, "error": None}
+    recorded = sent.get("receipt_directory_size")
     try:
         verified = await client.receipt(
             str(item["message_id"]),
             header_hash=str(sent["header_hash"]),
             recipients=[str(r) for r in sent["recipients"]],
+            as_of=recorded if type(recorded) is int else None,
         )
     except KeysError as exc:
         # Threat: a gateway presenting a forged or misattributed proof of handover.
         return {"verified": False, "error": exc.code}
+    if recorded is None and verified.directory_size is not None:
+        # Where this device verified it: later checks do not need the gateway's word.
+        ctx.home.save_record(
+            "sent",
+            str(item["message_id"]),
+            {**sent, "receipt_directory_size": verified.directory_size},
+        )
     return {
+        "key_since": verified.key_since,
         "verified": True,
         "error": None,
         "recipient": verified.recipient,
@@ -110,7 +121,10 @@ def _receipt_note(ctx: Context, receipt: dict[str, Any] | None, reason_label: st
         return t("receipt_unverified")
     if not receipt["accepted"]:
         return t("receipt_rejected", recipient=receipt["recipient"], reason=reason_label or "?")
-    return t("receipt_verified", recipient=receipt["recipient"], time=when(receipt["received_at"]))
+    key = {"revoked": "receipt_verified_revoked", "destroyed": "receipt_verified_rotated"}.get(
+        str(receipt.get("key_since")), "receipt_verified"
+    )
+    return t(key, recipient=receipt["recipient"], time=when(receipt["received_at"]))
 
 
 async def cmd_status(ctx: Context, args: argparse.Namespace) -> None:
@@ -137,7 +151,12 @@ async def cmd_status(ctx: Context, args: argparse.Namespace) -> None:
                     ctx.label("categories", str(item.get("category"))),
                     when(item.get("accepted_at")),
                     when(item.get("due")),
-                    state_text,
+                    state_text
+                    + (
+                        ctx.texts("state_exposed_note")
+                        if item.get("exposed_at") is not None
+                        else ""
+                    ),
                     when(item.get("escalated_at")),
                     _receipt_note(ctx, receipt, label),
                 ]

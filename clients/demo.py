@@ -4,7 +4,8 @@ A trust root, a gateway on SQLite on 127.0.0.1, the units sav, so-nordost, so-hi
 socialjour and las-storgoteborg, one officer device each (``clients.demo_base``), then
 the flows (``Demo.run``), each outcome checked: consent, threat assessment, case
 transfer, a refusal, an after-hours handover with its due time, a rejection for the
-wrong district, a withdrawal, and the audit trail verified online and offline. Exit 0
+wrong district, a withdrawal, a key rotation and a revocation
+(``clients.demo_keys``), and the audit trail verified online and offline. Exit 0
 when every step behaved as expected, 1 (with what went wrong) otherwise. The gateway is
 always stopped and the temp directory removed (``--keep`` keeps it for a look).
 
@@ -26,11 +27,12 @@ from typing import Any
 
 from gateway.policy.calendar import BusinessCalendar, unix
 
-from .demo_base import PNR, DemoBase
+from .demo_base import PNR
+from .demo_keys import DemoKeys
 from .demo_support import DemoFailed, minimal_pdf, stockholm, tool
 
 
-class Demo(DemoBase):
+class Demo(DemoKeys):
     def step1_consent(self) -> None:
         self.say("1. SAV registrerar ett skriftligt samtycke (SAV ⇄ LAS, SAV → so-nordost)")
         form = self.write("samtyckesblankett.pdf", minimal_pdf("Samtycke (underskrivet)"))
@@ -325,7 +327,7 @@ class Demo(DemoBase):
         self.check("consent_withdrawn" in again.stderr, "nya försändelser under samtycket vägras")
 
     def step8_audit(self) -> None:
-        self.say("8. Granskningsloggen verifieras, online och offline")
+        self.say("10. Granskningsloggen verifieras, online och offline")
         audit = self.admin_cmd("audit-verify", "--gateway-key", self.gateway.verify_key).json()
         self.check(
             audit["ok"] is True, f"kedjan med {audit['size']} poster är obruten och signerad"
@@ -360,6 +362,8 @@ class Demo(DemoBase):
         self.step5_after_hours()
         self.step6_rejected()
         self.step7_withdrawal()
+        handed = self.step_rotation(8)
+        self.step_revocation(9, handed)
         self.step8_audit()
 
 

@@ -73,10 +73,18 @@ class OpenedMessage:
 
 @dataclass(frozen=True)
 class VerifiedReceipt:
-    """A handover receipt whose signature verified with the recipient's directory key."""
+    """A handover receipt whose signature verified with the recipient's directory key.
+
+    ``key_since``: None when the signing key is still trusted today; ``revoked`` or
+    ``destroyed`` when it was verified against the directory as it stood when the
+    receipt was stored, the key having been revoked or rotated away since. Either way
+    the receipt is proof of the handover.
+    """
 
     receipt: Receipt
     recipient_fingerprint: str
+    key_since: str | None = None
+    directory_size: int | None = None  # the position it verified at (None: today's)
 
     @property
     def message_id(self) -> str:

@@ -33,7 +33,7 @@ import aiohttp
 from keys.consent_record import sign_consent_record
 from keys.directory import Directory
 from keys.envelope import EnvelopeHeader, read_header, verify_envelope
-from keys.errors import DirectoryForked, KeystoreError
+from keys.errors import DirectoryForked, DirectoryUnknownKey, KeystoreError
 from keys.keypairs import DeviceKeyPair, KeyId, VerifyKey
 from keys.keystore import Keystore
 from keys.receipt import make_receipt, verify_receipt
@@ -420,11 +420,16 @@ class StafettClient:
         *,
         header_hash: str | None = None,
         recipients: Sequence[str] | None = None,
+        as_of: int | None = None,
     ) -> VerifiedReceipt:
         """The recipient's signed receipt, verified with the recipient's directory key.
 
         The expected ``hH`` and recipients are what this client sealed (kept in memory
         by :meth:`send`), or given explicitly; never taken from the gateway's word.
+        A receipt stays proof after its signer's key is revoked or rotated away: it is
+        then verified at the directory position ``as_of`` (what
+        ``VerifiedReceipt.directory_size`` said when it was first verified), or the
+        position the gateway recorded; ``key_since`` says what happened to the key.
         """
         known = self._sent.get(message_id)
         expected_hh = header_hash or (known[0] if known else None)
@@ -437,7 +442,23 @@ class StafettClient:
         raw = answer.get("receipt", answer)
         directory = await self.directory()
         recipient = KeyId.parse(str(as_object(raw).get("recipient", "")))
-        key = directory.signing_key(recipient)
+        since: str | None = None
+        try:
+            key = directory.signing_key(recipient)
+        except DirectoryUnknownKey:
+            # Revoked or rotated away since: verify against the directory as it stood
+            # when the receipt was stored (``as_of`` this device recorded when it first
+            # verified it, else the position the gateway verified it at). A key that was
+            # already revoked at that position is refused all the same.
+            if as_of is None:
+                as_of = _receipt_position(await self.status(message_id))
+            if as_of is None:
+                raise
+            key = directory.signing_key_at(recipient, as_of)
+            record = directory.devices[str(recipient.device)]
+            since = (
+                "revoked" if record.versions[recipient.version].status == "revoked" else "destroyed"
+            )
         parsed = verify_receipt(
             raw,
             key,
@@ -445,7 +466,8 @@ class StafettClient:
             expected_header_hash=expected_hh,
             expected_recipients=expected_kids,
         )
-        return VerifiedReceipt(parsed, key.fingerprint())
+        position = directory.size if since is None else as_of
+        return VerifiedReceipt(parsed, key.fingerprint(), since, position)
 
     async def recall(self, message_id: str) -> dict[str, Any]:
         answer = await self.transport.request("POST", f"/v1/messages/{seg(message_id)}/recall")
@@ -485,6 +507,12 @@ def _enforced_expiry(requested: int, answer: dict[str, Any]) -> int:
     sender allowed, so the signed one stands then."""
     enforced = _optional_int(answer.get("expires"))
     return requested if enforced is None else min(requested, enforced)
+
+
+def _receipt_position(status: Mapping[str, Any]) -> int | None:
+    """The directory size at which the gateway verified the message's receipt."""
+    receipt = status.get("receipt")
+    return _optional_int(receipt.get("directory_size")) if isinstance(receipt, dict) else None
 
 
 def _optional_int(value: Any) -> int | None:

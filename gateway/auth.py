@@ -167,7 +167,8 @@ def require_active_key(directory: Directory, kid: KeyId) -> None:
     record = directory.devices.get(str(kid.device))
     if record is None or kid.version not in record.versions:
         raise DeviceUnknown()
-    if record.revoked:
+    # A re-enrolled device is not revoked, but its old (revoked) versions stay so.
+    if record.revoked or record.versions[kid.version].status == "revoked":
         raise DeviceRevoked()
     if kid.version != record.current_version or record.versions[kid.version].status != "active":
         raise KeyRetired()

@@ -109,7 +109,9 @@ class DeviceUnknown(GatewayError):
 
 
 class DeviceRevoked(GatewayError):
-    code, status, title = "device_revoked", 401, "The device was revoked"
+    # 403, not 401: the signature verified, the key is known and will never work again;
+    # a client must say "revoked, contact the security admin", not "try again later".
+    code, status, title = "device_revoked", 403, "The device was revoked"
 
 
 class KeyRetired(GatewayError):
@@ -244,6 +246,7 @@ _KEYS_STATUS: dict[str, int] = {
     "directory_forked": 409,
     "directory_unknown_key": 422,
     "directory_key_revoked": 422,
+    "recipient_unit_no_device": 422,
     "directory_behind": 409,
     "enrolment_request_invalid": 422,
     "envelope_too_large": 413,

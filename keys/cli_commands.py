@@ -121,6 +121,12 @@ def _request(path: str, expected_type: str) -> EnrolmentRequest:
     return request
 
 
+def _publish_hint(ws: Workspace, out: Out) -> None:
+    """What makes the new entry take effect: ``keys/`` has no network on purpose (the
+    admin machine may be offline); the shipped client uploads the verified log."""
+    out(f"publish it now: stafett admin push-directory --keys-dir {ws.root.resolve()}")
+
+
 def _print_request(request: EnrolmentRequest, out: Out) -> None:
     out(f"device {request.kid}")
     out(f"  signing fingerprint:    {request.verify_key.fingerprint()}")
@@ -144,6 +150,7 @@ def cmd_device_enrol(ws: Workspace, args: argparse.Namespace, out: Out) -> None:
     }
     _print_request(request, out)
     _append(ws, "enrol_device", body, out)
+    _publish_hint(ws, out)
 
 
 def cmd_device_rotate(ws: Workspace, args: argparse.Namespace, out: Out) -> None:
@@ -161,12 +168,20 @@ def cmd_device_rotate(ws: Workspace, args: argparse.Namespace, out: Out) -> None
     }
     _print_request(request, out)
     _append(ws, "rotate_device", body, out)
+    _publish_hint(ws, out)
 
 
 def cmd_device_revoke(ws: Workspace, args: argparse.Namespace, out: Out) -> None:
     device = DeviceId.parse(args.device)
     _append(ws, "revoke_device", {"device": str(device), "reason": args.reason}, out)
-    out("revoked at once; messages sealed to its keys must be treated as exposed")
+    _publish_hint(ws, out)
+    out("once published, pending messages sealed to its keys are marked exposed and")
+    out("their senders and the recipient unit are told")
+    record = ws.verify().directory.devices[str(device)]
+    out(
+        f"to enrol the person again: stafett init --device {device} "
+        f"--key-version {max(record.versions) + 1} ... (then: stafett-keys device enrol)"
+    )
 
 
 def cmd_device_min_version(ws: Workspace, args: argparse.Namespace, out: Out) -> None:
@@ -182,7 +197,8 @@ def cmd_device_min_version(ws: Workspace, args: argparse.Namespace, out: Out) ->
 def cmd_key_destroy(ws: Workspace, args: argparse.Namespace, out: Out) -> None:
     device = DeviceId.parse(args.device)
     _append(ws, "destroy_key", {"device": str(device), "version": args.version}, out)
-    out("recorded: delete that version's private key on the device (keystore) as well")
+    _publish_hint(ws, out)
+    out("the device's keystore forgets that private key on its next directory sync")
 
 
 def cmd_admin_keygen(ws: Workspace, args: argparse.Namespace, out: Out) -> None:

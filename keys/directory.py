@@ -48,6 +48,7 @@ from .errors import (
     DirectoryNotAdmin,
     DirectorySignatureInvalid,
     DirectoryUnknownKey,
+    RecipientUnitNoDevice,
     SignatureInvalid,
 )
 from .keypairs import SIGNATURE_BYTES, DevicePublicKeys, KeyId, SigningKey, VerifyKey
@@ -85,6 +86,9 @@ class Directory:
         self._units: dict[str, UnitRecord] = {}
         self._devices: dict[str, DeviceRecord] = {}
         self._public_keys: set[bytes] = set()
+        # device kid -> (first size at which it may sign, first size at which it may not):
+        # what a receipt signed at a known directory position is checked against.
+        self._key_spans: dict[str, tuple[int, int | None]] = {}
 
     def copy(self) -> Directory:
         """An independent copy that can be appended to without touching this one.
@@ -133,11 +137,34 @@ class Directory:
         record = self._devices.get(str(kid.device))
         if record is None or kid.version not in record.versions:
             raise DirectoryUnknownKey("no such device key in the directory")
-        if record.revoked:
+        status = record.versions[kid.version].status
+        if record.revoked or status == "revoked":
             # A lost laptop's key may be used by whoever found it.
             raise DirectoryKeyRevoked("the device's keys are revoked")
-        if record.versions[kid.version].status == "destroyed":
+        if status == "destroyed":
             raise DirectoryUnknownKey("that key version was destroyed")
+        return record.versions[kid.version].verify_key
+
+    def signing_key_at(self, kid: KeyId, size: int) -> VerifyKey:
+        """The verify key of ``kid`` if it could sign in the state after ``size`` entries.
+
+        A receipt stays proof of a handover after its signer is revoked or its key
+        rotated and destroyed: it is checked against the directory as it stood when it
+        was signed, not as it stands now. Threat: a key revoked *before* ``size`` (the
+        finder of a lost laptop signing a late "receipt") is refused here as at any
+        time; only the position, never the key, comes from the caller.
+        """
+        span = self._key_spans.get(str(kid))
+        record = self._devices.get(str(kid.device))
+        if span is None or record is None or not 0 <= size <= self.size:
+            raise DirectoryUnknownKey("no such device key in the directory at that position")
+        start, end = span
+        if size < start:
+            raise DirectoryUnknownKey("that key was not yet in the directory at that position")
+        if end is not None and size >= end:
+            if record.versions[kid.version].status == "destroyed":
+                raise DirectoryUnknownKey("that key version was destroyed at that position")
+            raise DirectoryKeyRevoked("the device's keys were revoked at that position")
         return record.versions[kid.version].verify_key
 
     def encryption_keys(
@@ -153,6 +180,10 @@ class Directory:
             raise DirectoryUnknownKey("no such unit in the directory")
         if devices is None:
             records = [r for r in self._devices.values() if r.device.unit == unit and not r.revoked]
+            if not records:
+                # Its own code, not an envelope with no recipients: the sender must learn
+                # that the unit has nobody to read it (every device revoked or none yet).
+                raise RecipientUnitNoDevice("the recipient unit has no active device")
         else:
             records = []
             for text in devices:
@@ -267,6 +298,19 @@ class Directory:
         apply()
         self._hashes.append(entry_hash)
         self._last_created = entry.created
+        device = getattr(body, "device", None)
+        if device is not None:
+            self._track_key_spans(self._devices[str(device)])
+
+    def _track_key_spans(self, record: DeviceRecord) -> None:
+        """Open the span of a new key version, close those revoked or destroyed now."""
+        for version, key in record.versions.items():
+            kid = str(record.kid(version))
+            span = self._key_spans.get(kid)
+            if span is None:
+                self._key_spans[kid] = (self.size, None)
+            elif span[1] is None and key.status in ("revoked", "destroyed"):
+                self._key_spans[kid] = (span[0], self.size)
 
     def _signer_key(self, entry: DirectoryEntry, body: Body, where: str) -> VerifyKey:
         signer = str(entry.signer)
@@ -353,12 +397,22 @@ class Directory:
             if body.device.unit not in self._units:
                 raise DirectoryUnknownKey("no such unit")
             if current is not None:
-                # Device ids are never reused, even after revocation: a kid that once
-                # named a lost key must never come to name a trusted one.
-                raise DirectoryEntryInvalid("device already enrolled")
-            new = DeviceRecord.enrolled(
-                body.device, body.role, bool(body.contact), body.verify_key, body.encryption_key
-            )
+                # Re-enrolment after a revocation continues the device's versions (a
+                # person's replacement laptop keeps the name): a kid that once named a
+                # lost key never comes to name a trusted one, since versions only grow.
+                new = current.reenrolled(
+                    body.version,
+                    body.role,
+                    bool(body.contact),
+                    body.verify_key,
+                    body.encryption_key,
+                )
+            elif body.version != 1:
+                raise DirectoryEntryInvalid("a new device is enrolled at version 1")
+            else:
+                new = DeviceRecord.enrolled(
+                    body.device, body.role, bool(body.contact), body.verify_key, body.encryption_key
+                )
         else:  # rotate_device
             if current is None:
                 raise DirectoryUnknownKey("no such device")

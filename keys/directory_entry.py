@@ -223,14 +223,20 @@ def parse_body(type_: str, body: Mapping[str, Any]) -> Body:
         verify_key = _verify_key(body["verify_key"])
         encryption_key = _encryption_key(body["encryption_key"])
         if type_ == "enrol_device":
-            if version != 1:
-                raise _invalid("an enrolled device starts at version 1")
+            # Version 1 for a new device; the next version for one enrolled again after a
+            # revocation (keys.directory decides which applies).
             if body["role"] not in DEVICE_ROLES:
                 raise _invalid(f"role must be one of {sorted(DEVICE_ROLES)}")
             if not isinstance(body["contact"], bool):
                 raise _invalid("contact must be true or false")
             return DeviceKeysBody(
-                device, 1, verify_key, encryption_key, str(body["role"]), body["contact"], None
+                device,
+                version,
+                verify_key,
+                encryption_key,
+                str(body["role"]),
+                body["contact"],
+                None,
             )
         if version < 2:
             raise _invalid("a rotation starts at version 2")

@@ -6,7 +6,9 @@ Rotation follows HashiCorp Vault's transit model:
   may still use; the gateway refuses envelopes to anything below it;
 - an older version stays ``retired`` (its private key still decrypts what is pending)
   until a ``destroy_key`` entry records that the private key was shredded;
-- revocation (a lost laptop) is different: immediate, every version at once, terminal.
+- revocation (a lost laptop) is different: immediate, every version at once, terminal
+  for those versions; the person may be enrolled again under the same device id at the
+  next version (``reenrolled``), never reusing a revoked kid.
 
 Records are frozen: the directory replaces a record instead of changing it, so a
 record a caller holds is a consistent snapshot and cannot be edited behind the
@@ -18,7 +20,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from types import MappingProxyType
-from typing import Literal
+from typing import Any, Literal
 
 from .errors import DirectoryEntryInvalid
 from .keypairs import DeviceId, DevicePublicKeys, EncryptionPublicKey, KeyId, VerifyKey
@@ -75,6 +77,36 @@ class DeviceRecord:
         first = KeyVersion(1, verify_key, encryption_key, "active")
         return cls(device, role, contact, False, {1: first}, 1, 1)
 
+    def reenrolled(
+        self,
+        version: int,
+        role: str,
+        contact: bool,
+        verify_key: VerifyKey,
+        encryption_key: EncryptionPublicKey,
+    ) -> DeviceRecord:
+        """A revoked device enrolled again with new keys at the next version.
+
+        The old versions stay ``revoked`` (nothing they sign is trusted, nothing is
+        sealed to them); only the new version is active and the minimum encryption
+        version is the new one, so no sender can seal to a lost key again.
+        """
+        if not self.revoked:
+            raise DirectoryEntryInvalid("device already enrolled")
+        if version != max(self.versions) + 1:
+            raise DirectoryEntryInvalid("re-enrolment must be to exactly the next version")
+        return self._with_new_version(
+            dict(self.versions),
+            version,
+            verify_key,
+            encryption_key,
+            min_encryption_version=version,
+            role=role,
+            contact=contact,
+            revoked=False,
+            revoked_reason=None,
+        )
+
     def rotated(
         self,
         version: int,
@@ -100,13 +132,25 @@ class DeviceRecord:
             v: replace(k, status="retired") if k.status == "active" else k
             for v, k in self.versions.items()
         }
-        versions[version] = KeyVersion(version, verify_key, encryption_key, "active")
-        return replace(
-            self,
-            versions=versions,
-            current_version=version,
+        return self._with_new_version(
+            versions,
+            version,
+            verify_key,
+            encryption_key,
             min_encryption_version=min_encryption_version,
         )
+
+    def _with_new_version(
+        self,
+        versions: dict[int, KeyVersion],
+        version: int,
+        verify_key: VerifyKey,
+        encryption_key: EncryptionPublicKey,
+        **changes: Any,
+    ) -> DeviceRecord:
+        """The record with ``version`` added as its one active, current key."""
+        versions[version] = KeyVersion(version, verify_key, encryption_key, "active")
+        return replace(self, versions=versions, current_version=version, **changes)
 
     def with_min_encryption_version(self, minimum: int) -> DeviceRecord:
         """Raise the minimum encryption version without publishing a new key.
@@ -155,6 +199,7 @@ class DeviceRecord:
 
     def _refuse_if_revoked(self) -> None:
         if self.revoked:
-            # Revocation is terminal: a replacement laptop is enrolled as a new device,
-            # so no kid that once named a lost key ever names a trusted one.
+            # Revocation is terminal for the revoked versions: a replacement laptop is
+            # enrolled again at the next version, so no kid that once named a lost key
+            # ever names a trusted one.
             raise DirectoryEntryInvalid("the device is revoked")

@@ -96,9 +96,11 @@ class EnrolmentRequest(SignedDocument):
         version = obj["version"]
         if not is_int(version) or not 1 <= version <= MAX_VERSION:
             raise EnrolmentRequestInvalid("version must be a positive integer")
-        # An enrolment starts a device at 1; a rotation can only be to a later version.
-        if (type_ == "enrolment_request") != (version == 1):
-            raise EnrolmentRequestInvalid("enrolment is version 1, a rotation is version 2 or more")
+        # A rotation can only be to a later version. An enrolment is version 1, or the
+        # next version of a device enrolled again after a revocation (the directory
+        # checks which).
+        if type_ == "rotation_request" and version == 1:
+            raise EnrolmentRequestInvalid("a rotation is to version 2 or more")
         created = obj["created"]
         if not is_int(created) or not 0 <= created <= _MAX_INT:
             raise EnrolmentRequestInvalid("created must be a non-negative integer")

@@ -230,7 +230,19 @@ class EnrolmentRequestInvalid(DirectoryError):
     code = "enrolment_request_invalid"
 
 
-ALL_ERRORS = (*ALL_ERRORS, DirectoryKeyRevoked, DirectoryBehind, EnrolmentRequestInvalid)
+class RecipientUnitNoDevice(DirectoryUnknownKey):
+    """The recipient unit has no active device: nobody could open what is sealed to it."""
+
+    code = "recipient_unit_no_device"
+
+
+ALL_ERRORS = (
+    *ALL_ERRORS,
+    DirectoryKeyRevoked,
+    DirectoryBehind,
+    EnrolmentRequestInvalid,
+    RecipientUnitNoDevice,
+)
 
 
 # --- HTTP request signatures (RFC 9421) and content digests (RFC 9530) ---------------------

@@ -184,7 +184,9 @@ def verify_receipt(
         raise ReceiptMismatch("the receipt is for another message")
     if not hmac.compare_digest(parsed.header_hash, expected):
         raise ReceiptMismatch("the receipt is for another envelope header")
-    if expected_recipients is not None and str(parsed.recipient) not in expected_recipients:
+    if expected_recipients is not None and not _was_recipient(
+        parsed.recipient, expected_recipients
+    ):
         raise ReceiptMismatch("the receipt is signed by a device that was not a recipient")
     return parsed
 
@@ -194,3 +196,13 @@ def _hex_or_empty(text: str) -> bytes:
         return bytes.fromhex(text)
     except ValueError:
         return b""  # compares unequal to every 32-byte hash
+
+
+def _was_recipient(signer: KeyId, sealed_to: Collection[str]) -> bool:
+    """The signer is a sealed-to kid, or a later version of that device: a device that
+    rotated after the message was sealed signs its receipt with its current key."""
+    for text in sealed_to:
+        kid = KeyId.parse(text)
+        if kid.device == signer.device and signer.version >= kid.version:
+            return True
+    return False

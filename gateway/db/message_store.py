@@ -135,9 +135,20 @@ async def outbox(
     return list(rows)
 
 
-async def insert_receipt(session: AsyncSession, message_id: str, receipt_json: str) -> None:
-    session.add(ReceiptRow(message_id=message_id, receipt_json=receipt_json))
+async def insert_receipt(
+    session: AsyncSession, message_id: str, receipt_json: str, directory_size: int | None = None
+) -> None:
+    session.add(
+        ReceiptRow(message_id=message_id, receipt_json=receipt_json, directory_size=directory_size)
+    )
     await session.flush()
+
+
+async def receipt_position(session: AsyncSession, message_id: str) -> int | None:
+    """The directory size at which the gateway verified the message's receipt."""
+    return await session.scalar(
+        select(ReceiptRow.directory_size).where(ReceiptRow.message_id == message_id)
+    )
 
 
 async def receipt(session: AsyncSession, message_id: str) -> str | None:
@@ -155,3 +166,52 @@ async def receipts(session: AsyncSession, message_ids: Collection[str]) -> dict[
         )
     )
     return {str(m): str(j) for m, j in rows}
+
+
+async def pending_sealed_to(
+    session: AsyncSession, kids: Collection[str], states: Collection[str]
+) -> list[str]:
+    """Ids of messages in one of ``states`` with a recipient key among ``kids``."""
+    if not kids:
+        return []
+    rows = await session.scalars(
+        select(MessageRow.id)
+        .where(
+            MessageRow.state.in_(list(states)),
+            exists().where(
+                MessageRecipient.message_id == MessageRow.id,
+                MessageRecipient.kid.in_(list(kids)),
+            ),
+        )
+        .order_by(MessageRow.accepted_at, MessageRow.id)
+    )
+    return list(rows)
+
+
+async def mark_exposed(
+    session: AsyncSession, message_id: str, kids: Collection[str], now: int
+) -> list[str]:
+    """Mark the recipient rows of ``kids`` (and the message) exposed; returns the kids
+    newly marked (none when an earlier revocation already marked them)."""
+    newly = list(
+        await session.scalars(
+            select(MessageRecipient.kid).where(
+                MessageRecipient.message_id == message_id,
+                MessageRecipient.kid.in_(list(kids)),
+                MessageRecipient.exposed_at.is_(None),
+            )
+        )
+    )
+    if not newly:
+        return []
+    await session.execute(
+        update(MessageRecipient)
+        .where(MessageRecipient.message_id == message_id, MessageRecipient.kid.in_(newly))
+        .values(exposed_at=now)
+    )
+    await session.execute(
+        update(MessageRow)
+        .where(MessageRow.id == message_id, MessageRow.exposed_at.is_(None))
+        .values(exposed_at=now)
+    )
+    return sorted(newly)

@@ -3,8 +3,8 @@
 Portability choices: times are integer Unix seconds (no time-zone surprises between the
 two engines), hashes are lower-case hex text, JSON documents are canonical JSON text
 (what was signed is stored byte for byte; a JSON column type would re-serialise it).
-The migrations (``0001_initial``, ``0002_deadlines``, ``0003_consent_end``) create
-exactly this schema; a test compares the two.
+The migrations (``0001_initial``, ``0002_deadlines``, ``0003_consent_end``,
+``0004_exposure``) create exactly this schema; a test compares the two.
 """
 
 from __future__ import annotations
@@ -105,6 +105,9 @@ class MessageRow(Base):
     # Why a pending message ended without a receipt (0003): ``not_collected``,
     # ``consent_ended`` or the withdrawal's reason code. A code, never free text.
     end_reason: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    # When a recipient key of the pending message was revoked (0004): whoever holds that
+    # key (a lost laptop) may read it; the sender and the recipient unit were told.
+    exposed_at: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
 
 
 class SendRefusalCount(Base):
@@ -135,6 +138,8 @@ class MessageRecipient(Base):
         String(64), ForeignKey("messages.id", ondelete="CASCADE"), primary_key=True
     )
     kid: Mapped[str] = mapped_column(String(KID), primary_key=True, index=True)
+    # Set when this recipient key was revoked while the message was pending (0004).
+    exposed_at: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
 
 
 class ReceiptRow(Base):
@@ -143,6 +148,9 @@ class ReceiptRow(Base):
         String(64), ForeignKey("messages.id", ondelete="CASCADE"), primary_key=True
     )
     receipt_json: Mapped[str] = mapped_column(Text)
+    # The directory size when the gateway verified the receipt (0004): the position to
+    # verify it at again after the signer's key was rotated or revoked.
+    directory_size: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
 
 
 class NonceRow(Base):

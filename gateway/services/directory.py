@@ -21,6 +21,7 @@ from gateway import audit
 from gateway.db import directory_store
 from gateway.db.engine import SessionMaker
 from gateway.errors import FieldInvalid, InternalError
+from gateway.services.exposure import expose_revoked
 from keys.canonical import canonical_json
 from keys.directory import Directory, DirectoryEntry
 from keys.errors import DirectoryEntryInvalid
@@ -128,6 +129,8 @@ class DirectoryService:
                 types=[e.type for e in parsed],
                 head=candidate.head.hex(),
             )
+            # A revocation and the exposure notices it causes commit together.
+            await expose_revoked(session, candidate, parsed, now=now)
         async with self._lock:
             if candidate.size > self._directory.size:
                 self._directory = candidate

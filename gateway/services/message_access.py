@@ -120,6 +120,8 @@ def status_json(row: MessageRow, receipt_json: str | None) -> dict[str, Any]:
         "state_changed_at": row.state_changed_at,
         # When the overdue handover was escalated (sender and contacts told), or None.
         "escalated_at": row.escalated_at,
+        # When a recipient key was revoked while it was pending (sender and unit told).
+        "exposed_at": row.exposed_at,
         # A rejection returns the matter to the sender: the signed reason code at the
         # top level, so an outbox listing shows why without opening the receipt. Another
         # ending without a receipt gives the gateway's reason code (``consent_ended``,
@@ -142,6 +144,9 @@ def inbox_item(row: MessageRow) -> dict[str, Any]:
         "due": row.due,
         "size": row.size,
         "state": row.state,
+        # A key it was sealed to was revoked while it waited: the unit must treat the
+        # content as known to whoever holds that key (the inbox.exposed event says so once).
+        "exposed_at": row.exposed_at,
     }
 
 
@@ -211,7 +216,13 @@ async def status(
                 allowed = caller.unit == row.recipient_unit
             if not allowed:
                 raise MessageNotFound()
-        return status_json(row, await message_store.receipt(session, message_id))
+        answer = status_json(row, await message_store.receipt(session, message_id))
+        if answer["receipt"] is not None:
+            # Where to verify the receipt again once its signer's key is gone (item of
+            # the gateway's word: the sender checks it lies within the message's life).
+            position = await message_store.receipt_position(session, message_id)
+            answer["receipt"]["directory_size"] = position
+        return answer
 
 
 @dataclass(frozen=True)
@@ -351,7 +362,9 @@ async def post_receipt(
         await message_store.set_state(
             session, message_id, from_states=PENDING_STATES, values=values
         )
-        await message_store.insert_receipt(session, message_id, stored)
+        # The position it verified at: the sender can verify it there again after the
+        # signer's key is rotated away or revoked (a receipt stays proof of handover).
+        await message_store.insert_receipt(session, message_id, stored, directory.size)
         files = await destroy_content(session, message_id, blobs=blobs)
         await audit.record(
             session,

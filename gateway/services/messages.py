@@ -202,6 +202,9 @@ def _check_vocabulary(header: EnvelopeHeader, vocabulary: Vocabulary) -> None:
 def _check_recipients(header: EnvelopeHeader, directory: Directory) -> None:
     if header.recipient_unit not in directory.units:
         raise RecipientUnitUnknown()
+    # Its own code (RecipientUnitNoDevice), not "unknown recipient": nobody in the unit
+    # could read the message, whatever the sender sealed it to.
+    directory.encryption_keys(header.recipient_unit)
     for kid in header.recipients:
         record = directory.devices.get(str(kid.device))
         # Threat: content sealed to a key nobody legitimate holds (a revoked laptop,
@@ -211,6 +214,7 @@ def _check_recipients(header: EnvelopeHeader, directory: Directory) -> None:
             or record.device.unit != header.recipient_unit
             or record.revoked
             or kid.version not in record.versions
+            or record.versions[kid.version].status == "revoked"
         ):
             raise RecipientUnknown()
         if not directory.is_acceptable_recipient(kid):

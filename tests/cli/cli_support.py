@@ -11,11 +11,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from gateway_harness import RunningGateway
+from gateway_harness import ROOT_ADMIN, RunningGateway
 
 from clients.cli import main
 from clients.cli_device import write_subject_key
+from keys import cli as keys_cli
 from keys.canonical import canonical_json
+from keys.cli_store import KEYSTORE, LOG, TRUST_ROOT, trust_root_json
+from keys.keystore import KdfCost, Keystore, save_keystore
 
 PNR = "19121212-1212\n"  # Skatteverket's test personnummer
 OFFICERS = {"sara": "sav/sara", "nora": "so-nordost/nora"}
@@ -43,6 +46,14 @@ def run_sync(argv: list[str], stdin: str) -> Outcome:
             status = main(argv)
     finally:
         sys.stdin = saved
+    return Outcome(status, out.getvalue(), err.getvalue())
+
+
+def run_keys(*argv: str) -> Outcome:
+    """``stafett-keys`` through its entry function (no network: it may run on the loop)."""
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        status = keys_cli.main(list(argv))
     return Outcome(status, out.getvalue(), err.getvalue())
 
 
@@ -175,3 +186,32 @@ async def provision(gw: RunningGateway, root: Path) -> Cli:
         )
     await gw.append(*entries)
     return cli
+
+
+async def admin_dir(cli: Cli) -> Path:
+    """The security admin's ``stafett-keys`` directory: the root admin's keystore."""
+    keys_dir = cli.root / "admin"
+    keys_dir.mkdir()
+    store = Keystore(
+        owner=str(ROOT_ADMIN),
+        admin_key=cli.gw.admin_key,
+        pinned_admins={str(ROOT_ADMIN): cli.gw.admin_key.verify_key},
+    )
+    passphrase = "cli test passphrase"  # the fixture's STAFETT_PASSPHRASE
+    await asyncio.to_thread(
+        save_keystore, keys_dir / KEYSTORE, store, passphrase, cost=KdfCost.TEST
+    )
+    return keys_dir
+
+
+async def admin_workspace(cli: Cli) -> Path:
+    """:func:`admin_dir` plus the trust root and the gateway's directory log, so that
+    ``stafett-keys`` signs on top of what the gateway holds, as a real admin's would."""
+    keys_dir = await admin_dir(cli)
+    trust = trust_root_json({str(ROOT_ADMIN): cli.gw.admin_key.verify_key})
+    (keys_dir / TRUST_ROOT).write_bytes(canonical_json(trust) + b"\n")
+    reply = await cli.gw.admin.get("/v1/directory/entries?after=-1&limit=1000")
+    assert reply.status == 200, reply.body
+    entries = reply.json()["entries"]
+    (keys_dir / LOG).write_bytes(b"".join(canonical_json(e) + b"\n" for e in entries))
+    return keys_dir

@@ -5,48 +5,19 @@ named in one line with a non-zero exit."""
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import copy
-import io
 import json
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
-from cli_support import Cli, Outcome
-from gateway_harness import ROOT_ADMIN, rewrite_audit_entry_1
+from cli_support import Cli, Outcome, admin_dir, run_keys
+from gateway_harness import rewrite_audit_entry_1
 
-from keys import cli as keys_cli
 from keys.auditlog import entry_hash
-from keys.cli_store import KEYSTORE
-from keys.keystore import KdfCost, Keystore, save_keystore
 
 Export = dict[str, Any]
-
-
-def _keys(*argv: str) -> Outcome:
-    out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        status = keys_cli.main(list(argv))
-    return Outcome(status, out.getvalue(), err.getvalue())
-
-
-async def _admin_dir(cli: Cli) -> Path:
-    """The security admin's ``stafett-keys`` directory: the root admin's keystore."""
-    keys_dir = cli.root / "admin"
-    keys_dir.mkdir()
-    store = Keystore(
-        owner=str(ROOT_ADMIN),
-        admin_key=cli.gw.admin_key,
-        pinned_admins={str(ROOT_ADMIN): cli.gw.admin_key.verify_key},
-    )
-    passphrase = "cli test passphrase"  # the fixture's STAFETT_PASSPHRASE
-    await asyncio.to_thread(
-        save_keystore, keys_dir / KEYSTORE, store, passphrase, cost=KdfCost.TEST
-    )
-    return keys_dir
 
 
 async def _export(cli: Cli, keys_dir: Path, name: str) -> Path:
@@ -75,7 +46,7 @@ async def _activity(cli: Cli) -> None:
 
 def _verify(cli: Cli, export: Path, *extra: str) -> Outcome:
     key = cli.gw.identity.verify_key.b64()
-    return _keys("audit", "verify", "--file", str(export), "--gateway-key", key, *extra)
+    return run_keys("audit", "verify", "--file", str(export), "--gateway-key", key, *extra)
 
 
 def _failure(outcome: Outcome) -> str:
@@ -147,7 +118,7 @@ CASES: dict[str, tuple[Callable[[Export], None], str]] = {
 @pytest.mark.asyncio
 async def test_export_verifies_untouched_and_names_each_kind_of_tampering(cli: Cli) -> None:
     await _activity(cli)
-    keys_dir = await _admin_dir(cli)
+    keys_dir = await admin_dir(cli)
     export = await _export(cli, keys_dir, "audit.json")
     assert export.stat().st_mode & 0o777 == 0o600
 
@@ -169,7 +140,7 @@ async def test_export_verifies_untouched_and_names_each_kind_of_tampering(cli: C
         assert line.startswith("stafett-keys: error: ")
 
     # A wrong gateway key: every checkpoint is then "forged" (it does not vouch).
-    other = _keys(
+    other = run_keys(
         "audit", "verify", "--file", str(export), "--gateway-key", cli.gw.admin_key.verify_key.b64()
     )
     assert "(forged)" in _failure(other)
@@ -194,7 +165,7 @@ async def test_remembered_checkpoints_catch_a_rewrite_under_a_fresh_checkpoint(
     cli: Cli,
 ) -> None:
     await _activity(cli)
-    keys_dir = await _admin_dir(cli)
+    keys_dir = await admin_dir(cli)
     known = cli.root / "known-checkpoints.json"
     first = await _export(cli, keys_dir, "first.json")
     ok = _verify(cli, first, "--known-checkpoints", str(known), "--json")

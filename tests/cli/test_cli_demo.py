@@ -27,10 +27,11 @@ def test_demo_runs_every_flow_and_leaves_nothing_running() -> None:
         check=False,
     )
     assert result.returncode == 0, result.stdout + result.stderr
-    for step in range(9):
+    for step in range(11):  # 8 and 9: key rotation and revocation
         assert f"\n{step}. " in "\n" + result.stdout
     assert "✗" not in result.stdout + result.stderr
     assert "Gatewayn är stoppad" in result.stdout
+    assert "nyckelfil glömmer den" in result.stdout  # the destroyed key left the keystore
     # Nothing left running: the gateway's port no longer answers.
     match = re.search(r"http://127\.0\.0\.1:(\d+)", result.stdout)
     assert match is not None

@@ -31,7 +31,7 @@ async def test_decisions_and_refusals_are_chained_and_checkpointed(gateway) -> N
         gateway.builder.entry("revoke_device", {"device": "so-nordost/bertil", "reason": "lost"})
     )
     bertil = gateway.client("so-nordost/bertil/1")
-    assert_problem(await bertil.get(ENTRIES), 401, "device_revoked")
+    assert_problem(await bertil.get(ENTRIES), 403, "device_revoked")
     anna = gateway.client("so-nordost/anna/1")
     assert_problem(await anna.post(ENTRIES, {"entries": []}), 403, "admin_required")
     # Unauthenticated refusals are not audited (anyone could flood the trail).

@@ -112,7 +112,7 @@ async def test_revoked_device(gateway) -> None:
     await gateway.append(
         gateway.builder.entry("revoke_device", {"device": "so-nordost/bertil", "reason": "lost"})
     )
-    assert_problem(await bertil.get(ENTRIES), 401, "device_revoked")
+    assert_problem(await bertil.get(ENTRIES), 403, "device_revoked")
     # A forged request naming the revoked kid is only a bad signature.
     forged = gateway.client("so-nordost/bertil/1", SigningKey.generate())
     assert_problem(await forged.get(ENTRIES), 401, "signature_invalid")

@@ -109,7 +109,8 @@ def test_every_v1_operation_requires_a_signature_and_lists_auth_failures() -> No
             continue
         assert operation["security"] == [{"httpSignature": []}], f"{method} {path}"
         listed = problem_codes(operation["responses"]["401"])
-        assert {"signature_invalid", "replayed", "device_revoked"} <= set(listed)
+        assert {"signature_invalid", "replayed"} <= set(listed)
+        assert "device_revoked" in problem_codes(operation["responses"]["403"])
 
 
 def test_problem_schema_matches_what_the_registry_renders() -> None:

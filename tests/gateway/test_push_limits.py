@@ -87,4 +87,4 @@ async def test_a_revoked_device_is_cut_off_before_the_next_event(start: Any) -> 
     assert ws.close_code == aiohttp.WSCloseCode.POLICY_VIOLATION
     with pytest.raises(aiohttp.WSServerHandshakeError) as refused:
         await connect(gw, BERTIL)
-    assert refused.value.status == 401  # device_revoked
+    assert refused.value.status == 403  # device_revoked

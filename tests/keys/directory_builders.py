@@ -40,6 +40,14 @@ class Log:
         log.add("add_admin", admin.add_body())
         return log
 
+    @classmethod
+    def with_device(cls, device: str) -> Log:
+        """A log with ``device``'s unit (a district) and the device enrolled at version 1."""
+        log = cls.start()
+        log.unit(device.split("/")[0])
+        log.enrol(device)
+        return log
+
     def sign(self, type_: str, body: dict[str, Any], by: Admin | None = None) -> DirectoryEntry:
         by = by or self.admin
         self.now += 10
@@ -54,8 +62,10 @@ class Log:
     def unit(self, unit: str = "so-nordost", kind: str = "district") -> None:
         self.add("create_unit", {"unit": unit, "kind": kind, "name": f"Unit {unit}"})
 
-    def enrol(self, device: str, role: str = "officer", contact: bool = False) -> DeviceKeyPair:
-        pair = DeviceKeyPair.generate(DeviceId.parse(device).key(1))
+    def enrol(
+        self, device: str, role: str = "officer", contact: bool = False, version: int = 1
+    ) -> DeviceKeyPair:
+        pair = DeviceKeyPair.generate(DeviceId.parse(device).key(version))
         self.add("enrol_device", enrol_body(pair, role, contact))
         return pair
 

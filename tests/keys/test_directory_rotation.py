@@ -12,6 +12,7 @@ from keys.errors import (
     DirectoryKeyRevoked,
     DirectoryNotAdmin,
     DirectoryUnknownKey,
+    RecipientUnitNoDevice,
 )
 from keys.keypairs import DeviceKeyPair, KeyId
 
@@ -171,9 +172,10 @@ def test_revocation_is_terminal(log: Log) -> None:
         log.add("revoke_device", {"device": ANNA, "reason": "lost"})
     with pytest.raises(DirectoryEntryInvalid, match="revoked"):
         log.add("destroy_key", {"device": ANNA, "version": 1})
-    # The device id is never reused: a replacement laptop is a new device.
-    with pytest.raises(DirectoryEntryInvalid, match="already enrolled"):
-        log.enrol(ANNA)
+    # A revoked kid is never reused: enrolling again starts at the next version only.
+    for version in (1, 2, 4):
+        with pytest.raises(DirectoryEntryInvalid, match="version"):
+            log.enrol(ANNA, version=version)
     log.enrol("so-nordost/anna-2")
 
 
@@ -204,7 +206,8 @@ def test_encryption_keys_for_a_unit_and_named_devices(log: Log) -> None:
     with pytest.raises(DirectoryUnknownKey):
         log.directory.encryption_keys("nowhere")
     log.unit("socialjour", kind="socialjour")
-    assert log.directory.encryption_keys("socialjour") == []
+    with pytest.raises(RecipientUnitNoDevice):
+        log.directory.encryption_keys("socialjour")
 
 
 def test_signing_key_of_unknown_devices_and_admins(log: Log) -> None:

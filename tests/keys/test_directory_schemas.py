@@ -62,7 +62,7 @@ def test_every_entry_type_the_code_writes_validates(entries: list[dict[str, Any]
         (0, (), {"extra": 1}),
         (0, ("body",), {"extra": 1}),
         (1, ("body",), {"unit": "admin"}),
-        (2, ("body",), {"version": 2}),
+        (2, ("body",), {"version": 0}),
         (2, ("body",), {"device": "admin/anna"}),
         (2, ("body",), {"role": "boss"}),
         (4, ("body",), {"version": 1}),
@@ -112,7 +112,9 @@ def test_enrolment_request_round_trip_and_schema() -> None:
         DeviceKeyPair.generate(KeyId("so-nordost", "anna", 2)), T0, rotation=True
     )
     check.validate(rotation.to_json())
-    for change in ({"extra": 1}, {"version": 2}, {"type": "please"}, {"device": "admin/x"}):
+    # Enrolled again after a revocation: an enrolment at a later version is well-formed.
+    check.validate({**obj, "version": 3})
+    for change in ({"extra": 1}, {"version": 0}, {"type": "please"}, {"device": "admin/x"}):
         assert not check.is_valid({**obj, **change})
         with pytest.raises(EnrolmentRequestInvalid):
             EnrolmentRequest.from_json({**obj, **change})

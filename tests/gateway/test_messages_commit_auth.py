@@ -95,11 +95,12 @@ async def test_a_recipient_revoked_while_the_upload_streams_is_refused(
     gateway: RunningGateway,
 ) -> None:
     refused, consent_id = await _revoke_mid_upload(gateway, ANNA, "sav/bo")
-    assert_problem(refused, 422, "recipient_unknown")
+    # bo is the only device of sav: the unit is left with none.
+    assert_problem(refused, 422, "recipient_unit_no_device")
     # The same code as a send that starts after the revocation.
     header = header_for(gateway, consent_id=consent_id, recipients=(BO,))
     later = await send(gateway, ANNA, header.message_id, seal_envelope(gateway, header))
-    assert_problem(later, 422, "recipient_unknown")
+    assert_problem(later, 422, "recipient_unit_no_device")
 
 
 @pytest.mark.asyncio
@@ -107,7 +108,7 @@ async def test_a_sender_revoked_while_the_upload_streams_is_refused(
     gateway: RunningGateway,
 ) -> None:
     refused, consent_id = await _revoke_mid_upload(gateway, ANNA, "so-nordost/anna")
-    assert_problem(refused, 401, "device_revoked")
+    assert_problem(refused, 403, "device_revoked")
     header = header_for(gateway, consent_id=consent_id, recipients=(BO,))
     later = await send(gateway, ANNA, header.message_id, seal_envelope(gateway, header))
-    assert_problem(later, 401, "device_revoked")
+    assert_problem(later, 403, "device_revoked")

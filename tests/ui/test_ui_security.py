@@ -1,0 +1,110 @@
+"""The local app's defences over plain HTTP: session, Host, Origin, CSRF, headers, lock.
+
+Each refusal is checked to change nothing: a refused POST /lock leaves the keystore
+unlocked, a refused accept leaves the message in the inbox.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+from cli_support import Cli
+from ui_support import http_session, login, running_ui
+
+
+@pytest.mark.asyncio
+async def test_pages_need_the_session_cookie(cli: Cli) -> None:
+    async with running_ui(cli, "nora") as ui, http_session() as s:
+        for path in ("/inbox", "/compose", "/sent", "/events", "/unlock"):
+            async with s.get(ui.url(path), allow_redirects=False) as resp:
+                assert resp.status == 403, path
+                assert "no_session" in await resp.text()
+
+
+@pytest.mark.asyncio
+async def test_login_token_works_once_and_sets_a_strict_httponly_cookie(cli: Cli) -> None:
+    async with running_ui(cli, "nora") as ui, http_session() as s:
+        async with s.get(ui.url("/login/wrong-token"), allow_redirects=False) as resp:
+            assert resp.status == 403
+        async with s.get(ui.login_url, allow_redirects=False) as resp:
+            assert resp.status == 303
+            cookie = resp.headers["Set-Cookie"]
+            assert "HttpOnly" in cookie
+            assert "SameSite=Strict" in cookie
+        # A second browser (another local user) cannot reuse the spent token.
+        async with http_session() as other, other.get(ui.login_url, allow_redirects=False) as r2:
+            assert r2.status == 403
+
+
+@pytest.mark.asyncio
+async def test_wrong_host_is_refused_dns_rebinding(cli: Cli) -> None:
+    async with running_ui(cli, "nora") as ui, http_session() as s:
+        await login(s, ui)
+        headers = {"Host": f"attacker.example:{ui.guard.port}"}
+        async with s.get(ui.url("/inbox"), headers=headers, allow_redirects=False) as resp:
+            assert resp.status == 421
+
+
+@pytest.mark.asyncio
+async def test_post_needs_our_origin_and_csrf_token(cli: Cli) -> None:
+    async with running_ui(cli, "nora") as ui, http_session() as s:
+        await login(s, ui)
+        csrf = ui.guard.csrf
+        attempts = [
+            ({"csrf": csrf}, {}),  # no Origin
+            ({"csrf": csrf}, {"Origin": "http://attacker.example"}),
+            ({"csrf": csrf}, {"Origin": ui.origin, "Sec-Fetch-Site": "cross-site"}),
+            ({}, {"Origin": ui.origin}),  # no token
+            ({"csrf": "x" * 43}, {"Origin": ui.origin}),  # wrong token
+        ]
+        for data, headers in attempts:
+            async with s.post(
+                ui.url("/lock"), data=data, headers=headers, allow_redirects=False
+            ) as resp:
+                assert resp.status == 403, (data, headers)
+        # Nothing changed: still unlocked.
+        async with s.get(ui.url("/inbox"), allow_redirects=False) as resp:
+            assert resp.status == 200
+        async with s.post(
+            ui.url("/lock"),
+            data={"csrf": csrf},
+            headers={"Origin": ui.origin},
+            allow_redirects=False,
+        ) as resp:
+            assert resp.status == 303
+        async with s.get(ui.url("/inbox"), allow_redirects=False) as resp:
+            assert resp.status == 303
+            assert resp.headers["Location"].startswith("/unlock")
+
+
+@pytest.mark.asyncio
+async def test_headers_csp_and_no_store(cli: Cli) -> None:
+    async with running_ui(cli, "nora") as ui, http_session() as s:
+        await login(s, ui)
+        for path in ("/inbox", "/unlock", "/login/nope"):
+            async with s.get(ui.url(path)) as resp:
+                csp = resp.headers["Content-Security-Policy"]
+                assert "default-src 'none'" in csp
+                assert "script-src 'self'" in csp
+                assert "unsafe-inline" not in csp
+                assert "frame-ancestors 'none'" in csp
+                assert resp.headers["Cache-Control"] == "no-store"
+                assert resp.headers["X-Content-Type-Options"] == "nosniff"
+                body = await resp.text()
+                assert "<script>" not in body
+                assert " style=" not in body
+                assert "http://" not in body.replace(ui.origin, "")
+                assert "https://" not in body
+
+
+@pytest.mark.asyncio
+async def test_idle_lock_forgets_the_keys(cli: Cli) -> None:
+    async with running_ui(cli, "nora", idle_s=0.6) as ui, http_session() as s:
+        await login(s, ui)
+        async with s.get(ui.url("/inbox"), allow_redirects=False) as resp:
+            assert resp.status == 200
+        await asyncio.sleep(1.5)
+        async with s.get(ui.url("/inbox"), allow_redirects=False) as resp:
+            assert resp.status == 303
+        assert not (ui.home / "ui-spool").exists()

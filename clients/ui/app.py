@@ -14,7 +14,14 @@ from aiohttp import web
 from aiohttp.typedefs import Middleware
 
 from . import guard as guard_mod
-from . import views_compose, views_consent, views_inbox, views_sent, views_session
+from . import (
+    views_compose,
+    views_consent,
+    views_directory,
+    views_inbox,
+    views_sent,
+    views_session,
+)
 from .guard import Guard
 from .live import Broker
 from .pages import BROKER, GUARD, PUMP, SETTINGS, VAULT
@@ -90,7 +97,14 @@ def create_app(settings: UiSettings, guard: Guard | None = None) -> web.Applicat
         undefined=jinja2.StrictUndefined,
     )
     app.router.add_static("/static/", HERE / "static")
-    for module in (views_session, views_inbox, views_compose, views_sent, views_consent):
+    for module in (
+        views_session,
+        views_inbox,
+        views_compose,
+        views_sent,
+        views_consent,
+        views_directory,
+    ):
         app.router.add_routes(module.routes)
     app.cleanup_ctx.append(_idle_watch)
     return app

@@ -9,9 +9,11 @@ folder); here they exist only in this process until the receipt or the lock.
 
 from __future__ import annotations
 
+import io
 import tarfile
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import IO
 
 from clients.cli_bundle import FILES_DIR, TEXT_NAME, BundleInvalid, safe_name
 
@@ -71,3 +73,30 @@ def read_bundle(path: Path) -> tuple[str | None, dict[str, bytes]]:
                 raise BundleInvalid("the bundle holds an unsafe or repeated file name")
             files[base] = data
     return text, files
+
+
+@dataclass(frozen=True)
+class Upload:
+    """A file the officer added in the browser (aiohttp keeps it in an unnamed temp file)."""
+
+    name: str
+    handle: IO[bytes]
+    size: int
+
+
+def pack_upload(dest: Path, text: bytes | None, files: list[Upload]) -> None:
+    """Write the bundle (the CLI's format, so either tool opens it) to ``dest``, which
+    the caller created 0600 in the private folder and removes after sealing."""
+    names = [f.name for f in files]
+    if len(set(names)) != len(names) or not all(safe_name(n) for n in names):
+        raise BundleInvalid("unsupported or repeated attachment file name")
+    with tarfile.open(dest, "w", format=tarfile.PAX_FORMAT) as tar:
+        if text is not None:
+            info = tarfile.TarInfo(TEXT_NAME)
+            info.size, info.mode = len(text), 0o600
+            tar.addfile(info, io.BytesIO(text))
+        for upload in files:
+            info = tarfile.TarInfo(f"{FILES_DIR}/{upload.name}")
+            info.size, info.mode = upload.size, 0o600
+            upload.handle.seek(0)
+            tar.addfile(info, upload.handle)

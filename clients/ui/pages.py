@@ -63,6 +63,8 @@ def render(
         "day": day,
         "label": lambda group, term: vocab.label(group, str(term), t.language),
         "errors": FormErrors(),
+        "error": None,
+        "notice": None,
         "key_warnings": len(vault.changes) + len(vault.own),
     }
     response = aiohttp_jinja2.render_template(template, request, {**base, **context})

@@ -73,7 +73,9 @@ async def inbox(request: web.Request) -> web.StreamResponse:
                 "opened": opened is not None,
             }
         )
-    return render(request, "inbox.html", {"rows": rows, "error": error})
+    done = request.query.get("done")
+    notice = t(f"ui_done_{done}") if done in ("accepted", "rejected") else None
+    return render(request, "inbox.html", {"rows": rows, "error": error, "notice": notice})
 
 
 def _size(value: Any) -> str:

@@ -94,7 +94,8 @@
       xhr.addEventListener("load", function () {
         // Sent: follow the redirect to the result page. Refused: show the form with
         // its error summary (the whole page the server answered).
-        if (xhr.status < 400 && xhr.responseURL) { window.location.assign(xhr.responseURL); return; }
+        var target = submitter && submitter.formAction ? submitter.formAction : form.action;
+        if (xhr.status < 400 && xhr.responseURL && xhr.responseURL !== target) { window.location.assign(xhr.responseURL); return; }
         document.open(); document.write(xhr.responseText); document.close();
       });
       xhr.send(data);

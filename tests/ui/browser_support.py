@@ -7,6 +7,7 @@ installs it, so in CI they run. Screenshots of the main pages are written when
 
 from __future__ import annotations
 
+import asyncio
 import os
 import shutil
 from collections.abc import AsyncIterator
@@ -31,17 +32,18 @@ ARGS = [
     "--disable-sync",
 ]
 
+EXECUTABLE = CHROMIUM if Path(CHROMIUM).exists() else shutil.which("chromium")
+WCAG_AA = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa"]
 needs_chromium = pytest.mark.skipif(
-    not (Path(CHROMIUM).exists() or shutil.which("chromium")),
+    EXECUTABLE is None,
     reason="Debian's chromium is not installed here (.ci/run installs it)",
 )
 
 
 @asynccontextmanager
 async def browser() -> AsyncIterator[Browser]:
-    executable = CHROMIUM if Path(CHROMIUM).exists() else shutil.which("chromium")
     async with async_playwright() as p:
-        b = await p.chromium.launch(executable_path=executable, args=ARGS)
+        b = await p.chromium.launch(executable_path=EXECUTABLE, args=ARGS)
         try:
             yield b
         finally:
@@ -57,11 +59,7 @@ async def officer_page(b: Browser, ui: RunningUi) -> tuple[BrowserContext, Page]
     await check_accessible(page)
     await page.get_by_label("Lösenfras").fill(PASSPHRASE)
     await page.get_by_role("button", name="Lås upp").click()
-    try:
-        await page.wait_for_url("**/inbox", timeout=5000)
-    except Exception:
-        print("URL", page.url, await page.content())
-        raise
+    await page.wait_for_url("**/inbox")
     return context, page
 
 
@@ -85,5 +83,5 @@ async def check_accessible(page: Page) -> None:
 async def screenshot(page: Page, name: str) -> None:
     folder = os.environ.get("STAFETT_UI_SCREENSHOTS")
     if folder:
-        Path(folder).mkdir(parents=True, exist_ok=True)
+        await asyncio.to_thread(os.makedirs, folder, exist_ok=True)
         await page.screenshot(path=str(Path(folder) / f"{name}.png"), full_page=True)

@@ -32,6 +32,26 @@ async def compose(page: Page, *, category: str, purpose: str, text: str, files: 
         await page.locator("#files").set_input_files([str(f) for f in files])
 
 
+async def record_consent_in_ui(page: Page, base: str, evidence: Path) -> None:
+    """Sara records a written consent sav → so-nordost for a case transfer."""
+    await page.goto(base + "/consents/new")
+    await check_accessible(page)
+    await page.get_by_label("Personnummer eller samordningsnummer").fill(PNR)
+    await page.locator("input[name=pair][value='sav:so-nordost']").check()
+    await page.locator("#categories-case_transfer").check()
+    await page.locator("#purposes-transfer_to_district").check()
+    await page.get_by_label("Skriftligt, på en undertecknad blankett").check()
+    await page.locator("#evidence").set_input_files(str(evidence))
+    await screenshot(page, "consent-record")
+    await page.get_by_role("button", name="Registrera samtycket").click()
+    await page.wait_for_url("**/print?new=1")
+    await expect(page.get_by_role("heading", level=1)).to_have_text(
+        "Samtycke till att uppgifter lämnas mellan enheter"
+    )
+    await check_accessible(page)
+    await screenshot(page, "consent-form")
+
+
 def files_containing(root: Path, needle: bytes) -> list[Path]:
     return [p for p in root.rglob("*") if p.is_file() and needle in p.read_bytes()]
 
@@ -39,7 +59,8 @@ def files_containing(root: Path, needle: bytes) -> list[Path]:
 @needs_chromium
 @pytest.mark.asyncio
 async def test_send_open_download_hand_over_and_verified_receipt(cli: Cli, tmp_path: Path) -> None:
-    await cli.record_consent("sara")
+    evidence = tmp_path / "samtycke-skannat.pdf"
+    evidence.write_bytes(b"%PDF-1.4 undertecknad blankett")
     attachment = tmp_path / "beslut.pdf"
     attachment.write_bytes(ATTACHMENT)
     secret_text = "Hotbilden är förhöjd; flytt behövs snarast."
@@ -52,6 +73,7 @@ async def test_send_open_download_hand_over_and_verified_receipt(cli: Cli, tmp_p
         await expect(nora.get_by_text("Inga meddelanden väntar på dig.")).to_be_visible()
         await check_accessible(nora)
         _, sara = await officer_page(b, sara_ui)
+        await record_consent_in_ui(sara, sara_ui.origin, evidence)
 
         await compose(
             sara,
@@ -168,3 +190,47 @@ async def test_idle_lock_takes_the_page_to_the_unlock_form(cli: Cli) -> None:
         await expect(nora.get_by_label("Lösenfras")).to_be_visible()
         await asyncio.sleep(0)
         await screenshot(nora, "unlock")
+
+
+@needs_chromium
+@pytest.mark.asyncio
+async def test_list_and_withdraw_a_consent_with_confirmation(cli: Cli, tmp_path: Path) -> None:
+    evidence = tmp_path / "blankett.pdf"
+    evidence.write_bytes(b"%PDF-1.4 blankett")
+    async with running_ui(cli, "sara") as sara_ui, browser() as b:
+        _, sara = await officer_page(b, sara_ui)
+        await record_consent_in_ui(sara, sara_ui.origin, evidence)
+        await sara.goto(sara_ui.url("/consents"))
+        await sara.get_by_label("Personnummer eller samordningsnummer").fill(PNR)
+        await sara.get_by_role("button", name="Visa samtycken").click()
+        row = sara.locator("tr[data-consent-id]")
+        await expect(row).to_have_count(1)
+        await expect(row).to_contain_text("gäller")
+        await check_accessible(sara)
+        await screenshot(sara, "consents")
+        await row.get_by_role("link", name="Återkalla").click()
+        await sara.get_by_label("Den enskilde har återkallat sitt samtycke").check()
+        await sara.get_by_role("button", name="Återkalla samtycket").click()
+        summary = sara.locator(".error-summary")
+        await expect(summary).to_contain_text("Bekräfta att rätt samtycke återkallas")
+        await check_accessible(sara)
+        await sara.get_by_label("Jag har kontrollerat att rätt samtycke återkallas").check()
+        await sara.get_by_role("button", name="Återkalla samtycket").click()
+        await sara.wait_for_url("**/consents?withdrawn=0")
+        await expect(sara.get_by_text("Samtycket är återkallat.")).to_be_visible()
+
+
+@needs_chromium
+@pytest.mark.asyncio
+async def test_directory_and_english(cli: Cli) -> None:
+    async with running_ui(cli, "sara") as sara_ui, browser() as b:
+        _, sara = await officer_page(b, sara_ui)
+        await sara.goto(sara_ui.url("/directory"))
+        await expect(sara.locator("td.fingerprint").first).to_be_visible()
+        await expect(sara.get_by_text("so-nordost/nora")).to_be_visible()
+        await check_accessible(sara)
+        await screenshot(sara, "directory")
+        await sara.get_by_role("link", name="English").click()
+        await expect(sara.get_by_role("heading", level=1)).to_have_text("Key directory")
+        await expect(sara.locator("html")).to_have_attribute("lang", "en")
+        await check_accessible(sara)

@@ -108,3 +108,28 @@ async def test_idle_lock_forgets_the_keys(cli: Cli) -> None:
         async with s.get(ui.url("/inbox"), allow_redirects=False) as resp:
             assert resp.status == 303
         assert not (ui.home / "ui-spool").exists()
+
+
+@pytest.mark.asyncio
+async def test_lock_forgets_opened_content_and_leaves_nothing_on_disk(cli: Cli) -> None:
+    await cli.record_consent("sara")
+    secret = "Uppgift som bara får finnas i minnet"
+    sent = await cli.send(text=secret)
+    message_id = sent.json()["message_id"]
+    async with running_ui(cli, "nora") as ui, http_session() as s:
+        await login(s, ui)
+        post = {"data": {"csrf": ui.guard.csrf}, "headers": {"Origin": ui.origin}}
+        async with s.post(ui.url(f"/messages/{message_id}/open"), **post) as resp:
+            assert resp.status == 200
+            assert secret in await resp.text()
+        # Only in memory: no file under the state folder holds the text.
+        leaked = [
+            p for p in ui.home.rglob("*") if p.is_file() and secret.encode() in p.read_bytes()
+        ]
+        assert leaked == []
+        async with s.post(ui.url("/lock"), **post) as resp:
+            assert resp.url.path == "/unlock"
+        # After the lock the message page needs the keystore again, and shows nothing.
+        async with s.get(ui.url(f"/messages/{message_id}"), allow_redirects=False) as resp:
+            assert resp.status == 303
+        assert not (ui.home / "ui-spool").exists()

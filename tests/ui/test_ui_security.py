@@ -10,7 +10,9 @@ import asyncio
 
 import pytest
 from cli_support import Cli
-from ui_support import http_session, login, running_ui
+from ui_support import PASSPHRASE, http_session, login, running_ui
+
+from keys.keypairs import DeviceKeyPair, KeyId
 
 
 @pytest.mark.asyncio
@@ -133,3 +135,28 @@ async def test_lock_forgets_opened_content_and_leaves_nothing_on_disk(cli: Cli) 
         async with s.get(ui.url(f"/messages/{message_id}"), allow_redirects=False) as resp:
             assert resp.status == 303
         assert not (ui.home / "ui-spool").exists()
+
+
+@pytest.mark.asyncio
+async def test_a_changed_key_is_a_prominent_warning_naming_the_signing_entry(cli: Cli) -> None:
+    """Sara verified the directory once; then nora's key is rotated. On the next unlock
+    the directory page (and a banner on every page) says what changed and who signed."""
+    async with running_ui(cli, "sara") as ui, http_session() as s:
+        await login(s, ui)  # the first verification: the known checkpoint is saved
+        post = {"data": {"csrf": ui.guard.csrf}, "headers": {"Origin": ui.origin}}
+        async with s.post(ui.url("/lock"), **post) as resp:
+            assert resp.status == 200
+        new = DeviceKeyPair.generate(KeyId.parse("so-nordost/nora/2"))
+        await cli.gw.append(cli.gw.builder.rotate(new, min_encryption_version=1))
+        async with s.post(
+            ui.url("/unlock"),
+            data={"csrf": ui.guard.csrf, "passphrase": PASSPHRASE, "next": "/inbox"},
+            headers={"Origin": ui.origin},
+        ) as resp:
+            assert resp.status == 200
+            assert 'class="warning-banner"' in await resp.text()
+        async with s.get(ui.url("/directory")) as resp:
+            page = await resp.text()
+        assert "NYCKELN FÖR so-nordost/nora HAR BYTTS" in page
+        assert "signerad av admin/root/1" in page
+        assert new.signing_key.verify_key.fingerprint() in page

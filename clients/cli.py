@@ -15,6 +15,7 @@
          [--text-file F] [--file F ...] [--consent ID] [--reply-to ID] [--days N]
     inbox | open ID [--out DIR] [--reopen] | ack ID [--reject REASON] | status [ID] | recall ID
     watch [--after SEQ] [--kind K ...] [--count N] [--timeout S]
+    ui [--idle-minutes N] [--no-browser]   (the web inbox on 127.0.0.1)
     admin push-directory --keys-dir D | admin audit-verify --keys-dir D
     admin audit-export --keys-dir D --out F | admin subject-key-new --out F
 
@@ -47,6 +48,8 @@ from .cli_state import CliFailure, Home, default_home
 from .errors import ClientError, EnvelopeExpired, EnvelopeReplayed, GatewayUnavailable
 from .open_checks import SenderDirectoryForked
 from .texts import Texts, choose_language
+from .ui.launch import add_arguments as add_ui_arguments
+from .ui.launch import cmd_ui
 
 PROG = "stafett"
 EXIT_UNAVAILABLE = 3
@@ -209,6 +212,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--kind", action="append")
     p.add_argument("--count", type=int, default=0)
     p.add_argument("--timeout", type=float, default=0)
+
+    p = add(sub, "ui", cmd_ui, "the web inbox in a browser on this computer (127.0.0.1)")
+    add_ui_arguments(p)
 
     admin = sub.add_parser("admin", help="security admin").add_subparsers(
         dest="action", required=True, parser_class=_Parser

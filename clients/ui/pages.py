@@ -1,0 +1,102 @@
+"""Shared page helpers: the app's typed keys, rendering with the common context, the
+error summary of a form, and the translation of refusals into plain sentences."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+from typing import Any
+
+import aiohttp_jinja2
+from aiohttp import web
+
+from clients.cli_render import day, when
+from clients.errors import ClientError, GatewayUnavailable
+from clients.texts import Texts
+from keys.errors import KeysError
+
+from . import vocab
+from .guard import CSRF_FIELD, Guard
+from .live import Broker
+from .settings import UiSettings
+from .vault import Locked, Vault
+
+SETTINGS = web.AppKey("settings", UiSettings)
+VAULT = web.AppKey("vault", Vault)
+GUARD = web.AppKey("guard", Guard)
+BROKER = web.AppKey("broker", Broker)
+PUMP = web.AppKey("pump", dict[str, "asyncio.Task[None]"])
+
+
+@dataclass
+class FormErrors:
+    """Field name → message, in the order the fields appear (the error summary links
+    to each field by id: GOV.UK's pattern, and WCAG 3.3.1)."""
+
+    items: dict[str, str] = field(default_factory=dict)
+
+    def add(self, name: str, message: str) -> None:
+        self.items.setdefault(name, message)
+
+    def __bool__(self) -> bool:
+        return bool(self.items)
+
+
+def texts(request: web.Request) -> Texts:
+    return Texts(request.app[GUARD].language)
+
+
+def render(
+    request: web.Request, template: str, context: dict[str, Any], *, status: int = 200
+) -> web.Response:
+    t = texts(request)
+    vault = request.app[VAULT]
+    base = {
+        "t": t,
+        "lang": t.language,
+        "csrf": request.app[GUARD].csrf,
+        "csrf_field": CSRF_FIELD,
+        "unlocked": vault.unlocked,
+        "device": str(vault.client.kid.device) if vault.unlocked else "",
+        "path": request.path,
+        "when": when,
+        "day": day,
+        "label": lambda group, term: vocab.label(group, str(term), t.language),
+        "errors": FormErrors(),
+        "error": None,
+        "notice": None,
+        "key_warnings": len(vault.changes) + len(vault.own),
+    }
+    response = aiohttp_jinja2.render_template(template, request, {**base, **context})
+    response.set_status(status)
+    return response
+
+
+def see_other(location: str) -> web.HTTPSeeOther:
+    return web.HTTPSeeOther(location)
+
+
+def problem_text(t: Texts, exc: BaseException) -> str:
+    """One plain sentence for a failure; codes from the registry stay visible so the
+    officer can quote them to support. Exception texts never hold content or keys."""
+    code = str(getattr(exc, "code", "") or type(exc).__name__)
+    if isinstance(exc, GatewayUnavailable):
+        return t("ui_gateway_down")
+    if isinstance(exc, Locked):
+        return t("ui_locked_now")
+    if code.startswith("consent"):
+        return t("ui_refused_consent", code=code)
+    if isinstance(exc, KeysError):
+        return t("ui_security_failed", code=code)
+    if isinstance(exc, ClientError):
+        return t("ui_refused", code=code)
+    return t("ui_refused", code=code)
+
+
+def form_str(form: Any, name: str, limit: int = 4000) -> str:
+    value = form.get(name)
+    return value.strip()[:limit] if isinstance(value, str) else ""
+
+
+def form_list(form: Any, name: str) -> list[str]:
+    return [v for v in form.getall(name, []) if isinstance(v, str) and v]

@@ -1,0 +1,65 @@
+"""Sent: each message's state, due time and escalation, and the receipt as this computer
+verified it (recipient's directory key, the ``hH`` recorded when it was sealed).
+
+A rejection's reason shown is the one in the *signed* receipt; the gateway's copy is
+not shown as verified (threat: a gateway telling the sender "rejected: wrong district"
+for a matter that was handed over, steering where the case goes next).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aiohttp import web
+
+from keys.errors import KeysError
+
+from . import device
+from .pages import VAULT, problem_text, render, texts
+from .vault import Vault
+from .views_inbox import all_pages
+
+routes = web.RouteTableDef()
+
+
+async def _receipt(vault: Vault, item: dict[str, Any]) -> dict[str, Any] | None:
+    if not isinstance(item.get("receipt"), dict):
+        return None
+    message_id = str(item.get("message_id"))
+    sent = device.record(vault.settings.home, "sent", message_id)
+    if sent is None:
+        return {"verified": False, "elsewhere": True}
+    try:
+        verified = await vault.client.receipt(
+            message_id,
+            header_hash=str(sent["header_hash"]),
+            recipients=[str(r) for r in sent["recipients"]],
+        )
+    except (KeysError, KeyError) as exc:
+        return {"verified": False, "code": getattr(exc, "code", "receipt_invalid")}
+    return {
+        "verified": True,
+        "recipient": verified.recipient,
+        "fingerprint": verified.recipient_fingerprint,
+        "accepted": verified.accepted,
+        "reason": verified.reason,
+        "received_at": verified.received_at,
+    }
+
+
+@routes.get("/sent")
+async def sent(request: web.Request) -> web.StreamResponse:
+    vault = request.app[VAULT]
+    t = texts(request)
+    rows: list[dict[str, Any]] = []
+    error = None
+    try:
+        await vault.sync()
+        items = await all_pages(vault.client, outbox=True)
+        for item in sorted(items, key=lambda m: -int(m.get("created") or 0)):
+            rows.append({**item, "verified_receipt": await _receipt(vault, item)})
+    except Exception as exc:
+        error = problem_text(t, exc)
+    just_sent = request.query.get("sent", "")
+    sent_row = next((r for r in rows if r.get("message_id") == just_sent), None)
+    return render(request, "sent.html", {"rows": rows, "error": error, "just_sent": sent_row})

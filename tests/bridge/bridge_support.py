@@ -7,6 +7,7 @@ import hashlib
 import json
 import os
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -27,13 +28,14 @@ class Run:
     err: str
 
 
-async def run_bridge(cli: Cli, who: str, root: Path, *extra: str, crash: str | None = None) -> Run:
-    """One ``stafett bridge --once`` round as its own process (SIGKILL is real)."""
+async def _spawn(
+    cli: Cli, who: str, root: Path, *extra: str, crash: str | None = None
+) -> asyncio.subprocess.Process:
     env = dict(os.environ)
     env.pop("STAFETT_BRIDGE_CRASH_AT", None)
     if crash is not None:
         env["STAFETT_BRIDGE_CRASH_AT"] = crash
-    proc = await asyncio.create_subprocess_exec(
+    return await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
         "clients.cli",
@@ -42,13 +44,31 @@ async def run_bridge(cli: Cli, who: str, root: Path, *extra: str, crash: str | N
         "bridge",
         "--root",
         str(root),
-        "--once",
         *extra,
         cwd=REPO,
         env=env,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
     )
+
+
+async def start_service(cli: Cli, who: str, root: Path) -> asyncio.subprocess.Process:
+    """The bridge as a long-running service, polling every 0.2 s."""
+    return await _spawn(cli, who, root, "--interval", "0.2", "--no-receive")
+
+
+async def wait_for(condition: Callable[[], bool]) -> None:
+    """Poll a file-system condition (another process changes it) for up to 30 s."""
+    for _ in range(300):
+        if condition():
+            return
+        await asyncio.sleep(0.1)
+    raise AssertionError("the bridge did not get there within 30 s")
+
+
+async def run_bridge(cli: Cli, who: str, root: Path, *extra: str, crash: str | None = None) -> Run:
+    """One ``stafett bridge --once`` round as its own process (SIGKILL is real)."""
+    proc = await _spawn(cli, who, root, "--once", *extra, crash=crash)
     out, err = await asyncio.wait_for(proc.communicate(), 60)
     assert proc.returncode is not None
     return Run(proc.returncode, out.decode(), err.decode())

@@ -2,11 +2,23 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
+import signal
 from pathlib import Path
 
 import pytest
-from bridge_support import DOC, PNR, consent_to_sav, drop, handovers, messages_from, run_bridge
+from bridge_support import (
+    DOC,
+    PNR,
+    consent_to_sav,
+    drop,
+    handovers,
+    messages_from,
+    run_bridge,
+    start_service,
+    wait_for,
+)
 from cli_support import Cli
 
 pytestmark = pytest.mark.asyncio
@@ -141,3 +153,21 @@ async def test_the_same_drop_again_is_a_duplicate_unless_it_has_its_own_drop_id(
     drop(root / "outbox", "two", consent_id, name="one.pdf", drop_id="second-copy")
     assert (await run_bridge(cli, "nora", root, "--no-receive")).status == 0
     assert len(await messages_from(cli.gw, "so-nordost")) == 2
+
+
+async def test_as_a_service_it_reports_health_and_stops_on_sigterm(
+    cli: Cli, tmp_path: Path
+) -> None:
+    consent_id = await consent_to_sav(cli)
+    root = tmp_path / "nordost"
+    proc = await start_service(cli, "nora", root)
+    try:
+        health = root / "state" / "health.json"
+        await wait_for(health.exists)
+        drop(root / "outbox", "later", consent_id)  # dropped while it runs
+        await wait_for(lambda: (root / "outbox" / "sent" / "later").exists())
+        assert json.loads(health.read_text())["status"] == "ok"
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        assert await asyncio.wait_for(proc.wait(), 30) == 0
+    assert len(await messages_from(cli.gw, "so-nordost")) == 1

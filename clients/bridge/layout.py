@@ -110,13 +110,18 @@ def read_json(path: Path) -> dict[str, Any] | None:
     return value if isinstance(value, dict) else None
 
 
-def move(source: Path, target_dir: Path) -> None:
-    """Move one file into ``target_dir`` durably; a file already moved is not an error
-    (the step is repeated after a crash)."""
-    with contextlib.suppress(FileNotFoundError):
-        os.rename(source, target_dir / source.name)
+def move(sources: list[Path], target_dir: Path) -> None:
+    """Move files into ``target_dir`` durably (one fsync per folder, not per file); a
+    file already moved is not an error (the step is repeated after a crash)."""
+    moved_from = set()
+    for source in sources:
+        with contextlib.suppress(FileNotFoundError):
+            os.rename(source, target_dir / source.name)
+            moved_from.add(source.parent)
+    if moved_from:
         fsync_dir(target_dir)
-        fsync_dir(source.parent)
+        for folder in moved_from:
+            fsync_dir(folder)
 
 
 def free_name(folder: Path, stem: str, tag: str) -> Path:

@@ -40,6 +40,9 @@ log = logging.getLogger("stafett.bridge.outgoing")
 DAY = 86_400
 _FINAL = {"expired", "withdrawn", "recalled"}
 _RECEIPTED = {"handed_over", "rejected"}
+# How often one sent message's state is asked for while its receipt is awaited: one
+# request per pending message per round would load the gateway for nothing.
+RECEIPT_POLL_S = 10.0
 
 
 @dataclass(frozen=True)
@@ -76,6 +79,7 @@ class Outgoing:
         self.waiting = 0
         self.failed = 0
         self.pending_receipts = 0
+        self._polled: dict[str, float] = {}
 
     async def run_once(self, now: float) -> None:
         self.waiting = 0
@@ -84,7 +88,7 @@ class Outgoing:
                 await self._resume(journal)
         for path in sidecar.sidecars(self.paths.outbox):
             await self._handle(path, now)
-        await self._collect_receipts()
+        await self._collect_receipts(now)
 
     def _journals(self) -> list[dict[str, Any]]:
         found = []
@@ -96,6 +100,11 @@ class Outgoing:
 
     def _journal_path(self, message_id: str) -> Path:
         return self.paths.outgoing / f"{message_id}.json"
+
+    def _done_path(self, message_id: str) -> Path:
+        # Finished journals move here, so a round reads only the open ones; they stay
+        # to recognise the same drop dropped again (``duplicate``).
+        return self.paths.outgoing / "done" / f"{message_id}.json"
 
     def _envelope_path(self, message_id: str) -> Path:
         return self.paths.outgoing / f"{message_id}.envelope"
@@ -112,7 +121,9 @@ class Outgoing:
             self._fail(path, [path.parent / n for n in failure.documents], failure)
             return
         mid = sidecar.message_id(str(self.client.kid.device), drop)
-        journal = layout.read_json(self._journal_path(mid))
+        journal = layout.read_json(self._journal_path(mid)) or layout.read_json(
+            self._done_path(mid)
+        )
         if journal is not None:
             if journal["state"] in ("sealed", "accepted"):
                 await self._resume(journal)
@@ -247,8 +258,7 @@ class Outgoing:
         target = self.paths.sent / journal["target"]
         target.mkdir(exist_ok=True)
         layout.fsync_dir(self.paths.sent)
-        for name in journal["documents"]:
-            layout.move(self.paths.outbox / name, target)
+        layout.move([self.paths.outbox / n for n in journal["documents"]], target)
         crash_point("send:filing")
         answer = journal.get("answer") or {}
         layout.write_json(
@@ -264,7 +274,7 @@ class Outgoing:
             },
             private=False,
         )
-        layout.move(self.paths.outbox / journal["sidecar"], target)  # last: see module doc
+        layout.move([self.paths.outbox / journal["sidecar"]], target)  # last: see module doc
         crash_point("send:filed")
         layout.write_json(self._journal_path(mid), {**journal, "state": "filed"})
         sealing.remove(self._envelope_path(mid))
@@ -274,14 +284,13 @@ class Outgoing:
         stem = sidecar_path.name[: -len(sidecar.SUFFIX)]
         target = layout.free_name(self.paths.failed, stem, drop_tag(sidecar_path))
         target.mkdir()
-        for path in documents:
-            layout.move(path, target)
+        layout.move(documents, target)
         (target / "reason.txt").write_text(reason_text(failure.code, failure.detail), "utf-8")
         layout.write_json(
             target / "reason.json", {"code": failure.code, "detail": failure.detail}, private=False
         )
         layout.fsync_tree(target)
-        layout.move(sidecar_path, target)  # last: until then the drop is still in the outbox
+        layout.move([sidecar_path], target)  # last: until then the drop is in the outbox
         self.failed += 1
         log.warning("drop=%s failed code=%s", drop_tag(sidecar_path), failure.code)
 
@@ -293,11 +302,14 @@ class Outgoing:
         sealing.remove(self._journal_path(mid))
 
     # --- receipts ---------------------------------------------------------------------
-    async def _collect_receipts(self) -> None:
+    async def _collect_receipts(self, now: float) -> None:
         pending = [j for j in self._journals() if j["state"] == "filed"]
         self.pending_receipts = len(pending)
         for journal in pending:
             mid = journal["message_id"]
+            if now - self._polled.get(mid, -RECEIPT_POLL_S) < RECEIPT_POLL_S:
+                continue
+            self._polled[mid] = now
             status = await self.client.status(mid)
             state = str(status.get("state"))
             target = self.paths.sent / journal["target"]
@@ -328,6 +340,9 @@ class Outgoing:
                 )
             else:
                 continue
-            layout.write_json(self._journal_path(mid), {**journal, "state": "done", "final": state})
+            self._done_path(mid).parent.mkdir(exist_ok=True, mode=0o700)
+            layout.write_json(self._done_path(mid), {**journal, "state": "done", "final": state})
+            sealing.remove(self._journal_path(mid))
+            self._polled.pop(mid, None)
             self.pending_receipts -= 1
             log.info("message=%s final state=%s", mid, state)

@@ -71,10 +71,20 @@ class Incoming:
             for item in page.get("messages", []):
                 mid = item.get("message_id") if isinstance(item, dict) else None
                 if _is_message_id(mid):
-                    await self._one(str(mid), now)
+                    await self._isolated(str(mid), now)
             after = page.get("next")
             if not after:
                 return
+
+    async def _isolated(self, mid: str, now: float) -> None:
+        """One message's unexpected failure does not stop the others (logged by kind)."""
+        try:
+            await self._one(mid, now)
+        except GatewayUnavailable:
+            raise
+        except Exception as exc:
+            self.errors += 1
+            log.warning("message=%s not taken in: %s", mid, type(exc).__name__)
 
     async def _one(self, mid: str, now: float) -> None:
         journal_path = self.paths.incoming / f"{mid}.json"

@@ -20,6 +20,7 @@ import asyncio
 import hashlib
 import logging
 import os
+from collections.abc import Awaitable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -79,16 +80,31 @@ class Outgoing:
         self.waiting = 0
         self.failed = 0
         self.pending_receipts = 0
+        self.errors = 0
         self._polled: dict[str, float] = {}
 
     async def run_once(self, now: float) -> None:
         self.waiting = 0
+        self.errors = 0
         for journal in self._journals():
             if journal["state"] in ("sealed", "accepted"):
-                await self._resume(journal)
+                await self._isolated(self._resume(journal), journal["message_id"])
         for path in sidecar.sidecars(self.paths.outbox):
-            await self._handle(path, now)
+            await self._isolated(self._handle(path, now), drop_tag(path))
         await self._collect_receipts(now)
+
+    async def _isolated(self, step: Awaitable[None], what: str) -> None:
+        """One drop's unexpected failure (a file it cannot read, a bug) is logged and the
+        next drop goes on: a bad drop never blocks the queue. Only an unreachable
+        gateway ends the round (every other drop would fail the same way)."""
+        try:
+            await step
+        except GatewayUnavailable:
+            raise
+        except Exception as exc:
+            self.errors += 1
+            code = getattr(exc, "code", None)
+            log.warning("drop=%s not sent this round: %s", what, code or type(exc).__name__)
 
     def _journals(self) -> list[dict[str, Any]]:
         found = []

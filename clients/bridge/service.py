@@ -138,6 +138,7 @@ async def _serve(ctx: Context, settings: BridgeSettings, paths: Layout) -> bool:
                     "last_ok": last_ok,
                     "outbox_waiting": outgoing.waiting,
                     "failed_drops": outgoing.failed,
+                    "drop_errors": outgoing.errors,
                     "pending_receipts": outgoing.pending_receipts,
                     "received": incoming.received,
                     "incoming_errors": incoming.errors,

@@ -91,6 +91,8 @@ async def test_bad_drops_fail_with_a_reason_or_wait_and_never_block(
     half = drop(outbox, "g-half-written", consent_id, write_document=False)
     (outbox / "g-half-written.pdf").write_bytes(DOC[: len(DOC) // 2])  # still being copied
     (outbox / "h-sidecar-being-written.stafett.json").write_text('{"v": 1, "to": {')
+    drop(outbox, "i-unreadable", consent_id, write_document=False)
+    (outbox / "i-unreadable.pdf").symlink_to("i-unreadable.pdf")  # stat fails: ELOOP
     drop(outbox, "z-good", consent_id)
 
     run = await run_bridge(cli, "nora", root, "--no-receive", "--max-mib", "1")
@@ -120,12 +122,16 @@ async def test_bad_drops_fail_with_a_reason_or_wait_and_never_block(
     ]
     # The good drop went although it came after the bad ones; the incomplete ones wait.
     assert [p.name for p in (outbox / "sent").iterdir()] == ["z-good"]
-    waiting = sorted(p.name for p in outbox.iterdir() if p.is_file())
+    waiting = sorted(p.name for p in outbox.iterdir() if p.is_file() or p.is_symlink())
     assert waiting == [
         "g-half-written.pdf",
         "g-half-written.stafett.json",
         "h-sidecar-being-written.stafett.json",
+        "i-unreadable.pdf",
+        "i-unreadable.stafett.json",
     ]
+    health = json.loads((root / "state" / "health.json").read_text())
+    assert health["drop_errors"] == 1  # logged, and the next drop went on
     assert len(await messages_from(cli.gw, "so-nordost")) == 1
 
     # The copy finishes: the waiting drop goes in the next round.

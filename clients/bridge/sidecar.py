@@ -115,7 +115,9 @@ def load(path: Path, *, now: float, grace_s: float, max_bytes: int) -> Drop:
         if doc["size"] > max_bytes:
             raise DropFailed("document_too_large", f"{doc['size']} > {max_bytes} bytes", named)
     if len(set(named)) != len(fields["documents"]):
-        raise DropFailed("sidecar_invalid", "a document is named twice", named)
+        # A repeated name, or one the bundle format refuses (e.g. unprintable characters
+        # the schema's pattern lets through): refused now, not at every sealing attempt.
+        raise DropFailed("sidecar_invalid", "a document name is repeated or unusable", named)
     try:
         digest = hashlib.sha256(canonical_json(fields)).hexdigest()
     except KeysError as exc:  # e.g. a string that is not in canonical (NFC) form

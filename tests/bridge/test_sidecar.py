@@ -98,6 +98,12 @@ def test_same_size_other_bytes_waits_while_fresh_and_fails_when_left(tmp_path: P
             {"subject": {"personnummer": "19121212-1212", "subject_ref": "0" * 64}},
             "sidecar_invalid",
         ),
+        # Passes the schema's pattern, but the bundle format refuses it (unprintable).
+        (
+            {"documents": [{"name": "a\u00a0b.pdf", "size": 1, "sha256": "0" * 64}]},
+            "sidecar_invalid",
+        ),
+        ({"documents": [{"name": "a.pdf", "size": 1, "sha256": "0" * 64}] * 2}, "sidecar_invalid"),
     ],
 )
 def test_bad_sidecars_fail_at_once(tmp_path: Path, changes: dict[str, object], code: str) -> None:

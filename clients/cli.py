@@ -16,6 +16,7 @@
     inbox | open ID [--out DIR] [--reopen] | ack ID [--reject REASON] | status [ID] | recall ID
     watch [--after SEQ] [--kind K ...] [--count N] [--timeout S]
     ui [--idle-minutes N] [--no-browser]   (the web inbox on 127.0.0.1)
+    bridge --root D [--once] [--interval S] [--no-send] [--no-receive]
     admin push-directory --keys-dir D | admin audit-verify --keys-dir D
     admin audit-export --keys-dir D --out F | admin subject-key-new --out F
 
@@ -41,6 +42,7 @@ from keys.cli_store import CliError
 from keys.errors import DirectoryForked, KeysError
 
 from . import cli_admin, cli_consent, cli_device, cli_receive, cli_send, cli_status
+from .bridge import service as bridge_service
 from .cli_bundle import BundleInvalid
 from .cli_common import Context
 from .cli_render import Output, when
@@ -219,6 +221,9 @@ def _parser() -> argparse.ArgumentParser:
     admin = sub.add_parser("admin", help="security admin").add_subparsers(
         dest="action", required=True, parser_class=_Parser
     )
+    p = add(sub, "bridge", bridge_service.cmd_bridge, "run the case-system folder bridge")
+    bridge_service.add_arguments(p)
+
     p = add(admin, "push-directory", cli_admin.cmd_push_directory, "upload directory entries")
     p.add_argument("--keys-dir", help="stafett-keys working directory ($STAFETT_KEYS_DIR)")
     p = add(admin, "audit-verify", cli_admin.cmd_audit_verify, "verify the audit trail")

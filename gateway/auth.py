@@ -64,6 +64,7 @@ from keys.directory_entry import ADMIN_UNIT
 from keys.errors import DigestMismatch, KeyIdInvalid, SignatureInvalid
 from keys.httpsig import (
     ContentDigester,
+    combine_field_lines,
     digest_matches,
     parse_request_signature,
     verify_request_signature,
@@ -191,13 +192,17 @@ async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamR
         return await handler(request)
     app = request.app
     settings = app[SETTINGS]
+    headers = request.headers
+    # Every field line, combined as RFC 9421 §2.1 says (never only the first one).
     sig = parse_request_signature(
-        signature_input=request.headers.get("Signature-Input"),
-        signature=request.headers.get("Signature"),
+        signature_input=headers.getall("Signature-Input", None),
+        signature=headers.getall("Signature", None),
         method=request.method,
         path=request.rel_url.raw_path,
         query=request.rel_url.raw_query_string,
-        content_digest=request.headers.get("Content-Digest"),
+        content_digest=headers.getall("Content-Digest", None),
+        field_lines=lambda name: headers.getall(name, []),
+        authority=headers.get("Host"),
     )
     now = int(time.time())
     if sig.created < now - settings.clock_skew_s:
@@ -229,7 +234,7 @@ async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamR
     request[CALLER_KEY] = Caller(
         kid=kid, unit=kid.unit, device=None if is_admin else kid.device, is_admin=is_admin
     )
-    digest_header = request.headers["Content-Digest"]
+    digest_header = combine_field_lines(headers.getall("Content-Digest")) or ""
     if request.content_type == STREAM_CONTENT_TYPE:
         request[CONTENT_DIGEST_KEY] = digest_header
         request[STREAMED_KEY] = True

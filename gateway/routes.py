@@ -4,7 +4,17 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from gateway.views import audit, consents, directory, events, health, messages, openapi, report
+from gateway.views import (
+    audit,
+    consents,
+    directory,
+    events,
+    health,
+    messages,
+    openapi,
+    report,
+    webhooks,
+)
 
 
 def setup_routes(app: web.Application) -> None:
@@ -32,3 +42,7 @@ def setup_routes(app: web.Application) -> None:
     app.router.add_get("/v1/inbox", messages.get_inbox)
     app.router.add_get("/v1/outbox", messages.get_outbox)
     app.router.add_get("/v1/admin/report", report.get_report)
+    app.router.add_post("/v1/webhooks", webhooks.post_webhook)
+    app.router.add_get("/v1/webhooks", webhooks.get_webhooks)
+    app.router.add_delete("/v1/webhooks/{webhook_id}", webhooks.delete_webhook)
+    app.router.add_get("/v1/webhooks/{webhook_id}/deliveries", webhooks.get_deliveries)

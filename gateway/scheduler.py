@@ -18,6 +18,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
+import aiohttp
 from aiohttp import web
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.interval import IntervalTrigger
@@ -25,6 +26,7 @@ from apscheduler.triggers.interval import IntervalTrigger
 from gateway import jobs, jobs_deadlines, jobs_retention
 from gateway.appkeys import IDENTITY, SESSIONMAKER, SETTINGS
 from gateway.recovery import sweep_orphan_blobs
+from gateway.webhook_delivery import deliver_webhooks
 
 log = logging.getLogger("gateway.jobs")
 
@@ -125,12 +127,19 @@ def job_table(app: web.Application) -> list[Scheduled]:
             sessionmaker, now=now, retention_days=settings.retention_days
         )
 
+    async def deliver(now: int) -> int:
+        async with aiohttp.ClientSession() as http:
+            return await deliver_webhooks(
+                sessionmaker, http, now=now, timeout_s=settings.webhook_timeout_s
+            )
+
     return [
         Scheduled("expire_messages", settings.expire_interval_s, expire),
         Scheduled("sign_audit_checkpoint", settings.audit_checkpoint_interval_s, checkpoint),
         Scheduled("purge_nonces", settings.nonce_purge_interval_s, nonces),
         Scheduled("sweep_orphan_blobs", settings.blob_sweep_interval_s, sweep),
         Scheduled("apply_retention", settings.retention_interval_s, retention),
+        Scheduled("deliver_webhooks", settings.webhook_interval_s, deliver),
         # Escalation of overdue handovers and consent-ending reminders.
         *(Scheduled(*job) for job in jobs_deadlines.deadline_jobs(app)),
     ]

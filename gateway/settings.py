@@ -91,6 +91,12 @@ class Settings:
     retention_days: int = 30
     # Invariant: nothing is held longer than retention_days + retention_interval_s.
     retention_interval_s: int = 3600
+    # Webhooks (gateway.webhook_delivery). Invariant: a delivery's first try is at most
+    # webhook_interval_s after its event; 0 disables delivery on this instance.
+    webhook_interval_s: float = 10.0
+    webhook_timeout_s: float = 10.0
+    # Plain http://127.0.0.1 endpoints (tests, a local relay); https only otherwise.
+    webhook_allow_loopback_http: bool = False
     # Test mode: cheap keystore KDF parameters. Never set in production.
     insecure_fast_kdf: bool = False
     # Test mode only (refused without insecure_fast_kdf): the gateway SIGKILLs itself at
@@ -124,7 +130,14 @@ class Settings:
         ):
             if getattr(self, name) < 0:
                 raise SettingsError(f"{name} must not be negative")
-        for name in ("events_poll_interval_s", "push_heartbeat_s", "push_send_timeout_s"):
+        if self.webhook_interval_s < 0:
+            raise SettingsError("webhook_interval_s must not be negative")
+        for name in (
+            "events_poll_interval_s",
+            "push_heartbeat_s",
+            "push_send_timeout_s",
+            "webhook_timeout_s",
+        ):
             if not getattr(self, name) > 0:
                 raise SettingsError(f"{name} must be positive")
         if self.push_queue_size < 1:

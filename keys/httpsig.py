@@ -6,11 +6,24 @@ Every request to the gateway is signed by the calling device. The client SDK sig
 (replay) itself, verifies with :func:`verify_request_signature`, and checks the body
 against the Content-Digest with :func:`digest_matches` / :class:`ContentDigester`.
 
-Profile (anything else is refused as malformed, so there is one way to sign)::
+Profile (what we produce; ``docs/protocol.md`` "Request signatures" is the contract)::
 
     Signature-Input: sig1=("@method" "@path" "@query" "content-digest");
                      created=<int>;nonce="<16-64 url-safe>";keyid="<kid>";alg="ed25519"
     Signature:       sig1=:<64-byte Ed25519 signature, base64>:
+
+What a verifier here also accepts, because RFC 9421 allows it and it costs nothing in
+safety: the components in any order, *additional* covered components (header fields
+present in the request, ``@authority``, ``@request-target``: covering more only binds
+more), any single label, and a ``tag`` parameter. Never accepted: a request without
+the four required components (nothing uncovered), a second signature, component
+parameters (``;sf``, ``;key``, ``;req``, ...), ``expires`` (we could not honour it as
+the signer meant), another ``alg``.
+
+Repeated field lines (RFC 9421 §2.1): ``Signature-Input``, ``Signature``,
+``Content-Digest`` and covered fields may arrive as several lines; they are combined
+as §2.1 says (each line's value trimmed, joined by ", ") — never only the first read.
+A label that appears on two lines is refused (which one would be meant?).
 
 The signature base follows RFC 9421 §2.5: one line per covered component,
 ``"<name>": <value>``, then ``"@signature-params": <the serialized inner list>``, joined
@@ -29,6 +42,7 @@ import hashlib
 import hmac
 import re
 import secrets
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from http_sfv.dictionary import Dictionary
@@ -41,6 +55,16 @@ COVERED_COMPONENTS = ("@method", "@path", "@query", "content-digest")
 LABEL = "sig1"
 ALG = "ed25519"
 _PARAM_NAMES = ("created", "nonce", "keyid", "alg")
+_OPTIONAL_PARAMS = ("tag",)
+_EXTRA_DERIVED = ("@authority", "@request-target")
+# Signing over these would be circular or meaningless for a request.
+_NOT_COVERABLE = ("signature", "signature-input")
+_FIELD_NAME_RE = re.compile(r"[a-z0-9!#$%&'*+.^_`|~-]{1,64}", re.ASCII)
+_MAX_COMPONENTS = 16
+# Reads every line of a request header field by (lower-case) name, e.g.
+# ``lambda name: request.headers.getall(name, [])``.
+FieldLines = Callable[[str], Sequence[str]]
+HeaderValue = str | Sequence[str] | None
 _NONCE_RE = re.compile(r"[A-Za-z0-9_-]{16,64}", re.ASCII)
 _METHOD_RE = re.compile(r"[A-Za-z]{1,16}", re.ASCII)
 # Printable ASCII only: no CR/LF (a value containing "\n" could add a forged line to the
@@ -168,21 +192,59 @@ def sign_request(
 
 
 # --- verifying ------------------------------------------------------------------------------
+def combine_field_lines(lines: HeaderValue) -> str | None:
+    """One field value from its lines, as RFC 9421 §2.1 says: each line's value with
+    leading and trailing white space removed, joined by ", " (None: no line at all)."""
+    if lines is None:
+        return None
+    if isinstance(lines, str):
+        return lines.strip(" \t")
+    if not lines:
+        return None
+    return ", ".join(line.strip(" \t") for line in lines)
+
+
+def _labels_once(lines: HeaderValue) -> None:
+    """Refuse a label repeated across field lines (combining would keep only the last)."""
+    if lines is None or isinstance(lines, str) or len(lines) < 2:
+        return
+    seen: list[str] = []
+    for line in lines:
+        parsed = _parse_dictionary(line)
+        if parsed is None:
+            raise HttpSignatureMalformed("Signature-Input/Signature are not RFC 8941 dictionaries")
+        seen.extend(parsed)
+    if len(seen) != len(set(seen)):
+        raise HttpSignatureMalformed("a signature label appears on two field lines")
+
+
 def parse_request_signature(
     *,
-    signature_input: str | None,
-    signature: str | None,
+    signature_input: HeaderValue,
+    signature: HeaderValue,
     method: str,
     path: str,
     query: str,
-    content_digest: str | None,
+    content_digest: HeaderValue,
+    field_lines: FieldLines | None = None,
+    authority: str | None = None,
 ) -> RequestSignature:
     """Parse and check the signature headers; rebuild the signature base.
+
+    Header values are a string or the list of the field's lines (combined per RFC 9421
+    §2.1). ``field_lines`` reads other header fields a signer chose to cover too;
+    ``authority`` is the request's Host (for ``@authority``). Without them, such
+    components are refused.
 
     Raises :class:`HttpSignatureMissing` if either header is absent and
     :class:`HttpSignatureMalformed` for anything outside the profile. Does not verify
     the signature, the key, freshness or replay: see the module docstring.
     """
+    _labels_once(signature_input)
+    _labels_once(signature)
+    signature_input = combine_field_lines(signature_input)
+    signature = combine_field_lines(signature)
+    content_digest = combine_field_lines(content_digest)
     if not signature_input or not signature:
         raise HttpSignatureMissing("the request is not signed (Signature-Input/Signature)")
     if content_digest is None:
@@ -192,27 +254,29 @@ def parse_request_signature(
     signatures = _parse_dictionary(signature)
     if inputs is None or signatures is None:
         raise HttpSignatureMalformed("Signature-Input/Signature are not RFC 8941 dictionaries")
-    # Exactly one signature, labelled sig1: a second, unchecked signature next to ours
-    # would only invite confusion about which one was verified.
-    if list(inputs) != [LABEL] or list(signatures) != [LABEL]:
-        raise HttpSignatureMalformed("expected exactly one signature labelled sig1")
+    # Exactly one signature (its label is the signer's choice, the same in both): a
+    # second, unchecked signature would only invite confusion about which one counted.
+    if len(inputs) != 1 or list(inputs) != list(signatures):
+        raise HttpSignatureMalformed("expected exactly one signature, one label in both")
+    label = next(iter(inputs))
 
-    params = inputs[LABEL]
+    params = inputs[label]
     if not isinstance(params, InnerList):
-        raise HttpSignatureMalformed("Signature-Input sig1 must be an inner list")
+        raise HttpSignatureMalformed("Signature-Input's member must be an inner list")
     components = _covered_components(params)
     created, nonce, keyid = _signature_params(params)
 
-    sig_item = signatures[LABEL]
+    sig_item = signatures[label]
     sig_bytes = sig_item.value if isinstance(sig_item, Item) else None
     if not isinstance(sig_bytes, bytes) or len(sig_bytes) != SIGNATURE_BYTES or sig_item.params:
         raise HttpSignatureMalformed("Signature sig1 must be a 64-byte byte sequence")
 
     # The base is rebuilt from the parsed (re-serialized) parameters: that is exactly
     # what RFC 9421 §2.3 asks the verifier to sign over, whatever white space was sent.
-    base = _signature_base(
-        _component_values(components, method, path, query, content_digest), params
+    values = _component_values(
+        components, method, path, query, content_digest, field_lines, authority
     )
+    base = _signature_base(values, params)
     return RequestSignature(
         keyid=keyid, created=created, nonce=nonce, signature=sig_bytes, signature_base=base
     )
@@ -243,18 +307,30 @@ def _covered_components(params: InnerList) -> tuple[str, ...]:
         if not isinstance(item, Item) or type(item.value) is not str or item.params:
             raise HttpSignatureMalformed("covered components must be plain strings")
         names.append(item.value)
-    # Any order is valid RFC 9421 (the base follows the signer's order), but the set
-    # must be exactly ours: nothing uncovered, nothing we do not know how to compute.
-    if len(names) != len(set(names)) or set(names) != set(COVERED_COMPONENTS):
+    # Any order is valid RFC 9421 (the base follows the signer's order). Ours must all
+    # be there (nothing uncovered); more may be, when we know how to compute them.
+    if len(names) != len(set(names)) or len(names) > _MAX_COMPONENTS:
+        raise HttpSignatureMalformed("covered components repeat or are too many")
+    if not set(COVERED_COMPONENTS) <= set(names):
         raise HttpSignatureMalformed(
-            'covered components must be exactly "@method" "@path" "@query" "content-digest"'
+            'covered components must include "@method" "@path" "@query" "content-digest"'
         )
+    for name in set(names) - set(COVERED_COMPONENTS):
+        derived_ok = name in _EXTRA_DERIVED
+        field_ok = _FIELD_NAME_RE.fullmatch(name) is not None and name not in _NOT_COVERABLE
+        if not (derived_ok or field_ok):
+            raise HttpSignatureMalformed("a covered component this gateway cannot compute")
     return tuple(names)
 
 
 def _signature_params(params: InnerList) -> tuple[int, str, str]:
-    if set(params.params) != set(_PARAM_NAMES):
-        raise HttpSignatureMalformed("signature parameters must be created, nonce, keyid, alg")
+    names = set(params.params)
+    if not set(_PARAM_NAMES) <= names or not names <= set(_PARAM_NAMES + _OPTIONAL_PARAMS):
+        raise HttpSignatureMalformed(
+            "signature parameters must be created, nonce, keyid, alg (and optionally tag)"
+        )
+    if "tag" in names and type(params.params["tag"]) is not str:
+        raise HttpSignatureMalformed("tag must be a string")
     created = params.params["created"]
     nonce = params.params["nonce"]
     keyid = params.params["keyid"]
@@ -285,7 +361,13 @@ def _check_keyid(keyid: str) -> None:
 
 
 def _component_values(
-    order: tuple[str, ...], method: str, path: str, query: str, content_digest: str
+    order: tuple[str, ...],
+    method: str,
+    path: str,
+    query: str,
+    content_digest: str,
+    field_lines: FieldLines | None = None,
+    authority: str | None = None,
 ) -> list[tuple[str, str]]:
     if not isinstance(method, str) or not _METHOD_RE.fullmatch(method):
         raise HttpSignatureMalformed("the request method is not a method name")
@@ -302,7 +384,25 @@ def _component_values(
         "@query": "?" + query,  # §2.2.7: "?" alone when the query is empty
         # §2.1: a field's value with leading and trailing white space removed
         "content-digest": content_digest.strip(" \t"),
+        # §2.2.5: path and query as in the request line (origin-form)
+        "@request-target": (path or "/") + ("?" + query if query else ""),
     }
+    if authority is not None:
+        values["@authority"] = authority.strip(" \t").lower()  # §2.2.3: lower-cased host
+    for name in order:
+        if name in values or name.startswith("@"):
+            continue
+        lines = field_lines(name) if field_lines is not None else []
+        combined = combine_field_lines(list(lines))
+        if combined is None:
+            # §2.5: a covered component that is not in the message fails the signature.
+            raise HttpSignatureMalformed("a covered header field is not in the request")
+        values[name] = combined
+    for name in order:
+        if name not in values:
+            raise HttpSignatureMalformed("a covered component this request cannot provide")
+        if not _SAFE_VALUE_RE.fullmatch(values[name]):
+            raise HttpSignatureMalformed("request components must be printable ASCII")
     return [(name, values[name]) for name in order]
 
 

@@ -4,7 +4,7 @@ Portability choices: times are integer Unix seconds (no time-zone surprises betw
 two engines), hashes are lower-case hex text, JSON documents are canonical JSON text
 (what was signed is stored byte for byte; a JSON column type would re-serialise it).
 The migrations (``0001_initial``, ``0002_deadlines``, ``0003_consent_end``,
-``0004_exposure``) create exactly this schema; a test compares the two.
+``0004_exposure``, ``0005_webhooks``) create exactly this schema; a test compares the two.
 """
 
 from __future__ import annotations
@@ -195,3 +195,43 @@ class AuditCheckpointRow(Base):
     created: Mapped[int] = mapped_column(BigInteger)
     signer: Mapped[str] = mapped_column(String(KID))
     sig: Mapped[str] = mapped_column(String(128))
+
+
+class WebhookRow(Base):
+    """A unit's registered endpoint. ``secret`` signs deliveries (Standard Webhooks,
+    HMAC-SHA256); ``after_seq`` is the last event seq before registration (older events
+    are not delivered)."""
+
+    __tablename__ = "webhooks"
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    unit: Mapped[str] = mapped_column(String(UNIT), index=True)
+    url: Mapped[str] = mapped_column(String(2048))
+    secret: Mapped[str] = mapped_column(String(64))
+    created_by: Mapped[str] = mapped_column(String(KID))
+    created: Mapped[int] = mapped_column(BigInteger)
+    after_seq: Mapped[int] = mapped_column(BigInteger)
+
+
+class WebhookDeliveryRow(Base):
+    """One event for one webhook: pending → delivered | failed (after the last try)."""
+
+    __tablename__ = "webhook_deliveries"
+    __table_args__ = (
+        # One notification per (kind, message) per webhook, however many of the unit's
+        # devices the event was addressed to; also what makes enqueueing idempotent.
+        UniqueConstraint("webhook_id", "dedupe"),
+        Index("ix_webhook_deliveries_state_next_at", "state", "next_at"),
+    )
+    id: Mapped[int] = mapped_column(AutoId, primary_key=True, autoincrement=True)
+    webhook_id: Mapped[str] = mapped_column(
+        String(36), ForeignKey("webhooks.id", ondelete="CASCADE")
+    )
+    event_seq: Mapped[int] = mapped_column(BigInteger)
+    dedupe: Mapped[str] = mapped_column(String(128))  # "kind:message_id" or "kind:#seq"
+    state: Mapped[str] = mapped_column(String(16))
+    attempts: Mapped[int] = mapped_column(Integer)
+    next_at: Mapped[int] = mapped_column(BigInteger)
+    claimed_until: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    last_status: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    last_error: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    done_at: Mapped[int | None] = mapped_column(BigInteger, nullable=True)

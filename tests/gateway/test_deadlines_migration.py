@@ -36,6 +36,7 @@ async def test_0002_keeps_existing_rows_and_adds_empty_markers(store_url: str) -
                 ),
                 {"s": "ab" * 32},
             )
+        # Up to the head (later migrations stack on 0002; their downgrades run below too).
         assert await migrate(store_url) == head_revision()
         async with engine.connect() as connection:
             row = (await connection.execute(text("SELECT id, reminded_at FROM consents"))).one()

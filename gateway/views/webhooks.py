@@ -1,0 +1,50 @@
+"""Webhook handlers: parse, call one service function, serialise. No SQL, no crypto."""
+
+from __future__ import annotations
+
+import time
+
+from aiohttp import web
+
+from gateway.appkeys import SESSIONMAKER, SETTINGS
+from gateway.auth import caller_of
+from gateway.services import webhooks
+from gateway.views.jsonbody import read_json
+
+
+def _now() -> int:
+    return int(time.time())
+
+
+async def post_webhook(request: web.Request) -> web.Response:
+    body = await read_json(request, required={"url"})
+    url = webhooks.check_url(
+        body["url"], allow_loopback_http=request.app[SETTINGS].webhook_allow_loopback_http
+    )
+    answer = await webhooks.register(request.app[SESSIONMAKER], caller_of(request), url, now=_now())
+    return web.json_response(answer, status=201)
+
+
+async def get_webhooks(request: web.Request) -> web.Response:
+    listed = await webhooks.list_for(request.app[SESSIONMAKER], caller_of(request))
+    return web.json_response({"webhooks": listed})
+
+
+async def delete_webhook(request: web.Request) -> web.Response:
+    await webhooks.delete(
+        request.app[SESSIONMAKER],
+        caller_of(request),
+        request.match_info["webhook_id"],
+        now=_now(),
+    )
+    return web.Response(status=204)
+
+
+async def get_deliveries(request: web.Request) -> web.Response:
+    listed = await webhooks.deliveries(
+        request.app[SESSIONMAKER],
+        caller_of(request),
+        request.match_info["webhook_id"],
+        request.query.get("state"),
+    )
+    return web.json_response({"deliveries": listed})

@@ -1,0 +1,206 @@
+"""Webhooks end to end: a unit's events, signed (Standard Webhooks), retried within the
+bound, visible when failed, never another unit's, once with two gateway instances; the
+example receiver in docs/integration.md refuses tampered and replayed notifications."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+import time
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+import pytest_asyncio
+from aiohttp import web
+from gateway_harness import RunningGateway
+from sdk_support import ANNA, BO, client, message_args, record_consent
+
+from gateway.appkeys import SESSIONMAKER
+from gateway.errors import FieldInvalid, NotFound
+from gateway.webhook_delivery import deliver_webhooks
+
+pytestmark = pytest.mark.asyncio
+DOC = Path(__file__).resolve().parents[2] / "docs" / "integration.md"
+SETTINGS = {"webhook_allow_loopback_http": True, "webhook_interval_s": 0}
+
+
+def _receiver_code() -> dict[str, Any]:
+    text = DOC.read_text(encoding="utf-8")
+    match = re.search(r"<!-- receiver:start -->\n```python\n(.*?)```", text, re.DOTALL)
+    assert match, "docs/integration.md lost its receiver example"
+    namespace: dict[str, Any] = {}
+    exec(compile(match.group(1), str(DOC), "exec"), namespace)  # noqa: S102  # our own doc
+    return namespace
+
+
+RECEIVER = _receiver_code()
+
+
+@dataclass
+class Endpoint:
+    """A webhook receiver on 127.0.0.1: records what arrives, answers ``status``."""
+
+    url: str = ""
+    status: int = 204
+    got: list[tuple[dict[str, str], bytes]] = field(default_factory=list)
+
+
+@pytest_asyncio.fixture
+async def endpoints() -> AsyncIterator[Callable[[], Any]]:
+    runners: list[web.AppRunner] = []
+
+    async def make() -> Endpoint:
+        endpoint = Endpoint()
+
+        async def handle(request: web.Request) -> web.Response:
+            endpoint.got.append(
+                ({k.lower(): v for k, v in request.headers.items()}, await request.read())
+            )
+            return web.Response(status=endpoint.status)
+
+        app = web.Application()
+        app.router.add_post("/hook", handle)
+        runner = web.AppRunner(app)
+        await runner.setup()
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        await site.start()
+        runners.append(runner)
+        endpoint.url = f"http://127.0.0.1:{runner.addresses[0][1]}/hook"
+        return endpoint
+
+    yield make
+    for runner in runners:
+        await runner.cleanup()
+
+
+async def _register(gw: RunningGateway, kid: str, url: str) -> dict[str, Any]:
+    async with client(gw, kid) as sdk:
+        answer = await sdk.transport.request("POST", "/v1/webhooks", json_body={"url": url})
+    assert isinstance(answer, dict)
+    return answer
+
+
+async def _send_to_sav(gw: RunningGateway) -> str:
+    async with client(gw, ANNA) as anna:
+        consent_id = await record_consent(anna)
+        return (await anna.send(**message_args(consent_id))).message_id
+
+
+async def _deliver(gw: RunningGateway, now: int) -> int:
+    async with aiohttp.ClientSession() as http:
+        return await deliver_webhooks(gw.app[SESSIONMAKER], http, now=now)
+
+
+def _payloads(endpoint: Endpoint) -> list[dict[str, Any]]:
+    return [json.loads(body) for _, body in endpoint.got]
+
+
+async def test_a_unit_gets_its_own_events_signed_and_nothing_personal(
+    start: Any, endpoints: Any
+) -> None:
+    gw = await start(**SETTINGS)
+    sav, nordost = await endpoints(), await endpoints()
+    sav_hook = await _register(gw, BO, sav.url)
+    await _register(gw, ANNA, nordost.url)
+    message_id = await _send_to_sav(gw)
+    now = int(time.time())
+    await _deliver(gw, now)
+
+    (headers, body) = sav.got[0]
+    seen: set[str] = set()
+    note = RECEIVER["verify_webhook"](sav_hook["secret"], headers, body, seen, now=now)
+    assert note["type"] == "inbox.new"
+    assert note["data"]["message_id"] == message_id
+    assert note["data"]["unit"] == "sav"
+    assert [p["type"] for p in _payloads(sav)] == ["inbox.new"]  # one, not one per device
+    for payload in _payloads(sav) + _payloads(nordost):
+        text = str(payload)
+        assert "subject" not in text
+        assert "anna" not in text  # the sender's kid names an officer
+    assert all(p["data"]["unit"] == "so-nordost" for p in _payloads(nordost))
+    assert "inbox.new" not in [p["type"] for p in _payloads(nordost)]
+
+    # The example receiver refuses a tampered body, a replay and a stale timestamp.
+    refused = RECEIVER["WebhookRefused"]
+    with pytest.raises(refused):
+        RECEIVER["verify_webhook"](sav_hook["secret"], headers, body + b" ", set(), now=now)
+    with pytest.raises(refused):
+        RECEIVER["verify_webhook"](sav_hook["secret"], headers, body, seen, now=now)
+    with pytest.raises(refused):
+        RECEIVER["verify_webhook"](sav_hook["secret"], headers, body, set(), now=now + 301)
+    with pytest.raises(refused):
+        RECEIVER["verify_webhook"]("whsec_" + "A" * 32, headers, body, set(), now=now)
+
+
+async def test_retries_stop_after_four_tries_and_the_failure_is_visible(
+    start: Any, endpoints: Any
+) -> None:
+    gw = await start(**SETTINGS)
+    sav = await endpoints()
+    sav.status = 503
+    hook = await _register(gw, BO, sav.url)
+    await _send_to_sav(gw)
+    t = int(time.time())
+    tries = []
+    for offset in (0, 30, 60, 200, 240, 700, 720, 5000, 10000):
+        await _deliver(gw, t + offset)
+        tries.append(len(sav.got))
+    assert tries == [1, 1, 2, 2, 3, 3, 4, 4, 4]  # +0, +1, +4, +12 minutes; then no more
+    async with client(gw, BO) as bo:
+        failed = await bo.transport.request(
+            "GET", f"/v1/webhooks/{hook['webhook_id']}/deliveries", query={"state": "failed"}
+        )
+        listed = await bo.transport.request("GET", "/v1/webhooks")
+    assert [d["attempts"] for d in failed["deliveries"]] == [4]
+    assert failed["deliveries"][0]["last_status"] == 503
+    assert listed["webhooks"][0]["failed_deliveries"] == 1
+    assert "secret" not in listed["webhooks"][0]
+    ids = {h["webhook-id"] for h, _ in sav.got}
+    assert len(ids) == 1  # every try of one notification carries the same id
+
+
+async def test_two_instances_deliver_each_event_once(start: Any, endpoints: Any) -> None:
+    first = await start(**SETTINGS)
+    second = await start(**SETTINGS, seed=False, admin_key=first.admin_key)
+    sav = await endpoints()
+    await _register(first, BO, sav.url)
+    for _ in range(3):
+        await _send_to_sav(first)
+    now = int(time.time())
+    await asyncio.gather(*(_deliver(gw, now) for gw in (first, second, first, second)))
+    ids = [h["webhook-id"] for h, _ in sav.got]
+    assert len(ids) == 3
+    assert len(set(ids)) == 3
+
+
+async def test_one_unit_cannot_see_or_remove_another_units_webhook(
+    start: Any, endpoints: Any
+) -> None:
+    gw = await start(**SETTINGS)
+    hook = await _register(gw, BO, (await endpoints()).url)
+    async with client(gw, ANNA) as anna:
+        assert (await anna.transport.request("GET", "/v1/webhooks"))["webhooks"] == []
+        for method, path in (
+            ("DELETE", f"/v1/webhooks/{hook['webhook_id']}"),
+            ("GET", f"/v1/webhooks/{hook['webhook_id']}/deliveries"),
+        ):
+            with pytest.raises(NotFound):
+                await anna.transport.request(method, path)
+    async with client(gw, BO) as bo:
+        await bo.transport.request("DELETE", f"/v1/webhooks/{hook['webhook_id']}")
+        assert (await bo.transport.request("GET", "/v1/webhooks"))["webhooks"] == []
+
+
+@pytest.mark.parametrize(
+    "url", ["http://example.org/hook", "ftp://example.org/", "https://", "javascript:alert(1)"]
+)
+async def test_only_https_endpoints_are_registered(start: Any, url: str) -> None:
+    gw = await start(**SETTINGS)
+    async with client(gw, BO) as bo:
+        with pytest.raises(FieldInvalid):
+            await bo.transport.request("POST", "/v1/webhooks", json_body={"url": url})

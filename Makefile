@@ -28,11 +28,11 @@ test: lint typecheck unit
 # The city's flows end to end on a throwaway gateway (SQLite, loopback); exit 1 on any
 # unexpected outcome. Leaves nothing running.
 demo: install
-	$(BIN)/python -m clients.demo
+	$(BIN)/python -m clients.demo.flows
 
 # A gateway on SQLite in ./data for trying things by hand (prints what to do next).
 run: install
-	$(BIN)/python -m clients.demo_run
+	$(BIN)/python -m clients.demo.run
 
 bench: install
 	$(BIN)/python bench/run.py envelope --quick

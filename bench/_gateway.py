@@ -3,7 +3,7 @@
 The gateway runs as the ``stafett-gateway`` CLI would run it (``init`` then ``serve``,
 here via ``gateway.cli.main`` in a child process), on SQLite in a temp data dir, on a
 loopback port. The bench process is the client: requests are signed by the SDK's
-transport (``clients.transport.Transport``: RFC 9421 over method, path, query and
+transport (``clients.sdk.transport.Transport``: RFC 9421 over method, path, query and
 Content-Digest, a fresh nonce each), the directory is appended by a security admin
 through ``POST /v1/directory/entries`` and consents are recorded through
 ``POST /v1/consents`` — nothing is written to the gateway's database behind its back
@@ -29,12 +29,12 @@ from typing import Any
 
 import aiohttp
 
-from clients.transport import ENVELOPE_CONTENT_TYPE, Signer, Transport
-from keys.consent_record import sign_consent_record
-from keys.directory import Directory, DirectoryEntry, make_entry
-from keys.envelope import EnvelopeHeader, seal
-from keys.httpsig import content_digest
-from keys.keypairs import DeviceKeyPair, KeyId, SigningKey
+from clients.sdk.transport import ENVELOPE_CONTENT_TYPE, Signer, Transport
+from keys.crypto.keypairs import DeviceKeyPair, KeyId, SigningKey
+from keys.protocol.consent_record import sign_consent_record
+from keys.protocol.directory import Directory, DirectoryEntry, make_entry
+from keys.protocol.envelope import EnvelopeHeader, seal
+from keys.protocol.httpsig import content_digest
 
 PASSPHRASE = "bench gateway passphrase (not a secret)"  # noqa: S105  # throwaway temp key
 ROOT_ADMIN = KeyId.parse("admin/root/1")

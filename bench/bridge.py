@@ -38,8 +38,8 @@ import _gateway as g
 import aiohttp
 
 from clients.sdk import StafettClient
-from keys.keypairs import DeviceKeyPair, SigningKey
-from keys.keystore import KdfCost, Keystore, save_keystore
+from keys.crypto.keypairs import DeviceKeyPair, SigningKey
+from keys.crypto.keystore import KdfCost, Keystore, save_keystore
 
 REPO = Path(__file__).resolve().parents[1]
 PASS = "bench bridge passphrase"  # noqa: S105  # throwaway temp keystores
@@ -54,7 +54,7 @@ def _home(root: Path, pair: DeviceKeyPair, dep: g.Deployment) -> Path:
         keypairs={pair.kid.version: pair},
         pinned_admins={str(g.ROOT_ADMIN): dep.gw.admin_key.verify_key},
     )
-    save_keystore(root / "keys.keystore", store, PASS, cost=KdfCost.TEST)
+    save_keystore(root / "keys.crypto.keystore", store, PASS, cost=KdfCost.TEST)
     config = {"v": 1, "device": str(pair.kid.device), "gateway": dep.gw.url}
     (root / "config.json").write_text(json.dumps(config))
     return root
@@ -70,7 +70,7 @@ def _argv(home: Path, root: Path, *extra: str) -> list[str]:
     return [
         sys.executable,
         "-m",
-        "clients.cli",
+        "clients.cli.main",
         "--home",
         str(home),
         "bridge",

@@ -36,8 +36,8 @@ import aiohttp
 from sqlalchemy import Table, create_engine, text
 
 from gateway.db.models import ConsentParty, ConsentRow
-from keys.canonical import canonical_json
-from keys.keypairs import DeviceKeyPair, KeyId, SigningKey
+from keys.crypto.canonical import canonical_json
+from keys.crypto.keypairs import DeviceKeyPair, KeyId, SigningKey
 
 N_SMALL = 1_000
 N_LARGE = 1_000_000

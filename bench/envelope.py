@@ -7,7 +7,7 @@ Figures (the last stdout line of ``python bench/run.py envelope [--quick]``):
   as a stream into a temp file and never exists in memory.
 - ``stream_ratio``: envelope throughput (content bytes ÷ (seal s + open s), timed inside
   those subprocesses; open without fsync) divided by raw secretstream push+pull
-  throughput measured in the same run (``keys.stream_baseline``). Goal ≥ 0.5.
+  throughput measured in the same run (``keys.crypto.stream_baseline``). Goal ≥ 0.5.
   ``stream_ratio_cpu`` is the same ratio in CPU seconds (all threads), which a busy
   machine disturbs much less than wall-clock throughput.
 - ``small_seal_open_us``: seal + open of a 2 KiB body for 5 recipients, median, without
@@ -36,8 +36,8 @@ RECIPIENTS = 5
 
 def _keys() -> tuple[Any, list[Any], Any]:
     """Deterministic sender + recipients, derived the same way in every process."""
-    from keys.envelope import EnvelopeHeader
-    from keys.keypairs import DeviceKeyPair, EncryptionPrivateKey, KeyId, SigningKey
+    from keys.crypto.keypairs import DeviceKeyPair, EncryptionPrivateKey, KeyId, SigningKey
+    from keys.protocol.envelope import EnvelopeHeader
 
     def device(kid: str) -> DeviceKeyPair:
         seed = hashlib.shake_256(b"stafett-bench/" + kid.encode()).digest(64)
@@ -83,7 +83,7 @@ def _peak_rss_mib() -> float:
 
 # --- child processes ----------------------------------------------------------------------
 def _child(role: str, args: list[str]) -> dict[str, Any]:
-    from keys.envelope import open_envelope, seal
+    from keys.protocol.envelope import open_envelope, seal
 
     sender, recipients, header = _keys()
     if role == "idle":
@@ -115,7 +115,7 @@ def _child(role: str, args: list[str]) -> dict[str, Any]:
             "peak_rss_mib": _peak_rss_mib(),
         }
     if role == "raw":
-        from keys.stream_baseline import secretstream_round_trip_seconds
+        from keys.crypto.stream_baseline import secretstream_round_trip_seconds
 
         total = int(args[0])
         cpu = _cpu_seconds()
@@ -159,7 +159,7 @@ def _same_samples(a: Path, b: Path, size: int) -> bool:
 
 
 def _small(iterations: int, tmp: Path, *, durable: bool) -> float:
-    from keys.envelope import open_envelope, seal
+    from keys.protocol.envelope import open_envelope, seal
 
     sender, recipients, header = _keys()
     publics = [r.public() for r in recipients]

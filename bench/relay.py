@@ -10,7 +10,7 @@ One cycle = send → push → fetch → receipt:
   with the same durability (fsync'd blob file, SQLite WAL) and nothing else.
 
 Measured: everything on the server side, and on the client side the SDK transport
-(``clients.transport``: RFC 9421 request signing, one fresh nonce per request) plus the
+(``clients.sdk.transport``: RFC 9421 request signing, one fresh nonce per request) plus the
 receipt's Ed25519 signature. Not measured: sealing (envelopes are sealed before the
 clock starts) and opening (the fetched envelope is checked for length, not decrypted);
 ``bench/run.py envelope`` measures those. Body 2 KiB, one recipient device.
@@ -45,8 +45,8 @@ from typing import Any, NamedTuple
 import _gateway as g
 import aiohttp
 
-from keys.keypairs import SigningKey
-from keys.receipt import make_receipt
+from keys.crypto.keypairs import SigningKey
+from keys.protocol.receipt import make_receipt
 
 BENCH_DIR = Path(__file__).resolve().parent
 LEVELS = (1, 16, 64)

@@ -5,13 +5,12 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from keys.auditlog import AuditHead, verify_audit_chain
+from clients.sdk import StafettClient
+from clients.sdk.answers import as_list, as_object
+from clients.sdk.transport import Signer
+from keys.crypto.keypairs import VerifyKey
 from keys.errors import KeystoreError
-from keys.keypairs import VerifyKey
-
-from .answers import as_list, as_object
-from .sdk import StafettClient
-from .transport import Signer
+from keys.protocol.auditlog import AuditHead, verify_audit_chain
 
 __all__ = ["StafettAdminClient"]
 

@@ -1,7 +1,7 @@
 """Errors the SDK raises itself (everything the gateway refuses keeps its registry class).
 
 A refusal that arrives as ``application/problem+json`` is rebuilt with
-``gateway.errors.error_from_problem``: the caller catches the same class the gateway
+``keys.protocol.problems.error_from_problem``: the caller catches the same class the gateway
 raised (``ConsentWithdrawn``, ``Replayed``, ``DeviceRevoked`` ...). The classes here
 cover what no gateway said: it could not be reached, it answered something that is not
 our protocol, or the SDK refused to go on (e.g. nothing known to acknowledge).

@@ -18,13 +18,13 @@ from gateway.appkeys import (
 from gateway.auth import auth_middleware
 from gateway.db.engine import make_sessionmaker, open_engine
 from gateway.identity import GatewayIdentity, load_identity
+from gateway.jobs.scheduler import scheduler_context
 from gateway.middlewares import add_security_headers, limits_middleware, problem_middleware
-from gateway.notifier import Notifier, attach
-from gateway.push import setup_push
+from gateway.push.notifier import Notifier, attach
+from gateway.push.sockets import setup_push
 from gateway.ratelimit import RateLimiter
 from gateway.recovery import recover_uploads
 from gateway.routes import setup_routes
-from gateway.scheduler import scheduler_context
 from gateway.services.directory import DirectoryService
 from gateway.settings import Settings
 
@@ -47,7 +47,7 @@ def create_app(settings: Settings, identity: GatewayIdentity | None = None) -> w
     app[NOTIFIER] = Notifier()
     app.cleanup_ctx.append(_database)
     app.cleanup_ctx.append(recover_uploads)  # before serving: interrupted uploads resolved
-    app.cleanup_ctx.append(scheduler_context)  # gateway.jobs via APScheduler
+    app.cleanup_ctx.append(scheduler_context)  # gateway.jobs.expiry via APScheduler
     setup_push(app)  # after _database: its poll task needs the session maker
     app.on_response_prepare.append(add_security_headers)
     setup_routes(app)

@@ -10,8 +10,8 @@ if TYPE_CHECKING:
     from gateway.auth import Caller
     from gateway.db.engine import SessionMaker
     from gateway.identity import GatewayIdentity
-    from gateway.notifier import Notifier
-    from gateway.push import PushHub
+    from gateway.push.notifier import Notifier
+    from gateway.push.sockets import PushHub
     from gateway.ratelimit import RateLimiter
     from gateway.services.directory import DirectoryService
     from gateway.settings import Settings
@@ -21,7 +21,7 @@ SESSIONMAKER: web.AppKey[SessionMaker] = web.AppKey("sessionmaker")
 IDENTITY: web.AppKey[GatewayIdentity] = web.AppKey("identity")
 DIRECTORY: web.AppKey[DirectoryService] = web.AppKey("directory")
 RATE_LIMITER: web.AppKey[RateLimiter] = web.AppKey("rate_limiter")
-# Wakes push sockets when this instance committed new events (gateway.notifier).
+# Wakes push sockets when this instance committed new events (gateway.push.notifier).
 NOTIFIER: web.AppKey[Notifier] = web.AppKey("notifier")
 # Open push sockets of this instance (closed on shutdown; limited per device).
 PUSH_HUB: web.AppKey[PushHub] = web.AppKey("push_hub")

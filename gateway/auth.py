@@ -46,7 +46,19 @@ from gateway.appkeys import (
     VERIFIED_KID_KEY,
 )
 from gateway.db import nonce_store
-from gateway.errors import (
+from gateway.ratelimit import RateLimiter
+from keys.crypto.keypairs import DeviceId, KeyId, SigningKey, VerifyKey
+from keys.errors import DigestMismatch, KeyIdInvalid, SignatureInvalid
+from keys.protocol.directory import Directory
+from keys.protocol.directory_entry import ADMIN_UNIT
+from keys.protocol.httpsig import (
+    ContentDigester,
+    combine_field_lines,
+    digest_matches,
+    parse_request_signature,
+    verify_request_signature,
+)
+from keys.protocol.problems import (
     AdminRequired,
     BodyTooLarge,
     DeviceRequired,
@@ -58,18 +70,6 @@ from gateway.errors import (
     SignatureExpired,
     SignatureFuture,
 )
-from gateway.ratelimit import RateLimiter
-from keys.directory import Directory
-from keys.directory_entry import ADMIN_UNIT
-from keys.errors import DigestMismatch, KeyIdInvalid, SignatureInvalid
-from keys.httpsig import (
-    ContentDigester,
-    combine_field_lines,
-    digest_matches,
-    parse_request_signature,
-    verify_request_signature,
-)
-from keys.keypairs import DeviceId, KeyId, SigningKey, VerifyKey
 
 log = logging.getLogger("gateway.auth")
 

@@ -54,7 +54,7 @@ from typing import BinaryIO
 from aiohttp import web
 
 from gateway.settings import Settings
-from keys.canonical import Hasher
+from keys.crypto.canonical import Hasher
 
 log = logging.getLogger(__name__)
 

@@ -18,13 +18,13 @@ from gateway.app import create_app
 from gateway.db.engine import make_sessionmaker, open_engine
 from gateway.identity import IdentityError, init_identity
 from gateway.migrations import migrate
-from gateway.policy.deadlines import DeadlinePolicyError
 from gateway.report import render_png
 from gateway.services.deadlines import deadline_policy
 from gateway.services.followup import FORMATS, Report, follow_up_report, period_of
 from gateway.settings import Settings, SettingsError
+from keys.crypto.keypairs import KeyId, VerifyKey
+from keys.domain.deadlines import DeadlinePolicyError
 from keys.errors import KeysError
-from keys.keypairs import KeyId, VerifyKey
 
 
 def _parser() -> argparse.ArgumentParser:

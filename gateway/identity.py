@@ -14,9 +14,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from gateway.settings import Settings
+from keys.crypto.keypairs import DeviceKeyPair, KeyId, SigningKey, VerifyKey
+from keys.crypto.keystore import KdfCost, Keystore, load_keystore, save_keystore
 from keys.errors import KeystoreError
-from keys.keypairs import DeviceKeyPair, KeyId, SigningKey, VerifyKey
-from keys.keystore import KdfCost, Keystore, load_keystore, save_keystore
 
 
 class IdentityError(RuntimeError):

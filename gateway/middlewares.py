@@ -15,9 +15,10 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
-from gateway import audit
 from gateway.appkeys import REQUEST_ID_KEY, SESSIONMAKER, SETTINGS, VERIFIED_KID_KEY
-from gateway.errors import (
+from gateway.db import audit_trail as audit
+from keys.errors import KeysError
+from keys.protocol.problems import (
     BadRequest,
     BodyTooLarge,
     GatewayError,
@@ -30,8 +31,7 @@ from gateway.errors import (
     problem_body,
     status_of,
 )
-from gateway.policy.errors import PolicyError
-from keys.errors import KeysError
+from keys.protocol.refusals import PolicyError
 
 log = logging.getLogger("gateway.http")
 

@@ -45,10 +45,9 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from keys.keypairs import is_valid_name
-
-from .policy.errors import REFUSALS
-from .policy.vocabulary import Vocabulary, load_vocabulary
+from keys.crypto.keypairs import is_valid_name
+from keys.protocol.refusals import REFUSALS
+from keys.protocol.vocabulary import Vocabulary, load_vocabulary
 
 SMALL_CELL = 5  # counts below this (and above zero) are suppressed
 P90_MIN = 10  # the 90th percentile of fewer is (next to) the maximum: one person's time
@@ -276,6 +275,6 @@ def render_png(
     rows: Sequence[ReportRow], path: str | os.PathLike[str], *, year: int | None = None
 ) -> None:
     """The yearly chart (see :mod:`gateway.report_chart`; needs matplotlib)."""
-    from .report_chart import render_png as render  # lazy: matplotlib is heavy
+    from gateway.report_chart import render_png as render  # lazy: matplotlib is heavy
 
     render(rows, path, year=year)

@@ -19,7 +19,7 @@ from pathlib import Path
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from .report import OUTCOMES, SMALL_CELL, ReportRow
+from gateway.report import OUTCOMES, SMALL_CELL, ReportRow
 
 _LABELS = {
     "handed_over": "Överlämnade",

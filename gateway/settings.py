@@ -72,12 +72,12 @@ class Settings:
     push_queue_size: int = 256  # events buffered per socket (bounds memory per client)
     push_max_sockets_per_device: int = 4  # per instance; more is refused (rate_limited)
     push_send_timeout_s: float = 30.0  # a client that does not read is disconnected
-    # Periodic jobs (gateway.scheduler); 0 disables one job, jobs_enabled=False all.
+    # Periodic jobs (gateway.jobs.scheduler); 0 disables one job, jobs_enabled=False all.
     jobs_enabled: bool = True
     # Invariant: content lives at most expires + expire_interval_s (the retention promise).
     expire_interval_s: int = 60
     blob_sweep_interval_s: int = 3600
-    # Handover deadlines (gateway.policy.deadlines). None: the policy shipped with the
+    # Handover deadlines (keys.domain.deadlines). None: the policy shipped with the
     # gateway (gateway/deadlines.toml); a deployment points this at its own file.
     deadline_policy: Path | None = None
     # Invariant: an overdue handover is escalated at most escalation_interval_s late.
@@ -87,11 +87,11 @@ class Settings:
     # Day granularity is enough for a reminder measured in days.
     consent_reminder_interval_s: int = 3600
     # After a message ended, its subject reference and device ids are removed and its
-    # consumed events deleted this many days later (gateway.jobs_retention).
+    # consumed events deleted this many days later (gateway.jobs.retention).
     retention_days: int = 30
     # Invariant: nothing is held longer than retention_days + retention_interval_s.
     retention_interval_s: int = 3600
-    # Webhooks (gateway.webhook_delivery). Invariant: a delivery's first try is at most
+    # Webhooks (gateway.jobs.webhooks). Invariant: a delivery's first try is at most
     # webhook_interval_s after its event; 0 disables delivery on this instance.
     webhook_interval_s: float = 10.0
     webhook_timeout_s: float = 10.0

@@ -4,22 +4,8 @@ The public API is what this module exports; the submodules are implementation de
 that other packages may still import directly when they need a narrower surface.
 """
 
-from .canonical import canonical_json, hash32
-from .checkpoint import Checkpoint
-from .directory import Directory, DirectoryEntry, make_entry
-from .enrolment import EnrolmentRequest, make_enrolment_request
-from .envelope import (
-    EnvelopeHeader,
-    OpenedEnvelope,
-    SealResult,
-    VerifiedEnvelope,
-    open_envelope,
-    read_header,
-    seal,
-    verify_envelope,
-)
-from .errors import KeysError
-from .keypairs import (
+from keys.crypto.canonical import canonical_json, hash32
+from keys.crypto.keypairs import (
     DeviceId,
     DeviceKeyPair,
     DevicePublicKeys,
@@ -29,8 +15,22 @@ from .keypairs import (
     SigningKey,
     VerifyKey,
 )
-from .keystore import KdfCost, Keystore, load_keystore, save_keystore
-from .subject import PersonalIdentityNumber, parse_personnummer, subject_reference
+from keys.crypto.keystore import KdfCost, Keystore, load_keystore, save_keystore
+from keys.crypto.subject import PersonalIdentityNumber, parse_personnummer, subject_reference
+from keys.errors import KeysError
+from keys.protocol.checkpoint import Checkpoint
+from keys.protocol.directory import Directory, DirectoryEntry, make_entry
+from keys.protocol.enrolment import EnrolmentRequest, make_enrolment_request
+from keys.protocol.envelope import (
+    EnvelopeHeader,
+    OpenedEnvelope,
+    SealResult,
+    VerifiedEnvelope,
+    open_envelope,
+    read_header,
+    seal,
+    verify_envelope,
+)
 
 __all__ = [
     "Checkpoint",

@@ -16,8 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import schemas
-
-from ..results import OpenedMessage
+from clients.sdk.results import OpenedMessage
 
 
 @cache

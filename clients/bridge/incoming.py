@@ -32,18 +32,17 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from keys.receipt import make_receipt
-
-from .. import cli_bundle, sealing
-from ..errors import GatewayUnavailable
-from ..results import OpenedMessage
-from ..sdk import StafettClient
-from . import handover, layout
-from .crash import crash_point
-from .layout import Layout
-from .outgoing import refusal_code
-from .payload import META_NAME
-from .sidecar import file_sha256
+from clients.bridge import handover, layout
+from clients.bridge.crash import crash_point
+from clients.bridge.layout import Layout
+from clients.bridge.outgoing import refusal_code
+from clients.bridge.payload import META_NAME
+from clients.bridge.sidecar import file_sha256
+from clients.cli import bundle as cli_bundle
+from clients.errors import GatewayUnavailable
+from clients.sdk import StafettClient, sealing
+from clients.sdk.results import OpenedMessage
+from keys.protocol.receipt import make_receipt
 
 log = logging.getLogger("stafett.bridge.incoming")
 _MAX_META = 64 << 10

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from keys import files
+from keys.crypto import files
 
 _MAX_STATE = 1 << 20
 

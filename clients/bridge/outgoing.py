@@ -25,17 +25,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from keys.envelope import EnvelopeHeader
+from clients.bridge import layout, payload, sidecar
+from clients.bridge.crash import crash_point
+from clients.bridge.layout import Layout
+from clients.bridge.reasons import reason_text
+from clients.bridge.sidecar import Drop, DropFailed, DropWaits
+from clients.errors import GatewayUnavailable
+from clients.sdk import StafettClient, sealing
 from keys.errors import DirectoryKeyRevoked, DirectoryUnknownKey, KeystoreError, SubjectIdInvalid
-
-from .. import sealing
-from ..errors import GatewayUnavailable
-from ..sdk import StafettClient
-from . import layout, payload, sidecar
-from .crash import crash_point
-from .layout import Layout
-from .reasons import reason_text
-from .sidecar import Drop, DropFailed, DropWaits
+from keys.protocol.envelope import EnvelopeHeader
 
 log = logging.getLogger("stafett.bridge.outgoing")
 DAY = 86_400

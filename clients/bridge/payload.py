@@ -1,4 +1,4 @@
-"""What travels inside the envelope for a drop: a ``clients.cli_bundle`` bundle.
+"""What travels inside the envelope for a drop: a ``clients.cli.bundle`` bundle.
 
 ``message.txt`` says in Swedish and English that this came from a case system; each
 document is a ``files/<name>`` member; ``files/meta.stafett.json`` carries what only the
@@ -14,10 +14,9 @@ import json
 from pathlib import Path
 from typing import Any
 
-from keys import files
-
-from .. import cli_bundle
-from .sidecar import Drop
+from clients.bridge.sidecar import Drop
+from clients.cli import bundle as cli_bundle
+from keys.crypto import files
 
 META_NAME = "meta.stafett.json"
 

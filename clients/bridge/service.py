@@ -24,14 +24,14 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..cli_common import Context
-from ..cli_state import CliFailure
-from ..errors import GatewayUnavailable
-from . import layout
-from .handover import vocabulary_terms
-from .incoming import Incoming
-from .layout import Layout
-from .outgoing import Outgoing, OutgoingSettings
+from clients.bridge import layout
+from clients.bridge.handover import vocabulary_terms
+from clients.bridge.incoming import Incoming
+from clients.bridge.layout import Layout
+from clients.bridge.outgoing import Outgoing, OutgoingSettings
+from clients.cli.common import Context
+from clients.cli.state import CliFailure
+from clients.errors import GatewayUnavailable
 
 log = logging.getLogger("stafett.bridge")
 

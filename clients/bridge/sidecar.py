@@ -34,10 +34,9 @@ from typing import Any
 import jsonschema  # type: ignore[import-untyped]  # no stubs shipped; used in two calls
 
 import schemas
-from keys.canonical import canonical_json
+from clients.cli import bundle as cli_bundle
+from keys.crypto.canonical import canonical_json
 from keys.errors import KeysError
-
-from .. import cli_bundle
 
 SUFFIX = ".stafett.json"
 MAX_SIDECAR = 64 << 10

@@ -13,7 +13,7 @@ Events), ``views_*`` (one page group each), ``app`` (wiring), ``launch`` (the CL
 subcommand).
 """
 
-from .app import create_app
-from .settings import UiSettings
+from clients.ui.app import create_app
+from clients.ui.settings import UiSettings
 
 __all__ = ["UiSettings", "create_app"]

@@ -13,8 +13,8 @@ import jinja2
 from aiohttp import web
 from aiohttp.typedefs import Middleware
 
-from . import guard as guard_mod
-from . import (
+from clients.ui import guard as guard_mod
+from clients.ui import (
     views_compose,
     views_consent,
     views_directory,
@@ -22,11 +22,11 @@ from . import (
     views_sent,
     views_session,
 )
-from .guard import Guard
-from .live import Broker
-from .pages import BROKER, GUARD, PUMP, SETTINGS, VAULT
-from .settings import UiSettings
-from .vault import Locked, Vault
+from clients.ui.guard import Guard
+from clients.ui.live import Broker
+from clients.ui.pages import BROKER, GUARD, PUMP, SETTINGS, VAULT
+from clients.ui.settings import UiSettings
+from clients.ui.vault import Locked, Vault
 
 log = logging.getLogger(__name__)
 HERE = Path(__file__).resolve().parent

@@ -1,10 +1,10 @@
-"""The officer's state folder as the CLI lays it out (``clients.cli_state``), read and
+"""The officer's state folder as the CLI lays it out (``clients.cli.state``), read and
 written by the web app so that both tools see the same device.
 
 Only what the web app needs: open the keystore (argon2id, slow: run in a thread), save
 it after a directory sync changed it, and the small JSON records ``sent/<id>.json``
 (what this device sealed: the ``hH`` a receipt must name) and ``opened/<id>.json`` (the
-``hH`` of what it opened). Every file is written 0600 through ``keys.files`` (threat:
+``hH`` of what it opened). Every file is written 0600 through ``keys.crypto.files`` (threat:
 another local user reading which cases this device handles).
 """
 
@@ -17,11 +17,11 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from keys.cli_store import kdf_cost
-from keys.files import write_private
-from keys.keystore import KdfCost, Keystore, load_keystore, save_keystore
+from clients.keys_admin.store import kdf_cost
+from keys.crypto.files import write_private
+from keys.crypto.keystore import KdfCost, Keystore, load_keystore, save_keystore
 
-KEYSTORE = "keys.keystore"
+KEYSTORE = "keys.crypto.keystore"
 _MAX_RECORD = 64 << 10
 
 

@@ -16,12 +16,12 @@ from typing import TYPE_CHECKING
 
 from aiohttp import web
 
-from .app import create_app
-from .guard import Guard
-from .settings import DEFAULT_IDLE_S, UiSettings
+from clients.ui.app import create_app
+from clients.ui.guard import Guard
+from clients.ui.settings import DEFAULT_IDLE_S, UiSettings
 
 if TYPE_CHECKING:
-    from clients.cli_common import Context
+    from clients.cli.common import Context
 
 HOST = "127.0.0.1"
 
@@ -50,7 +50,7 @@ async def start(settings: UiSettings) -> tuple[web.AppRunner, Guard, str]:
 async def cmd_ui(ctx: Context, args: argparse.Namespace) -> None:
     home = ctx.home
     if not home.exists:
-        from clients.cli_state import CliFailure
+        from clients.cli.state import CliFailure
 
         raise CliFailure(ctx.texts("no_home", home=home.root))
     settings = UiSettings(

@@ -16,12 +16,11 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
-from clients.cli_render import when
-from clients.results import PushEvent
-from clients.texts import Texts
-
-from . import vocab
-from .vault import Vault
+from clients.cli.render import when
+from clients.cli.texts import Texts
+from clients.sdk.results import PushEvent
+from clients.ui import vocab
+from clients.ui.vault import Vault
 
 log = logging.getLogger(__name__)
 _REASON_GROUPS = {"outbox.rejected": "rejection_reasons", "outbox.withdrawn": "withdrawal_reasons"}

@@ -10,16 +10,15 @@ from typing import Any
 import aiohttp_jinja2
 from aiohttp import web
 
-from clients.cli_render import day, when
+from clients.cli.render import day, when
+from clients.cli.texts import Texts
 from clients.errors import ClientError, GatewayUnavailable
-from clients.texts import Texts
+from clients.ui import vocab
+from clients.ui.guard import CSRF_FIELD, Guard
+from clients.ui.live import Broker
+from clients.ui.settings import UiSettings
+from clients.ui.vault import Locked, Vault
 from keys.errors import KeysError
-
-from . import vocab
-from .guard import CSRF_FIELD, Guard
-from .live import Broker
-from .settings import UiSettings
-from .vault import Locked, Vault
 
 SETTINGS = web.AppKey("settings", UiSettings)
 VAULT = web.AppKey("vault", Vault)

@@ -10,7 +10,7 @@ DEFAULT_IDLE_S = 15 * 60  # the issue's default: lock after 15 minutes without u
 
 @dataclass(frozen=True)
 class UiSettings:
-    home: Path  # the CLI's state folder: keys.keystore, config.json, sent/, opened/
+    home: Path  # the CLI's state folder: keys.crypto.keystore, config.json, sent/, opened/
     gateway_url: str
     gateway_key_b64: str | None = None
     idle_s: float = DEFAULT_IDLE_S

@@ -16,16 +16,15 @@ import uuid
 from collections.abc import Callable
 from pathlib import Path
 
-from clients.cli_common import _replay_prefix
-from clients.directory_sync import DirectorySync, KeyChange, OwnKeyNotice
+from clients.cli.common import _replay_prefix
 from clients.sdk import StafettClient
-from keys.directory import Directory
-from keys.keypairs import VerifyKey
-from keys.keystore import Keystore
-
-from . import device
-from .content import OpenedContent, read_bundle
-from .settings import UiSettings
+from clients.sdk.directory_sync import DirectorySync, KeyChange, OwnKeyNotice
+from clients.ui import device
+from clients.ui.content import OpenedContent, read_bundle
+from clients.ui.settings import UiSettings
+from keys.crypto.keypairs import VerifyKey
+from keys.crypto.keystore import Keystore
+from keys.protocol.directory import Directory
 
 
 class Locked(Exception):

@@ -16,13 +16,21 @@ from typing import Any
 
 from aiohttp import web
 
-from keys.directory import Directory
+from clients.ui import device, vocab
+from clients.ui.consents import ConsentView, views
+from clients.ui.content import Upload, pack_upload
+from clients.ui.pages import (
+    VAULT,
+    FormErrors,
+    form_list,
+    form_str,
+    problem_text,
+    render,
+    see_other,
+    texts,
+)
 from keys.errors import SubjectIdInvalid
-
-from . import device, vocab
-from .consents import ConsentView, views
-from .content import Upload, pack_upload
-from .pages import VAULT, FormErrors, form_list, form_str, problem_text, render, see_other, texts
+from keys.protocol.directory import Directory
 
 routes = web.RouteTableDef()
 DAY = 86_400

@@ -13,13 +13,21 @@ from typing import Any
 
 from aiohttp import web
 
-from clients.cli_render import CITY_TZ
+from clients.cli.render import CITY_TZ
+from clients.ui import device, vocab
+from clients.ui.consent_form import evidence_hash, form_fields
+from clients.ui.consents import views
+from clients.ui.pages import (
+    VAULT,
+    FormErrors,
+    form_list,
+    form_str,
+    problem_text,
+    render,
+    see_other,
+    texts,
+)
 from keys.errors import SubjectIdInvalid
-
-from . import device, vocab
-from .consent_form import evidence_hash, form_fields
-from .consents import views
-from .pages import VAULT, FormErrors, form_list, form_str, problem_text, render, see_other, texts
 
 routes = web.RouteTableDef()
 MAX_DAYS = 366  # the gateway's default limit is 12 months

@@ -11,9 +11,8 @@ from typing import Any
 
 from aiohttp import web
 
-from clients.cli_common import describe_change, describe_own
-
-from .pages import VAULT, problem_text, render, texts
+from clients.cli.common import describe_change, describe_own
+from clients.ui.pages import VAULT, problem_text, render, texts
 
 routes = web.RouteTableDef()
 

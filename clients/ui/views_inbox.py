@@ -9,9 +9,8 @@ from urllib.parse import quote
 from aiohttp import web
 
 from clients.sdk import StafettClient
-
-from . import device, vocab
-from .pages import VAULT, FormErrors, form_str, problem_text, render, see_other, texts
+from clients.ui import device, vocab
+from clients.ui.pages import VAULT, FormErrors, form_str, problem_text, render, see_other, texts
 
 routes = web.RouteTableDef()
 

@@ -12,12 +12,11 @@ from typing import Any
 
 from aiohttp import web
 
+from clients.ui import device
+from clients.ui.pages import VAULT, problem_text, render, texts
+from clients.ui.vault import Vault
+from clients.ui.views_inbox import all_pages
 from keys.errors import KeysError
-
-from . import device
-from .pages import VAULT, problem_text, render, texts
-from .vault import Vault
-from .views_inbox import all_pages
 
 routes = web.RouteTableDef()
 

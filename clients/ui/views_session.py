@@ -7,12 +7,11 @@ import contextlib
 
 from aiohttp import web
 
-from clients.texts import Texts
+from clients.cli.texts import Texts
+from clients.ui import live
+from clients.ui.guard import set_session_cookie
+from clients.ui.pages import BROKER, GUARD, PUMP, VAULT, FormErrors, render, see_other, texts
 from keys.errors import KeysError
-
-from . import live
-from .guard import set_session_cookie
-from .pages import BROKER, GUARD, PUMP, VAULT, FormErrors, render, see_other, texts
 
 routes = web.RouteTableDef()
 

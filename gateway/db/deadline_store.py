@@ -15,7 +15,7 @@ from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from gateway.db.models import ConsentRow, MessageRow
-from gateway.policy.lifecycle import PENDING
+from keys.domain.lifecycle import PENDING
 
 PENDING_STATES = tuple(str(s) for s in PENDING)
 

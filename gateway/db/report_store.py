@@ -14,9 +14,9 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from gateway.db.models import MessageRow, SendRefusalCount
-from gateway.policy.lifecycle import PENDING
 from gateway.report import ReportEvent
-from gateway.report_period import Period, month_of
+from keys.domain.lifecycle import PENDING
+from keys.domain.report_period import Period, month_of
 
 UNKNOWN_UNIT = "unknown"
 _PENDING = frozenset(str(s) for s in PENDING)

@@ -1,6 +1,6 @@
 """The consent registry: record, list, show and withdraw consents.
 
-The rules are the pure domain's (``gateway.policy.consent``: ``check_specific``,
+The rules are the pure domain's (``keys.domain.consent``: ``check_specific``,
 ``withdraw``); this module verifies signatures against the directory, stores, audits and
 hands the withdrawal on to the messages under the consent.
 
@@ -19,20 +19,20 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from gateway import audit
 from gateway.auth import Caller, require_device
 from gateway.blobs import BlobStore
+from gateway.db import audit_trail as audit
 from gateway.db import consent_store
 from gateway.db.models import ConsentRow
-from gateway.errors import ConsentConflict, FieldInvalid, Forbidden
-from gateway.policy.consent import Consent, ConsentPolicy, check_specific, withdraw
-from gateway.policy.errors import ConsentUnknown
-from gateway.policy.vocabulary import load_vocabulary
 from gateway.services.message_content import withdraw_pending
 from gateway.settings import Settings
-from keys.canonical import canonical_json
-from keys.consent_record import ConsentRecord, parse_consent_record, verify_consent_record
-from keys.directory import Directory
+from keys.crypto.canonical import canonical_json
+from keys.domain.consent import Consent, ConsentPolicy, check_specific, withdraw
+from keys.protocol.consent_record import ConsentRecord, parse_consent_record, verify_consent_record
+from keys.protocol.directory import Directory
+from keys.protocol.problems import ConsentConflict, FieldInvalid, Forbidden
+from keys.protocol.refusals import ConsentUnknown
+from keys.protocol.vocabulary import load_vocabulary
 
 CONSENT_VERSION = 1  # a record is immutable; an amendment would be a new version
 RENEWAL_MIN_S = 86_400  # a consent like an active one must end a day later to be new

@@ -1,6 +1,6 @@
 """Due times at acceptance: the deadline policy applied to a message's flow.
 
-The policy (``gateway.policy.deadlines``) is keyed by unit *kinds*; the kinds come from
+The policy (``keys.domain.deadlines``) is keyed by unit *kinds*; the kinds come from
 the verified directory, never from the envelope header (threat: a sender that could
 name its own kind could pick the flow with the most lenient deadline, or none).
 """
@@ -10,9 +10,9 @@ from __future__ import annotations
 from functools import cache
 from pathlib import Path
 
-from gateway.policy.deadlines import DeadlinePolicy, load_deadline_policy
 from gateway.settings import Settings
-from keys.directory import Directory
+from keys.domain.deadlines import DeadlinePolicy, load_deadline_policy
+from keys.protocol.directory import Directory
 
 
 @cache

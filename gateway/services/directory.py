@@ -1,7 +1,7 @@
 """The gateway's verified copy of the key directory, kept in step with the database.
 
 The database is the source of truth (several instances share it); each instance holds a
-``keys.directory.Directory`` built by verifying every stored entry from the pinned root
+``keys.protocol.directory.Directory`` built by verifying every stored entry from the pinned root
 admins. Threat: a row edited in the database (or by a buggy instance) that does not
 verify is never trusted: replaying it fails and the instance refuses to serve auth.
 """
@@ -17,15 +17,15 @@ from typing import Any
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from gateway import audit
+from gateway.db import audit_trail as audit
 from gateway.db import directory_store
 from gateway.db.engine import SessionMaker
-from gateway.errors import FieldInvalid, InternalError
 from gateway.services.exposure import expose_revoked
-from keys.canonical import canonical_json
-from keys.directory import Directory, DirectoryEntry
+from keys.crypto.canonical import canonical_json
+from keys.crypto.keypairs import KeyId, VerifyKey
 from keys.errors import DirectoryEntryInvalid
-from keys.keypairs import KeyId, VerifyKey
+from keys.protocol.directory import Directory, DirectoryEntry
+from keys.protocol.problems import FieldInvalid, InternalError
 
 log = logging.getLogger(__name__)
 

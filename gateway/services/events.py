@@ -29,9 +29,9 @@ from sqlalchemy.orm import Session
 
 from gateway.db import audit_store
 from gateway.db.models import EventRow
-from gateway.notifier import notifier_for
-from keys.canonical import canonical_json
-from keys.keypairs import DeviceId, KeyId
+from gateway.push.notifier import notifier_for
+from keys.crypto.canonical import canonical_json
+from keys.crypto.keypairs import DeviceId, KeyId
 
 # Dotted, lower-case: "inbox.new", "outbox.expired". The column holds 32 characters.
 _KIND_RE = re.compile(r"^[a-z][a-z0-9_]{0,14}\.[a-z][a-z0-9_]{0,15}$")

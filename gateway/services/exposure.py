@@ -17,7 +17,7 @@ from collections.abc import Sequence
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from gateway import audit
+from gateway.db import audit_trail as audit
 from gateway.db import message_store
 from gateway.services.message_content import (
     PENDING_STATES,
@@ -25,7 +25,7 @@ from gateway.services.message_content import (
     emit_all,
     message_facts,
 )
-from keys.directory import Directory, DirectoryEntry
+from keys.protocol.directory import Directory, DirectoryEntry
 
 
 async def expose_revoked(

@@ -9,11 +9,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from gateway import audit
+from gateway.db import audit_trail as audit
 from gateway.db import report_store
 from gateway.db.engine import SessionMaker
 from gateway.report import ReportRow, aggregate, to_csv, to_json
-from gateway.report_period import Period, month_period, year_period
+from keys.domain.report_period import Period, month_period, year_period
 
 FORMATS = {"csv": "text/csv", "json": "application/json"}
 

@@ -19,29 +19,12 @@ from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from typing import Any, BinaryIO
 
-from gateway import audit
 from gateway.auth import Caller, require_device
 from gateway.blobs import BlobStore, unlink_all
+from gateway.db import audit_trail as audit
 from gateway.db import message_store
 from gateway.db.engine import SessionMaker
 from gateway.db.models import MessageRow
-from gateway.errors import (
-    FieldInvalid,
-    MessageExpired,
-    MessageGone,
-    MessageNotFound,
-    ReceiptNotFound,
-    ServiceUnavailable,
-)
-from gateway.policy.consent import require_in_force
-from gateway.policy.lifecycle import (
-    MessageEvent,
-    MessageState,
-    is_expired,
-    is_pending,
-    transition,
-)
-from gateway.policy.vocabulary import Vocabulary, load_vocabulary
 from gateway.services.consents import load_consent
 from gateway.services.message_content import (
     PENDING_STATES,
@@ -51,10 +34,21 @@ from gateway.services.message_content import (
     end_pending,
     message_facts,
 )
-from keys.canonical import canonical_json
-from keys.directory import Directory
+from keys.crypto.canonical import canonical_json
+from keys.domain.consent import require_in_force
+from keys.domain.lifecycle import MessageEvent, MessageState, is_expired, is_pending, transition
 from keys.errors import ReceiptInvalid, ReceiptMismatch
-from keys.receipt import parse_receipt, verify_receipt
+from keys.protocol.directory import Directory
+from keys.protocol.problems import (
+    FieldInvalid,
+    MessageExpired,
+    MessageGone,
+    MessageNotFound,
+    ReceiptNotFound,
+    ServiceUnavailable,
+)
+from keys.protocol.receipt import parse_receipt, verify_receipt
+from keys.protocol.vocabulary import Vocabulary, load_vocabulary
 
 _CURSOR = re.compile(r"^([0-9]{1,16})\.([0-9a-f-]{36})$")
 

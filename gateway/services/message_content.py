@@ -20,13 +20,13 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from gateway import audit
 from gateway.blobs import BlobStore
+from gateway.db import audit_trail as audit
 from gateway.db import message_store
 from gateway.db.models import MessageRow
-from gateway.policy.lifecycle import PENDING, MessageEvent, is_pending, transition
 from gateway.services.events import emit
-from keys.keypairs import KeyId
+from keys.crypto.keypairs import KeyId
+from keys.domain.lifecycle import PENDING, MessageEvent, is_pending, transition
 
 PENDING_STATES = tuple(str(s) for s in PENDING)
 BlobDir = BlobStore | Path

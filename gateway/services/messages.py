@@ -3,7 +3,7 @@
 Checks, in order, each with its own code (deny by default: only the end accepts):
 
 1. framing and header (``envelope_malformed`` / ``envelope_header_invalid`` …): the
-   header must be valid against ``schemas/envelope-header.json`` (``keys.envelope_header``
+   header must be valid against ``schemas/envelope-header.json`` (``keys.protocol.envelope_header``
    enforces the same rules) and name a category and purpose from the vocabulary;
 2. the path id is the header's ``message_id`` (``message_id_mismatch``);
 3. the caller's kid is the header's ``sender`` (``sender_mismatch``): a device sends as
@@ -17,10 +17,10 @@ Checks, in order, each with its own code (deny by default: only the end accepts)
    the device's minimum encryption version (``recipient_key_too_old``); checked again,
    with the sender's key (``device_revoked``, ``key_retired``), inside the transaction
    that accepts the message, against the directory as committed then;
-7. the consent decision (``gateway.policy.consent.decide``) with the caller's unit as
+7. the consent decision (``keys.domain.consent.decide``) with the caller's unit as
    sender unit, under a share lock on the consent row so a concurrent withdrawal either
    sees this message or is seen by it;
-8. the expiry (``gateway.policy.lifecycle.effective_expiry``, capped by settings), then
+8. the expiry (``keys.domain.lifecycle.effective_expiry``, capped by settings), then
    capped at the consent's ``valid_until`` (``cap_at_consent_end``): the answer's
    ``expires`` is the one the gateway enforces, which may be earlier than the signed
    header's (the header is not changed; the sender is told).
@@ -47,27 +47,12 @@ from typing import Any
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from gateway import audit
 from gateway.auth import Caller, require_active_key, require_device
 from gateway.blobs import BlobStore, Upload
+from gateway.db import audit_trail as audit
 from gateway.db import message_store, report_store
 from gateway.db.engine import SessionMaker
 from gateway.db.models import MessageRow
-from gateway.errors import (
-    MessageIdConflict,
-    MessageIdMismatch,
-    RecipientKeyTooOld,
-    RecipientUnitUnknown,
-    RecipientUnknown,
-    SenderMismatch,
-    code_of,
-)
-from gateway.policy.consent import decide
-from gateway.policy.deadlines import DeadlinePolicy
-from gateway.policy.errors import ConsentRefused
-from gateway.policy.lifecycle import MessageState, cap_at_consent_end, effective_expiry
-from gateway.policy.vocabulary import Vocabulary, load_vocabulary
-from gateway.report_period import month_of
 from gateway.services.consents import load_consent
 from gateway.services.deadlines import deadline_policy, due_for
 from gateway.services.message_content import (
@@ -79,9 +64,24 @@ from gateway.services.message_content import (
     withdraw_pending_under_consent,
 )
 from gateway.settings import Settings
-from keys.directory import Directory
-from keys.envelope import EnvelopeHeader, VerifiedEnvelope, read_header, verify_envelope
+from keys.domain.consent import decide
+from keys.domain.deadlines import DeadlinePolicy
+from keys.domain.lifecycle import MessageState, cap_at_consent_end, effective_expiry
+from keys.domain.report_period import month_of
 from keys.errors import EnvelopeHeaderInvalid
+from keys.protocol.directory import Directory
+from keys.protocol.envelope import EnvelopeHeader, VerifiedEnvelope, read_header, verify_envelope
+from keys.protocol.problems import (
+    MessageIdConflict,
+    MessageIdMismatch,
+    RecipientKeyTooOld,
+    RecipientUnitUnknown,
+    RecipientUnknown,
+    SenderMismatch,
+    code_of,
+)
+from keys.protocol.refusals import ConsentRefused
+from keys.protocol.vocabulary import Vocabulary, load_vocabulary
 
 log = logging.getLogger(__name__)
 

@@ -13,7 +13,7 @@ Delivery, correct with several gateway instances on one database:
 2. ``claim``: due rows are claimed for ``CLAIM_S`` (``FOR UPDATE SKIP LOCKED`` on
    PostgreSQL): one instance posts a delivery; a crashed instance's claim runs out and
    another takes over (at-least-once; ``webhook-id`` lets the receiver drop a repeat).
-3. ``settle``: delivered, or the next try from ``gateway.policy.webhooks`` — four tries
+3. ``settle``: delivered, or the next try from ``keys.domain.webhooks`` — four tries
    within 12 minutes, then ``failed``, listed to the unit.
 """
 
@@ -30,12 +30,12 @@ from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from gateway import audit
 from gateway.auth import Caller, require_device
+from gateway.db import audit_trail as audit
 from gateway.db.engine import SessionMaker
 from gateway.db.models import EventRow, WebhookDeliveryRow, WebhookRow
-from gateway.errors import FieldInvalid, NotFound, RateLimited
-from gateway.policy import webhooks as policy
+from keys.domain import webhooks as policy
+from keys.protocol.problems import FieldInvalid, NotFound, RateLimited
 
 MAX_PER_UNIT = 5
 CLAIM_S = 60

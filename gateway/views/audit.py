@@ -6,12 +6,12 @@ import time
 
 from aiohttp import web
 
-from gateway import audit
 from gateway.appkeys import IDENTITY, SESSIONMAKER
 from gateway.auth import caller_of, require_admin
 from gateway.db import audit_store
-from gateway.errors import NotFound
+from gateway.db import audit_trail as audit
 from gateway.views.jsonbody import query_int
+from keys.protocol.problems import NotFound
 
 MAX_LIMIT = 1000
 

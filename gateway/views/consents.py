@@ -9,11 +9,11 @@ from aiohttp import web
 from gateway.appkeys import DIRECTORY, SESSIONMAKER, SETTINGS
 from gateway.auth import caller_of
 from gateway.blobs import BlobStore, unlink_all
-from gateway.errors import FieldInvalid
 from gateway.services import consents
 from gateway.views.jsonbody import read_json
 from gateway.views.path_ids import consent_id_of
-from keys.consent_record import FIELDS as CONSENT_FIELDS
+from keys.protocol.consent_record import FIELDS as CONSENT_FIELDS
+from keys.protocol.problems import FieldInvalid
 
 _MAX_INT = 2**53 - 1
 

@@ -23,13 +23,13 @@ from aiohttp import WSCloseCode, WSMsgType, web
 
 from gateway.appkeys import DIRECTORY, NOTIFIER, PUSH_HUB, SESSIONMAKER, SETTINGS
 from gateway.auth import caller_of, require_device
-from gateway.errors import BadRequest, RateLimited
 from gateway.services.events import Event, events_after
 from gateway.views.jsonbody import query_int
-from keys.directory import Directory
-from keys.keypairs import KeyId
+from keys.crypto.keypairs import KeyId
+from keys.protocol.directory import Directory
+from keys.protocol.problems import BadRequest, RateLimited
 
-log = logging.getLogger("gateway.push")
+log = logging.getLogger("gateway.push.sockets")
 T = TypeVar("T")
 
 # Nothing the client may send is larger than a close frame: a tiny limit means a peer
@@ -94,7 +94,7 @@ async def _produce(
     app = request.app
     device = str(kid.device)
     notifier = app[NOTIFIER]
-    # Fallback only: local commits wake the notifier at once and gateway.push polls for
+    # Fallback only: local commits wake the notifier at once and gateway.push.sockets polls for
     # other instances, so this timeout just bounds the damage of a lost wake.
     safety_s = max(app[SETTINGS].events_poll_interval_s, app[SETTINGS].push_heartbeat_s)
     cursor = after

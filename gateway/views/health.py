@@ -5,8 +5,8 @@ from __future__ import annotations
 from aiohttp import web
 
 from gateway.appkeys import SESSIONMAKER
-from gateway.errors import ServiceUnavailable
 from gateway.migrations import current_revision, head_revision
+from keys.protocol.problems import ServiceUnavailable
 
 
 async def healthz(_request: web.Request) -> web.Response:

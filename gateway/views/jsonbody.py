@@ -9,7 +9,7 @@ from typing import Any
 
 from aiohttp import web
 
-from gateway.errors import (
+from keys.protocol.problems import (
     FieldInvalid,
     FieldMissing,
     JsonInvalid,

@@ -9,11 +9,11 @@ from aiohttp import web
 from gateway.appkeys import DIRECTORY, SESSIONMAKER, SETTINGS
 from gateway.auth import STREAM_CONTENT_TYPE, caller_of, verified_body
 from gateway.blobs import BlobStore, stream_blob
-from gateway.errors import UnsupportedMediaType
 from gateway.services import message_access, messages
 from gateway.views.jsonbody import query_int, read_json
 from gateway.views.path_ids import message_id_of
-from keys.receipt import FIELDS as RECEIPT_FIELDS
+from keys.protocol.problems import UnsupportedMediaType
+from keys.protocol.receipt import FIELDS as RECEIPT_FIELDS
 
 MAX_PAGE = 1000
 DEFAULT_PAGE = 100

@@ -26,7 +26,7 @@ from aiohttp import web
 _FILE_REF = re.compile(r"^([a-z][a-z0-9-]*)\.json(#.*)?$")
 
 
-# A filesystem path, as gateway.policy.vocabulary does: importlib.resources refuses
+# A filesystem path, as keys.protocol.vocabulary does: importlib.resources refuses
 # packages whose __path__ holds an editable-install hook (see gateway/migrations).
 SCHEMA_DIR = Path(__file__).resolve().parents[2] / "schemas"
 

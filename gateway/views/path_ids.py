@@ -15,7 +15,7 @@ import re
 
 from aiohttp import web
 
-from gateway.errors import FieldInvalid
+from keys.protocol.problems import FieldInvalid
 
 _UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 

@@ -8,8 +8,8 @@ from aiohttp import web
 
 from gateway.appkeys import SESSIONMAKER
 from gateway.auth import caller_of, require_admin
-from gateway.errors import FieldInvalid
 from gateway.services.followup import FORMATS, follow_up_report, period_of
+from keys.protocol.problems import FieldInvalid
 
 
 async def get_report(request: web.Request) -> web.Response:

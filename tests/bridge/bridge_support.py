@@ -38,7 +38,7 @@ async def _spawn(
     return await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
-        "clients.cli",
+        "clients.cli.main",
         "--home",
         str(cli.home(who)),
         "bridge",

@@ -13,12 +13,12 @@ from typing import Any
 
 from gateway_harness import ROOT_ADMIN, RunningGateway
 
-from clients.cli import main
-from clients.cli_device import write_subject_key
-from keys import cli as keys_cli
-from keys.canonical import canonical_json
-from keys.cli_store import KEYSTORE, LOG, TRUST_ROOT, trust_root_json
-from keys.keystore import KdfCost, Keystore, save_keystore
+from clients.cli.device import write_subject_key
+from clients.cli.main import main
+from clients.keys_admin import main as keys_cli
+from clients.keys_admin.store import KEYSTORE, LOG, TRUST_ROOT, trust_root_json
+from keys.crypto.canonical import canonical_json
+from keys.crypto.keystore import KdfCost, Keystore, save_keystore
 
 PNR = "19121212-1212\n"  # Skatteverket's test personnummer
 OFFICERS = {"sara": "sav/sara", "nora": "so-nordost/nora"}

@@ -15,7 +15,7 @@ import pytest
 from cli_support import Cli, Outcome, admin_dir, run_keys
 from gateway_harness import rewrite_audit_entry_1
 
-from keys.auditlog import entry_hash
+from keys.protocol.auditlog import entry_hash
 
 Export = dict[str, Any]
 

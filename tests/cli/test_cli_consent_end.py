@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 from cli_support import PNR, Cli
 
-from clients.cli_render import when
+from clients.cli.render import when
 from gateway.appkeys import SESSIONMAKER
-from gateway.jobs import expire_messages
+from gateway.jobs.expiry import expire_messages
 
 
 async def _consent_for_one_day(cli: Cli, tmp_path: Path) -> None:

@@ -18,7 +18,7 @@ ROOT = Path(__file__).resolve().parents[2]
 def test_demo_runs_every_flow_and_leaves_nothing_running() -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("STAFETT_")}
     result = subprocess.run(
-        [sys.executable, "-m", "clients.demo"],
+        [sys.executable, "-m", "clients.demo.flows"],
         cwd=ROOT,
         env=env,
         capture_output=True,

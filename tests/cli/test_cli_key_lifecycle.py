@@ -12,8 +12,8 @@ import pytest
 from cli_support import Cli, admin_workspace, run_keys
 from gateway_harness import RunningGateway
 
-from clients.texts import TEXTS
-from keys.keystore import load_keystore
+from clients.cli.texts import TEXTS
+from keys.crypto.keystore import load_keystore
 
 NORA = "so-nordost/nora"
 
@@ -192,7 +192,7 @@ async def test_rotation_with_the_shipped_tools(cli: Cli, tmp_path: Path) -> None
     await _sign_and_publish(cli, keys_dir, "device", "min-version", NORA, "2")
     await _sign_and_publish(cli, keys_dir, "key", "destroy", NORA, "1")
     await cli.run("nora", "directory")
-    store = load_keystore(cli.home("nora") / "keys.keystore", "cli test passphrase")
+    store = load_keystore(cli.home("nora") / "keys.crypto.keystore", "cli test passphrase")
     assert sorted(store.keypairs) == [2]
     status = await _status(cli)
     assert status[old["message_id"]]["receipt"]["verified"] is True

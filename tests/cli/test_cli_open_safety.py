@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 from cli_support import Cli
 
-from keys.keypairs import DeviceKeyPair, KeyId
-from keys.keystore import KdfCost, load_keystore, save_keystore
+from keys.crypto.keypairs import DeviceKeyPair, KeyId
+from keys.crypto.keystore import KdfCost, load_keystore, save_keystore
 
 PASSPHRASE = "cli test passphrase"  # conftest's STAFETT_PASSPHRASE
 
@@ -80,7 +80,7 @@ async def test_leftovers_of_an_interrupted_open_are_swept(cli: Cli, tmp_path: Pa
 async def test_own_destroyed_key_is_shredded_and_reported(cli: Cli) -> None:
     await cli.run("sara", "directory")  # sara knows nora's key before the changes
     # nora's device rotated: its keystore holds version 2 next to version 1.
-    path = cli.home("nora") / "keys.keystore"
+    path = cli.home("nora") / "keys.crypto.keystore"
     store = load_keystore(path, PASSPHRASE)
     v2 = DeviceKeyPair.generate(KeyId.parse("so-nordost/nora/2"))
     store.add_version(v2)

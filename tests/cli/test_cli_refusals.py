@@ -99,7 +99,7 @@ async def test_send_without_consent_is_refused_before_anything_leaves(cli: Cli) 
 
 @pytest.mark.asyncio
 async def test_wrong_passphrase(cli: Cli, monkeypatch: pytest.MonkeyPatch) -> None:
-    keystore = cli.home("sara") / "keys.keystore"
+    keystore = cli.home("sara") / "keys.crypto.keystore"
     before = keystore.read_bytes()
     monkeypatch.setenv("STAFETT_PASSPHRASE", "not the passphrase")
     result = await cli.run("sara", "inbox", expect=1)

@@ -12,18 +12,18 @@ import pytest
 from cli_support import Cli
 from sqlalchemy import text
 
-from clients.cli_render import when
-from clients.texts import TEXTS
+from clients.cli.render import when
+from clients.cli.texts import TEXTS
 from gateway.appkeys import DIRECTORY, SESSIONMAKER
-from gateway.jobs_deadlines import (
+from gateway.jobs.deadlines import (
     CONSENT_ENDING,
     OVERDUE_TO_RECIPIENT,
     OVERDUE_TO_SENDER,
     escalate_overdue,
     remind_consents_ending,
 )
-from gateway.policy.calendar import BusinessCalendar, unix
-from gateway.policy.lifecycle import MessageState
+from keys.domain.calendar import BusinessCalendar, unix
+from keys.domain.lifecycle import MessageState
 
 DAY = 86_400
 GATEWAY = Path(__file__).resolve().parents[2] / "gateway"

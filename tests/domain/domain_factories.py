@@ -6,10 +6,10 @@ import json
 from pathlib import Path
 from typing import Any
 
-from gateway.policy.consent import Consent, ConsentPolicy
-from gateway.policy.vocabulary import load_vocabulary
-from keys.consent_free_text import FreeText
-from keys.consent_record import ConsentRecord, parse_consent_record
+from keys.crypto.consent_free_text import FreeText
+from keys.domain.consent import Consent, ConsentPolicy
+from keys.protocol.consent_record import ConsentRecord, parse_consent_record
+from keys.protocol.vocabulary import load_vocabulary
 
 NOW = 1_760_000_000  # 2025-10-09T08:53:20Z; a literal, as pure code takes time as a value
 DAY = 86_400

@@ -9,18 +9,8 @@ import jsonschema
 import pytest
 from domain_factories import NOW, SUBJECT, load_schema
 
-from keys.auditlog import (
-    CHECKPOINT_DOMAIN,
-    ZERO_HASH,
-    AuditHead,
-    check_audit_data,
-    entry_hash,
-    make_audit_entry,
-    sign_audit_checkpoint,
-    verify_audit_chain,
-    verify_audit_checkpoint,
-)
-from keys.canonical import b64d, canonical_json, hash32
+from keys.crypto.canonical import b64d, canonical_json, hash32
+from keys.crypto.keypairs import SigningKey
 from keys.errors import (
     AuditChainBroken,
     AuditCheckpointMismatch,
@@ -31,7 +21,17 @@ from keys.errors import (
     AuditTruncated,
     SignatureInvalid,
 )
-from keys.keypairs import SigningKey
+from keys.protocol.auditlog import (
+    CHECKPOINT_DOMAIN,
+    ZERO_HASH,
+    AuditHead,
+    check_audit_data,
+    entry_hash,
+    make_audit_entry,
+    sign_audit_checkpoint,
+    verify_audit_chain,
+    verify_audit_checkpoint,
+)
 
 GATEWAY = SigningKey(bytes(range(32)))
 OTHER = SigningKey(bytes(range(1, 33)))

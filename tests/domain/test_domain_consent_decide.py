@@ -21,10 +21,10 @@ from domain_factories import (
 from hypothesis import event, given, settings
 from hypothesis import strategies as st
 
-from gateway.policy import errors as E
-from gateway.policy.consent import Consent, Decision, decide, withdraw
-from keys.consent_record import ConsentPair, ConsentRecord
-from keys.keypairs import DeviceId, KeyId
+from keys.crypto.keypairs import DeviceId, KeyId
+from keys.domain.consent import Consent, Decision, decide, withdraw
+from keys.protocol import refusals as E
+from keys.protocol.consent_record import ConsentPair, ConsentRecord
 
 REQUEST: dict[str, Any] = {
     "sender_unit": "sav",

@@ -9,15 +9,15 @@ from domain_factories import DAY, NOW, consent
 from hypothesis import given
 from hypothesis import strategies as st
 
-from gateway.policy.consent import require_in_force
-from gateway.policy.errors import ConsentExpired, ConsentUnknown, ConsentWithdrawn
-from gateway.policy.lifecycle import (
+from keys.domain.consent import require_in_force
+from keys.domain.lifecycle import (
     CONSENT_ENDED,
     NOT_COLLECTED,
     MessageEvent,
     cap_at_consent_end,
     ending_due,
 )
+from keys.protocol.refusals import ConsentExpired, ConsentUnknown, ConsentWithdrawn
 
 times = st.integers(min_value=0, max_value=2**40)
 

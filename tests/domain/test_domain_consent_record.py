@@ -18,17 +18,17 @@ from domain_factories import (
     oral,
 )
 
-from keys.canonical import b64d, b64e, canonical_json
-from keys.consent_free_text import FreeText
-from keys.consent_record import (
+from keys.crypto.canonical import b64d, b64e, canonical_json
+from keys.crypto.consent_free_text import FreeText
+from keys.crypto.keypairs import SigningKey
+from keys.errors import ConsentRecordInvalid, ConsentSignatureInvalid, SignatureInvalid
+from keys.protocol.consent_record import (
     SIG_DOMAIN,
     UNSIGNED_FIELDS,
     parse_consent_record,
     sign_consent_record,
     verify_consent_record,
 )
-from keys.errors import ConsentRecordInvalid, ConsentSignatureInvalid, SignatureInvalid
-from keys.keypairs import SigningKey
 
 KEY = SigningKey(bytes(range(32)))
 OTHER_KEY = SigningKey(bytes(range(1, 33)))

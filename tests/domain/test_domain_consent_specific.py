@@ -18,9 +18,9 @@ from domain_factories import (
     record,
 )
 
-from gateway.policy import errors as E
-from gateway.policy.consent import ConsentPolicy, add_months, check_specific
-from keys.consent_record import parse_consent_record
+from keys.domain.consent import ConsentPolicy, add_months, check_specific
+from keys.protocol import refusals as E
+from keys.protocol.consent_record import parse_consent_record
 
 
 def _check(obj: dict[str, Any], **kw: Any) -> None:

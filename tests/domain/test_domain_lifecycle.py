@@ -7,8 +7,7 @@ import itertools
 import pytest
 from domain_factories import DAY, NOW
 
-from gateway.policy.errors import InvalidTransition, TtlInvalid
-from gateway.policy.lifecycle import (
+from keys.domain.lifecycle import (
     PENDING,
     TERMINAL,
     MessageEvent,
@@ -19,6 +18,7 @@ from gateway.policy.lifecycle import (
     is_terminal,
     transition,
 )
+from keys.protocol.refusals import InvalidTransition, TtlInvalid
 
 S, E = MessageState, MessageEvent
 

@@ -8,10 +8,10 @@ import jsonschema
 import pytest
 from domain_factories import NOW, load_schema
 
-from keys.canonical import b64d, b64e, canonical_json, hash32
+from keys.crypto.canonical import b64d, b64e, canonical_json, hash32
+from keys.crypto.keypairs import SigningKey
 from keys.errors import ReceiptInvalid, ReceiptMismatch, ReceiptSignatureInvalid, SignatureInvalid
-from keys.keypairs import SigningKey
-from keys.receipt import FIELDS, SIG_DOMAIN, make_receipt, parse_receipt, verify_receipt
+from keys.protocol.receipt import FIELDS, SIG_DOMAIN, make_receipt, parse_receipt, verify_receipt
 
 KEY = SigningKey(bytes(range(32)))
 OTHER_KEY = SigningKey(bytes(range(1, 33)))

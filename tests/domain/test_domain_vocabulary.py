@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from domain_factories import SCHEMAS
 
-from gateway.policy.vocabulary import GROUPS, Vocabulary, load_vocabulary
+from keys.protocol.vocabulary import GROUPS, Vocabulary, load_vocabulary
 
 RAW: dict[str, Any] = json.loads((SCHEMAS / "vocabulary.json").read_text("utf-8"))
 

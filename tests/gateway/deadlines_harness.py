@@ -12,8 +12,8 @@ from sqlalchemy import select
 
 from gateway.appkeys import SESSIONMAKER
 from gateway.db.models import AuditEntryRow, EventRow
-from keys.envelope import EnvelopeHeader
-from keys.keypairs import DeviceKeyPair, KeyId
+from keys.crypto.keypairs import DeviceKeyPair, KeyId
+from keys.protocol.envelope import EnvelopeHeader
 
 SARA = "socialjour/sara/1"  # socialjour officer: the sender of flow 5
 MOTTAGNING = "so-nordost/mottagning/1"  # so-nordost's designated contact device

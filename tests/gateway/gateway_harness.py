@@ -24,10 +24,10 @@ from gateway.db.engine import SessionMaker, make_sessionmaker, open_engine
 from gateway.identity import GatewayIdentity, init_identity
 from gateway.migrations import migrate
 from gateway.settings import Settings
-from keys.auditlog import entry_hash
-from keys.directory import Directory, DirectoryEntry, make_entry
-from keys.httpsig import content_digest, new_nonce, sign_request
-from keys.keypairs import DeviceKeyPair, KeyId, SigningKey
+from keys.crypto.keypairs import DeviceKeyPair, KeyId, SigningKey
+from keys.protocol.auditlog import entry_hash
+from keys.protocol.directory import Directory, DirectoryEntry, make_entry
+from keys.protocol.httpsig import content_digest, new_nonce, sign_request
 
 PASSPHRASE = "test gateway passphrase"
 ROOT_ADMIN = KeyId.parse("admin/root/1")
@@ -101,7 +101,7 @@ def assert_problem(reply: Reply, status: int, code: str) -> None:
 
 
 class SignedClient:
-    """Signs every request with ``keys.httpsig`` the way the SDK will."""
+    """Signs every request with ``keys.protocol.httpsig`` the way the SDK will."""
 
     def __init__(self, base: URL, kid: KeyId, key: SigningKey, http: aiohttp.ClientSession):
         self.base, self.kid, self.key, self.http = base, kid, key, http

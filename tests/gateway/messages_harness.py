@@ -25,11 +25,11 @@ from gateway.db.models import (
     MessageRecipient,
     MessageRow,
 )
-from keys.canonical import canonical_json, hash32, parse_canonical
-from keys.consent_record import sign_consent_record
-from keys.envelope import EnvelopeHeader, seal
-from keys.keypairs import DeviceKeyPair, DevicePublicKeys, KeyId
-from keys.receipt import make_receipt
+from keys.crypto.canonical import canonical_json, hash32, parse_canonical
+from keys.crypto.keypairs import DeviceKeyPair, DevicePublicKeys, KeyId
+from keys.protocol.consent_record import sign_consent_record
+from keys.protocol.envelope import EnvelopeHeader, seal
+from keys.protocol.receipt import make_receipt
 
 ANNA = "so-nordost/anna/1"
 BERTIL = "so-nordost/bertil/1"

@@ -8,12 +8,12 @@ import pytest
 from gateway_harness import assert_problem
 from sqlalchemy import update
 
-from gateway import audit
 from gateway.appkeys import SESSIONMAKER
+from gateway.db import audit_trail as audit
 from gateway.db.models import AuditEntryRow
-from keys.auditlog import verify_audit_chain
+from keys.crypto.keypairs import SigningKey
 from keys.errors import AuditEntryAltered
-from keys.keypairs import SigningKey
+from keys.protocol.auditlog import verify_audit_chain
 
 ENTRIES = "/v1/directory/entries"
 

@@ -9,8 +9,8 @@ from gateway_harness import assert_problem
 
 from gateway.appkeys import SESSIONMAKER
 from gateway.db import nonce_store
-from keys.httpsig import content_digest, new_nonce, sign_request
-from keys.keypairs import DeviceKeyPair, KeyId, SigningKey
+from keys.crypto.keypairs import DeviceKeyPair, KeyId, SigningKey
+from keys.protocol.httpsig import content_digest, new_nonce, sign_request
 
 ANNA = "so-nordost/anna/1"
 ENTRIES = "/v1/directory/entries"

@@ -26,8 +26,8 @@ from messages_harness import (
 )
 from test_auth import assert_problem
 
-from keys.canonical import b64e
-from keys.consent_record import signed_bytes
+from keys.crypto.canonical import b64e
+from keys.protocol.consent_record import signed_bytes
 
 CONSENTS = "/v1/consents"
 FREE_TEXT_HASH = "12" * 32

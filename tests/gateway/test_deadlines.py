@@ -39,11 +39,11 @@ from gateway.blobs import BlobStore
 from gateway.db import deadline_store
 from gateway.db.engine import make_sessionmaker, open_engine
 from gateway.db.models import MessageRow
-from gateway.jobs_deadlines import current_directory, escalate_overdue
-from gateway.policy.deadlines import load_deadline_policy
+from gateway.jobs.deadlines import current_directory, escalate_overdue
 from gateway.services import message_access, messages
 from gateway.services.directory import DirectoryService
-from keys.keypairs import KeyId
+from keys.crypto.keypairs import KeyId
+from keys.domain.deadlines import load_deadline_policy
 
 STOCKHOLM = ZoneInfo("Europe/Stockholm")
 # A Friday evening after office hours, and the Monday noon flow 5 makes it due.

@@ -19,8 +19,8 @@ from gateway_harness import run_on_two_instances
 from messages_harness import ANNA, BO, DAY, now, receipt_for, record_consent
 
 from gateway.appkeys import DIRECTORY, SESSIONMAKER
-from gateway.jobs_deadlines import escalate_overdue, remind_consents_ending
-from keys.receipt import verify_receipt
+from gateway.jobs.deadlines import escalate_overdue, remind_consents_ending
+from keys.protocol.receipt import verify_receipt
 
 
 @pytest.mark.asyncio

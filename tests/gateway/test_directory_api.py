@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 from gateway_harness import assert_problem
 
-from keys.checkpoint import Checkpoint
-from keys.directory import Directory, DirectoryEntry, make_entry
-from keys.keypairs import DeviceKeyPair, KeyId, SigningKey
+from keys.crypto.keypairs import DeviceKeyPair, KeyId, SigningKey
+from keys.protocol.checkpoint import Checkpoint
+from keys.protocol.directory import Directory, DirectoryEntry, make_entry
 
 ENTRIES = "/v1/directory/entries"
 

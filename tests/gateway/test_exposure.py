@@ -25,7 +25,7 @@ from messages_harness import (
     send,
 )
 
-from keys.envelope import EnvelopeHeader
+from keys.protocol.envelope import EnvelopeHeader
 
 
 async def _to_nordost(gw: RunningGateway, consent_id: str) -> EnvelopeHeader:

@@ -10,8 +10,8 @@ from aiohttp import web
 from gateway_harness import assert_problem
 
 from gateway.auth import STREAM_CONTENT_TYPE, verified_body
-from gateway.errors import ERRORS, GatewayError, problem_body
 from gateway.migrations import head_revision
+from keys.protocol.problems import ERRORS, GatewayError, problem_body
 
 ANNA = "so-nordost/anna/1"
 ENTRIES = "/v1/directory/entries"
@@ -136,7 +136,7 @@ async def test_not_ready_before_migration(start, store_url, tmp_path) -> None:
 
     from gateway.app import create_app
     from gateway.identity import init_identity
-    from keys.keypairs import SigningKey
+    from keys.crypto.keypairs import SigningKey
 
     settings = make_settings(tmp_path / "fresh", store_url)
     identity = init_identity(settings, {"admin/root/1": SigningKey.generate().verify_key})
@@ -177,7 +177,8 @@ def test_error_registry_does_not_import_aiohttp() -> None:
     import sys
 
     code = (
-        "import sys, gateway.errors; print('aiohttp' in sys.modules, 'sqlalchemy' in sys.modules)"
+        "import sys, keys.protocol.problems; "
+        "print('aiohttp' in sys.modules, 'sqlalchemy' in sys.modules)"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False False"

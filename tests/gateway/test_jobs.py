@@ -3,7 +3,7 @@ two instances run it at once), checkpoints, nonce purge, and failure isolation.
 
 Pending messages are inserted with the messages helper's store functions
 (``gateway.db.message_store.insert`` + ``gateway.blobs.BlobStore``), as an accepted send
-leaves them; the expiry itself runs through the real ``gateway.jobs`` code.
+leaves them; the expiry itself runs through the real ``gateway.jobs.expiry`` code.
 """
 
 from __future__ import annotations
@@ -18,11 +18,11 @@ import pytest
 from gateway_harness import run_on_two_instances
 from sqlalchemy import func, select
 
-from gateway import jobs
 from gateway.blobs import BlobStore
 from gateway.db import message_store
 from gateway.db.engine import SessionMaker
 from gateway.db.models import AuditEntryRow, EventRow, MessageRecipient, MessageRow, NonceRow
+from gateway.jobs import expiry as jobs
 from gateway.services.events import events_after
 
 ANNA, BO = "so-nordost/anna/1", "sav/bo/1"
@@ -153,7 +153,7 @@ async def test_a_message_that_cannot_expire_is_logged_and_skipped(
     good = await insert_pending(db, blobs, expires=10)
     # A corrupt row: its blob key would point outside the blob directory.
     bad = await insert_pending(db, blobs, expires=10, blob_key="../../etc/passwd")
-    with caplog.at_level(logging.ERROR, logger="gateway.jobs"):
+    with caplog.at_level(logging.ERROR, logger="gateway.jobs.expiry"):
         assert await jobs.expire_messages(db, blobs.root, now=20) == 1
     assert f"could not expire message {bad}" in caplog.text
     assert "ValueError" in caplog.text

@@ -16,11 +16,11 @@ import pytest
 from gateway_harness import run_on_two_instances
 from sqlalchemy import func, select
 
-from gateway import jobs
 from gateway.blobs import BlobStore
 from gateway.db import message_store
 from gateway.db.engine import SessionMaker
 from gateway.db.models import AuditEntryRow, ConsentRow, EventRow, MessageRow
+from gateway.jobs import expiry as jobs
 
 ANNA, BO = "so-nordost/anna/1", "sav/bo/1"
 SUBJECT = "ab" * 32

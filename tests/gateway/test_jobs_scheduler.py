@@ -13,13 +13,13 @@ from sqlalchemy import func, select
 from test_jobs import ANNA, insert_pending
 from test_push import connect, receive
 
-from gateway import jobs
 from gateway.appkeys import SESSIONMAKER
 from gateway.blobs import BlobStore
 from gateway.db.engine import make_sessionmaker, open_engine
 from gateway.db.models import MessageRow, NonceRow
+from gateway.jobs import expiry as jobs
+from gateway.jobs.scheduler import JobRunner, Scheduled, run_job
 from gateway.migrations import migrate
-from gateway.scheduler import JobRunner, Scheduled, run_job
 
 
 @pytest.mark.asyncio
@@ -34,7 +34,7 @@ async def test_a_failed_run_is_logged_and_the_next_run_works(
 
     try:
         # A real failure: the database is not migrated yet, the table does not exist.
-        with caplog.at_level(logging.ERROR, logger="gateway.jobs"):
+        with caplog.at_level(logging.ERROR, logger="gateway.jobs.expiry"):
             assert await run_job("purge_nonces", purge, 10_000) is None
         assert "job purge_nonces failed" in caplog.text
         await migrate(store_url)
@@ -57,7 +57,7 @@ async def test_the_schedule_survives_a_failing_run(
 
     runner = JobRunner([Scheduled("purge_nonces", 0.1, purge)])
     try:
-        with caplog.at_level(logging.ERROR, logger="gateway.jobs"):
+        with caplog.at_level(logging.ERROR, logger="gateway.jobs.expiry"):
             runner.start()
             for _ in range(50):  # first runs fail: no tables yet
                 if "job purge_nonces failed" in caplog.text:

@@ -26,7 +26,7 @@ from messages_harness import (
 )
 from test_auth import assert_problem
 
-from keys.envelope import open_envelope
+from keys.protocol.envelope import open_envelope
 
 
 @pytest.mark.asyncio

@@ -27,7 +27,7 @@ from messages_harness import (
 )
 from yarl import URL
 
-from keys.httpsig import content_digest, new_nonce, sign_request
+from keys.protocol.httpsig import content_digest, new_nonce, sign_request
 
 ENTRIES = "/v1/directory/entries"
 PADDING = b"Hotbildsbedomning, bilagor.\n" * 20_000  # ~560 KB: several chunks

@@ -29,7 +29,7 @@ from messages_harness import (
 )
 from test_auth import assert_problem
 
-from keys.keypairs import DeviceKeyPair, KeyId
+from keys.crypto.keypairs import DeviceKeyPair, KeyId
 
 
 async def _store_past_consent(gateway) -> str:

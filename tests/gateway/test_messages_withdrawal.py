@@ -23,8 +23,8 @@ from test_auth import assert_problem
 
 from gateway.appkeys import SESSIONMAKER
 from gateway.blobs import BlobStore, unlink_all
-from gateway.policy.lifecycle import MessageEvent
 from gateway.services.messages import destroy_content, end_pending
+from keys.domain.lifecycle import MessageEvent
 
 
 @pytest.mark.asyncio

@@ -4,7 +4,7 @@
   document ``GET /openapi.json`` serves are both valid OpenAPI 3.1;
 - the (method, path) pairs it documents are exactly the routes the app registers, so
   a new handler without documentation (or a stale entry) fails here;
-- every error ``code`` it lists exists in ``gateway.errors.ERRORS`` and is listed under
+- every error ``code`` it lists exists in ``keys.protocol.problems.ERRORS`` and is listed under
   the HTTP status the registry gives it, so a client reading the document gets the
   status and code the middleware really renders.
 """
@@ -21,8 +21,8 @@ from gateway_harness import RunningGateway
 from jsonschema import Draft202012Validator
 from openapi_spec_validator import validate
 
-from gateway.errors import ERRORS, status_for_code
 from gateway.views.openapi import bundle
+from keys.protocol.problems import ERRORS, status_for_code
 
 SCHEMAS = Path(__file__).resolve().parents[2] / "schemas"
 DOC_PATH = SCHEMAS / "openapi.json"
@@ -114,7 +114,7 @@ def test_every_v1_operation_requires_a_signature_and_lists_auth_failures() -> No
 
 
 def test_problem_schema_matches_what_the_registry_renders() -> None:
-    from gateway.errors import problem_body
+    from keys.protocol.problems import problem_body
 
     doc = bundle(load_doc())
     schema = doc["components"]["schemas"]["Problem"]

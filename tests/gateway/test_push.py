@@ -15,8 +15,8 @@ from yarl import URL
 from gateway.appkeys import SESSIONMAKER
 from gateway.db.engine import make_sessionmaker, open_engine
 from gateway.services.events import emit
-from keys.canonical import NotCanonical
-from keys.httpsig import content_digest, new_nonce, sign_request
+from keys.crypto.canonical import NotCanonical
+from keys.protocol.httpsig import content_digest, new_nonce, sign_request
 
 ANNA, BERTIL, BO = "so-nordost/anna/1", "so-nordost/bertil/1", "sav/bo/1"
 # The poll for other instances is set this long so that a test passing within

@@ -19,8 +19,8 @@ from messages_harness import (
 )
 from test_push import assert_silent, connect, receive
 
-from gateway import jobs
 from gateway.appkeys import SESSIONMAKER
+from gateway.jobs import expiry as jobs
 
 # A 30 s poll: an event that arrives within test_push.QUICK_S came by the in-process wake.
 NO_POLL = {"events_poll_interval_s": 30.0}

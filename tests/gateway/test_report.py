@@ -26,9 +26,9 @@ from gateway.db import message_store, report_store
 from gateway.db.engine import SessionMaker, make_sessionmaker, open_engine
 from gateway.db.models import AuditEntryRow, MessageRow, SendRefusalCount
 from gateway.migrations import migrate
-from gateway.report_period import month_of
 from gateway.services.followup import follow_up_report, period_of
-from keys.keypairs import DeviceKeyPair, KeyId
+from keys.crypto.keypairs import DeviceKeyPair, KeyId
+from keys.domain.report_period import month_of
 
 STOCKHOLM = ZoneInfo("Europe/Stockholm")
 H = 3600

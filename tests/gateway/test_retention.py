@@ -27,8 +27,8 @@ from gateway.appkeys import SESSIONMAKER
 from gateway.blobs import BlobStore
 from gateway.db.engine import SessionMaker
 from gateway.db.models import EventRow, MessageRecipient, MessageRow, ReceiptRow
-from gateway.jobs_retention import DAY_S, REDACTED, apply_retention
-from gateway.scheduler import job_table
+from gateway.jobs.retention import DAY_S, REDACTED, apply_retention
+from gateway.jobs.scheduler import job_table
 
 RETENTION_DAYS = 30
 

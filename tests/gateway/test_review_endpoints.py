@@ -28,7 +28,7 @@ from messages_harness import (
     send_new,
 )
 
-from keys.httpsig import content_digest, new_nonce, sign_request
+from keys.protocol.httpsig import content_digest, new_nonce, sign_request
 
 
 @pytest.mark.asyncio

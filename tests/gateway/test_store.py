@@ -14,7 +14,7 @@ from gateway.db.engine import make_sessionmaker, open_engine
 from gateway.db.models import Base
 from gateway.migrations import head_revision, migrate
 from gateway.settings import Settings, SettingsError
-from keys.keypairs import SigningKey
+from keys.crypto.keypairs import SigningKey
 
 
 def _diff(connection: Connection) -> list[object]:

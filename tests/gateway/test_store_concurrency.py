@@ -19,7 +19,7 @@ from sqlalchemy.exc import OperationalError
 from gateway.db.engine import make_sessionmaker, open_engine
 from gateway.db.models import NonceRow
 from gateway.migrations import migrate
-from gateway.notifier import Notifier, attach
+from gateway.push.notifier import Notifier, attach
 from gateway.services.events import emit
 
 ANNA, BO = "so-nordost/anna", "sav/bo"

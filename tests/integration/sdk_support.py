@@ -20,14 +20,14 @@ from sqlalchemy import text
 from yarl import URL
 
 from clients.admin import StafettAdminClient
-from clients.results import PushEvent
 from clients.sdk import StafettClient
+from clients.sdk.results import PushEvent
 from gateway.app import create_app
 from gateway.appkeys import SESSIONMAKER
 from gateway.identity import init_identity
 from gateway.migrations import migrate
-from keys.keypairs import DeviceKeyPair, KeyId, SigningKey
-from keys.keystore import Keystore
+from keys.crypto.keypairs import DeviceKeyPair, KeyId, SigningKey
+from keys.crypto.keystore import Keystore
 
 DAY = 86_400
 SUBJECT = "ab" * 32

@@ -16,7 +16,7 @@ from sqlalchemy import select
 
 from gateway.appkeys import SESSIONMAKER
 from gateway.db.models import Base
-from keys.consent_free_text import FreeText
+from keys.crypto.consent_free_text import FreeText
 
 _CLI_TESTS = Path(__file__).resolve().parents[1] / "cli"
 if str(_CLI_TESTS) not in sys.path:

@@ -6,13 +6,13 @@ import pytest
 from gateway_harness import RunningGateway, rewrite_audit_entry_1
 from sdk_support import admin, sql
 
+from keys.crypto.keypairs import SigningKey
 from keys.errors import (
     AuditChainBroken,
     AuditCheckpointMismatch,
     AuditCheckpointSignatureInvalid,
     AuditEntryAltered,
 )
-from keys.keypairs import SigningKey
 
 
 async def _grow_trail(gw: RunningGateway, units: int = 4) -> None:

@@ -13,8 +13,10 @@ from sdk_support import ANNA, BERTIL, admin, client, device_keystore
 
 from clients.errors import UnexpectedResponse
 from clients.sdk import StafettClient
-from clients.transport import raise_for_problem
-from gateway.errors import (
+from clients.sdk.transport import raise_for_problem
+from keys.crypto.keypairs import DeviceKeyPair, KeyId
+from keys.errors import SignatureInvalid
+from keys.protocol.problems import (
     AdminRequired,
     DeviceRevoked,
     KeyRetired,
@@ -22,8 +24,6 @@ from gateway.errors import (
     SignatureExpired,
     SignatureFuture,
 )
-from keys.errors import SignatureInvalid
-from keys.keypairs import DeviceKeyPair, KeyId
 
 
 @pytest.mark.asyncio

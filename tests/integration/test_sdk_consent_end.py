@@ -30,8 +30,8 @@ from sdk_support import (
 )
 
 from gateway.appkeys import SESSIONMAKER
-from gateway.jobs import expire_messages
-from gateway.policy.errors import ConsentExpired
+from gateway.jobs.expiry import expire_messages
+from keys.protocol.refusals import ConsentExpired
 
 LIFETIME_S = 4  # the consent ends this many seconds after it is recorded
 

@@ -24,7 +24,11 @@ from sdk_support import (
 )
 
 from clients.sdk import StafettClient
-from gateway.policy.errors import (
+from keys.crypto.keypairs import DeviceKeyPair, KeyId, SigningKey
+from keys.crypto.keystore import Keystore
+from keys.crypto.subject import parse_personnummer, subject_reference
+from keys.errors import SubjectIdInvalid
+from keys.protocol.refusals import (
     ConsentCategoryNotCovered,
     ConsentDirectionNotCovered,
     ConsentExpired,
@@ -35,10 +39,6 @@ from gateway.policy.errors import (
     ConsentUnknown,
     ConsentWithdrawn,
 )
-from keys.errors import SubjectIdInvalid
-from keys.keypairs import DeviceKeyPair, KeyId, SigningKey
-from keys.keystore import Keystore
-from keys.subject import parse_personnummer, subject_reference
 
 FORWARD = [("so-nordost", "sav")]
 

@@ -32,7 +32,7 @@ from sdk_support import ANNA, BERTIL, BO, device_keystore, message_args, record_
 
 from clients.errors import GatewayUnavailable
 from clients.sdk import StafettClient
-from gateway.errors import MessageIdConflict
+from keys.protocol.problems import MessageIdConflict
 
 SEED = 8_2024
 RANDOM_KILLS = 12

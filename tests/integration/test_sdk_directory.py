@@ -9,8 +9,8 @@ from gateway_harness import RunningGateway, start_gateway, stop_gateway
 from sdk_support import ANNA, BERTIL, BO, admin, client, device_keystore, start_gateway_as
 
 from clients.errors import GatewayUnavailable
+from keys.crypto.keypairs import DeviceKeyPair, KeyId, SigningKey
 from keys.errors import DirectoryEntryInvalid, DirectoryForked, DirectorySignatureInvalid
-from keys.keypairs import DeviceKeyPair, KeyId, SigningKey
 
 
 @pytest.mark.asyncio

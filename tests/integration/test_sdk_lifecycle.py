@@ -21,9 +21,9 @@ from sdk_support import (
 )
 
 from gateway.appkeys import PUSH_HUB, SESSIONMAKER
-from gateway.errors import MessageGone, MessageNotFound
-from gateway.jobs import expire_messages
-from gateway.policy.errors import ConsentWithdrawn
+from gateway.jobs.expiry import expire_messages
+from keys.protocol.problems import MessageGone, MessageNotFound
+from keys.protocol.refusals import ConsentWithdrawn
 
 
 @pytest.mark.asyncio

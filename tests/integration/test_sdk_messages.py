@@ -22,7 +22,7 @@ from sdk_support import (
 )
 
 from clients.sdk import StafettClient
-from gateway.errors import MessageGone, MessageIdConflict, MessageNotFound
+from keys.protocol.problems import MessageGone, MessageIdConflict, MessageNotFound
 
 
 @pytest.mark.asyncio

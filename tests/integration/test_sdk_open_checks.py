@@ -28,15 +28,14 @@ from sdk_support import (
     sql,
 )
 
-from clients import sealing
-from clients.directory_sync import DirectorySync
 from clients.errors import AlreadyOpened, EnvelopeExpired, EnvelopeReplayed
-from clients.open_checks import SenderDirectoryForked
-from clients.sdk import StafettClient
-from keys.directory import Directory, make_entry
-from keys.envelope import EnvelopeHeader
+from clients.sdk import StafettClient, sealing
+from clients.sdk.directory_sync import DirectorySync
+from clients.sdk.open_checks import SenderDirectoryForked
+from keys.crypto.keypairs import DeviceKeyPair, KeyId
 from keys.errors import DirectoryForked
-from keys.keypairs import DeviceKeyPair, KeyId
+from keys.protocol.directory import Directory, make_entry
+from keys.protocol.envelope import EnvelopeHeader
 
 
 def _forked(gw: RunningGateway) -> Directory:
@@ -199,7 +198,7 @@ async def test_leftover_partial_plaintext_is_removed_first(
     gateway: RunningGateway, tmp_path: Path
 ) -> None:
     dest = tmp_path / "case.txt"
-    leftover = tmp_path / ".case.txt.k3j_9xq2.part"  # keys.envelope_open's temp name
+    leftover = tmp_path / ".case.txt.k3j_9xq2.part"  # keys.protocol.envelope_open's temp name
     leftover.write_bytes(b"half of a decrypted case")
     others = [
         tmp_path / ".other.txt.k3j_9xq2.part",  # another destination's

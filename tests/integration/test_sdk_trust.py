@@ -20,13 +20,13 @@ from sdk_support import (
     sql,
 )
 
-from gateway.errors import MessageNotFound
 from keys.errors import (
     EnvelopeNotForThisDevice,
     EnvelopeSenderUnknown,
     ReceiptMismatch,
     ReceiptSignatureInvalid,
 )
+from keys.protocol.problems import MessageNotFound
 
 
 @pytest.mark.asyncio

@@ -23,7 +23,7 @@ from http_message_signatures import HTTPMessageSigner, algorithms
 from http_message_signatures.resolvers import MappingKeyResolver
 from multidict import CIMultiDict
 
-from keys.keypairs import DeviceKeyPair, EncryptionPrivateKey, KeyId, SigningKey
+from keys.crypto.keypairs import DeviceKeyPair, EncryptionPrivateKey, KeyId, SigningKey
 
 pytestmark = pytest.mark.asyncio
 KID = "so-nordost/extern/1"

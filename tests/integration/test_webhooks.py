@@ -21,8 +21,8 @@ from gateway_harness import RunningGateway
 from sdk_support import ANNA, BO, client, message_args, record_consent
 
 from gateway.appkeys import SESSIONMAKER
-from gateway.errors import FieldInvalid, NotFound
-from gateway.webhook_delivery import deliver_webhooks
+from gateway.jobs.webhooks import deliver_webhooks
+from keys.protocol.problems import FieldInvalid, NotFound
 
 pytestmark = pytest.mark.asyncio
 DOC = Path(__file__).resolve().parents[2] / "docs" / "integration.md"

@@ -5,8 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from keys.directory import Directory, DirectoryEntry, make_entry
-from keys.keypairs import DeviceId, DeviceKeyPair, KeyId, SigningKey
+from keys.crypto.keypairs import DeviceId, DeviceKeyPair, KeyId, SigningKey
+from keys.protocol.directory import Directory, DirectoryEntry, make_entry
 
 T0 = 1_760_000_000
 

@@ -14,10 +14,10 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from keys.canonical import b64d, b64e, canonical_json, hash32, parse_canonical
-from keys.envelope import EnvelopeHeader, seal
+from keys.crypto.canonical import b64d, b64e, canonical_json, hash32, parse_canonical
+from keys.crypto.keypairs import DeviceKeyPair, KeyId, VerifyKey
 from keys.errors import EnvelopeSenderUnknown
-from keys.keypairs import DeviceKeyPair, KeyId, VerifyKey
+from keys.protocol.envelope import EnvelopeHeader, seal
 
 MAGIC = b"STAFETT\x01"
 

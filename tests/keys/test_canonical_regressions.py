@@ -1,10 +1,10 @@
-"""Regression tests for fixes made in keys/canonical.py."""
+"""Regression tests for fixes made in keys/crypto/canonical.py."""
 
 from __future__ import annotations
 
 import pytest
 
-from keys.canonical import NotCanonical, canonical_json, parse_canonical
+from keys.crypto.canonical import NotCanonical, canonical_json, parse_canonical
 
 
 @pytest.mark.parametrize("data", [b'"\\ud800"', b'{"\\udfff":1}', b'["a\\ud83d"]'])

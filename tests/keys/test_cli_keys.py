@@ -1,4 +1,4 @@
-"""stafett-keys, called in-process through ``keys.cli.main`` and once as a subprocess."""
+"""stafett-keys, called in-process (``clients.keys_admin.main.main``) and as a subprocess."""
 
 from __future__ import annotations
 
@@ -10,11 +10,11 @@ from pathlib import Path
 
 import pytest
 
-from keys.cli import main
-from keys.cli_store import Workspace
-from keys.directory import Directory, DirectoryEntry
-from keys.enrolment import make_enrolment_request
-from keys.keypairs import DeviceKeyPair, KeyId, VerifyKey
+from clients.keys_admin.main import main
+from clients.keys_admin.store import Workspace
+from keys.crypto.keypairs import DeviceKeyPair, KeyId, VerifyKey
+from keys.protocol.directory import Directory, DirectoryEntry
+from keys.protocol.enrolment import make_enrolment_request
 
 PASS = "correct horse battery staple"
 T0 = 1_760_000_000
@@ -262,7 +262,9 @@ def test_the_console_script_runs_as_a_subprocess(admin_dir: Path, tmp_path: Path
         "STAFETT_KEYS_DIR": str(admin_dir),
     }
     script = Path(sys.executable).parent / "stafett-keys"
-    command = [str(script)] if script.exists() else [sys.executable, "-m", "keys.cli"]
+    command = (
+        [str(script)] if script.exists() else [sys.executable, "-m", "clients.keys_admin.main"]
+    )
     request = request_file(tmp_path, "so-nordost/anna")
     done = subprocess.run(
         [*command, "device", "enrol", str(request)],

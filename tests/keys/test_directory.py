@@ -10,8 +10,7 @@ from typing import Any
 import pytest
 from directory_builders import Admin, Log, enrol_body, replay
 
-from keys.checkpoint import Checkpoint
-from keys.directory import Directory, DirectoryEntry, make_entry
+from keys.crypto.keypairs import DeviceKeyPair, KeyId
 from keys.errors import (
     DirectoryBehind,
     DirectoryChainBroken,
@@ -22,7 +21,8 @@ from keys.errors import (
     DirectorySignatureInvalid,
     DirectoryUnknownKey,
 )
-from keys.keypairs import DeviceKeyPair, KeyId
+from keys.protocol.checkpoint import Checkpoint
+from keys.protocol.directory import Directory, DirectoryEntry, make_entry
 
 # X25519 public keys that must never be accepted: the low-order points (order 1, 2, 4, 8)
 # and their non-canonical spellings (u >= p, or the unused top bit set), as listed by

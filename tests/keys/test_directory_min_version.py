@@ -17,9 +17,9 @@ from directory_builders import Log, replay
 from jsonschema import Draft202012Validator  # type: ignore[import-untyped]
 from test_cli_keys import ok, refused, request_file, verified
 
-from keys.directory_entry import DirectoryEntry
+from keys.crypto.keypairs import KeyId
 from keys.errors import DirectoryEntryInvalid, DirectoryKeyRevoked, DirectoryUnknownKey
-from keys.keypairs import KeyId
+from keys.protocol.directory_entry import DirectoryEntry
 
 ANNA = "so-nordost/anna"
 SCHEMA = Path(__file__).resolve().parents[2] / "schemas" / "directory-entry.json"

@@ -5,13 +5,13 @@ from __future__ import annotations
 import pytest
 from directory_builders import Log, replay
 
+from keys.crypto.keypairs import KeyId
 from keys.errors import (
     DirectoryEntryInvalid,
     DirectoryKeyRevoked,
     DirectoryUnknownKey,
     RecipientUnitNoDevice,
 )
-from keys.keypairs import KeyId
 
 ANNA = "so-nordost/anna"
 

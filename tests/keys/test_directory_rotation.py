@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 from directory_builders import Admin, Log, replay
 
-from keys.directory import Directory, make_entry
+from keys.crypto.keypairs import DeviceKeyPair, KeyId
 from keys.errors import (
     DirectoryEntryInvalid,
     DirectoryKeyRevoked,
@@ -14,7 +14,7 @@ from keys.errors import (
     DirectoryUnknownKey,
     RecipientUnitNoDevice,
 )
-from keys.keypairs import DeviceKeyPair, KeyId
+from keys.protocol.directory import Directory, make_entry
 
 ANNA = "so-nordost/anna"
 

@@ -10,9 +10,9 @@ import pytest
 from directory_builders import T0, Admin, Log
 from jsonschema import Draft202012Validator  # type: ignore[import-untyped]
 
-from keys.enrolment import EnrolmentRequest, make_enrolment_request
+from keys.crypto.keypairs import DeviceKeyPair, KeyId
 from keys.errors import DirectorySignatureInvalid, EnrolmentRequestInvalid
-from keys.keypairs import DeviceKeyPair, KeyId
+from keys.protocol.enrolment import EnrolmentRequest, make_enrolment_request
 
 SCHEMAS = Path(__file__).resolve().parents[2] / "schemas"
 

@@ -21,13 +21,7 @@ from envelope_support import (
     write,
 )
 
-from keys.envelope import (
-    EnvelopeHeader,
-    open_envelope,
-    read_header,
-    seal,
-    verify_envelope,
-)
+from keys.crypto.keypairs import DeviceKeyPair, KeyId, VerifyKey
 from keys.errors import (
     DirectoryKeyRevoked,
     EnvelopeBodyInvalid,
@@ -41,8 +35,8 @@ from keys.errors import (
     EnvelopeTruncated,
     EnvelopeWrappedKeyInvalid,
 )
-from keys.keypairs import DeviceKeyPair, KeyId, VerifyKey
-from keys.padding import padded_length
+from keys.protocol.envelope import EnvelopeHeader, open_envelope, read_header, seal, verify_envelope
+from keys.protocol.padding import padded_length
 
 
 @pytest.fixture(scope="module")

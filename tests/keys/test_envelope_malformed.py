@@ -4,7 +4,7 @@ A malicious or buggy sender signs whatever it built, so these bodies pass pass 1
 recipient must still refuse non-zero padding, a length trailer that does not give back
 ``P``, a FINAL tag before the end (or none at all), stray secretstream tags, and a file
 that changes between the passes. Each case is built with the test-only
-``keys._envelope_testing`` helper (seal itself can only build well-formed bodies).
+``tests.support.envelope_testing`` helper (seal itself can only build well-formed bodies).
 """
 
 from __future__ import annotations
@@ -18,17 +18,6 @@ from typing import Any
 import pytest
 from envelope_support import Dissected, Parties, make_header, write
 
-from keys._envelope_testing import (
-    TAG_FINAL,
-    TAG_MESSAGE,
-    TAG_PUSH,
-    TAG_REKEY,
-    _build_envelope_for_tests,
-    _new_content_key_for_tests,
-)
-from keys.envelope import open_envelope, verify_envelope
-from keys.envelope_header import CHUNK_BYTES
-from keys.envelope_open import _open_stream
 from keys.errors import (
     EnvelopeBodyInvalid,
     EnvelopeError,
@@ -36,7 +25,18 @@ from keys.errors import (
     EnvelopeSignatureInvalid,
     EnvelopeTruncated,
 )
-from keys.padding import TRAILER_BYTES, padded_length
+from keys.protocol.envelope import open_envelope, verify_envelope
+from keys.protocol.envelope_header import CHUNK_BYTES
+from keys.protocol.envelope_open import _open_stream
+from keys.protocol.padding import TRAILER_BYTES, padded_length
+from tests.support.envelope_testing import (
+    TAG_FINAL,
+    TAG_MESSAGE,
+    TAG_PUSH,
+    TAG_REKEY,
+    _build_envelope_for_tests,
+    _new_content_key_for_tests,
+)
 
 
 @pytest.fixture(scope="module")
@@ -285,4 +285,4 @@ def test_the_test_helper_is_not_part_of_the_product() -> None:
         check=False,
     ).stdout.split()
     assert [u for u in users if not u.endswith("_envelope_testing.py")] == []
-    assert sys.modules.get("keys._envelope_testing") is not None  # imported by this test
+    assert sys.modules.get("tests.support.envelope_testing") is not None  # imported by this test

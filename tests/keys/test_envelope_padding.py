@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from keys.padding import (
+from keys.protocol.padding import (
     TRAILER_BYTES,
     is_padded_length,
     min_content_length,

@@ -1,4 +1,4 @@
-"""The zero-copy libsodium calls in keys.envelope_stream agree with PyNaCl's public
+"""The zero-copy libsodium calls in keys.crypto.envelope_stream agree with PyNaCl's public
 wrappers byte for byte, and refuse every out-of-bounds buffer before C runs."""
 
 from __future__ import annotations
@@ -13,9 +13,8 @@ from nacl.bindings import (
     crypto_secretstream_xchacha20poly1305_state,
 )
 
-from keys._envelope_testing import TAG_FINAL, TAG_MESSAGE, TAG_REKEY
-from keys.canonical import hash32
-from keys.envelope_stream import (
+from keys.crypto.canonical import hash32
+from keys.crypto.envelope_stream import (
     ABYTES,
     Blake2b,
     SecretStreamPull,
@@ -23,6 +22,7 @@ from keys.envelope_stream import (
     StreamHasher,
 )
 from keys.errors import EnvelopeBodyInvalid
+from tests.support.envelope_testing import TAG_FINAL, TAG_MESSAGE, TAG_REKEY
 
 KEY = bytes(range(32))
 HEADER = bytes(range(100, 124))

@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 from envelope_support import Dissected, Parties, box_bytes, seal_bytes, with_box
 
-from keys.envelope import open_envelope, verify_envelope
 from keys.errors import EnvelopeError
+from keys.protocol.envelope import open_envelope, verify_envelope
 
 # What a flipped byte in each region may legitimately be reported as.
 ALLOWED = {

@@ -19,11 +19,8 @@ import jsonschema  # type: ignore[import-untyped]
 import pytest
 from envelope_support import Dissected
 
-from keys.canonical import b64d, canonical_json, hash32
-from keys.envelope import EnvelopeHeader, open_envelope, seal, verify_envelope
-from keys.envelope_vectors import render
-from keys.errors import EnvelopeError, EnvelopeHeaderInvalid, EnvelopeSenderUnknown
-from keys.keypairs import (
+from keys.crypto.canonical import b64d, canonical_json, hash32
+from keys.crypto.keypairs import (
     DeviceKeyPair,
     DevicePublicKeys,
     EncryptionPrivateKey,
@@ -32,6 +29,9 @@ from keys.keypairs import (
     SigningKey,
     VerifyKey,
 )
+from keys.errors import EnvelopeError, EnvelopeHeaderInvalid, EnvelopeSenderUnknown
+from keys.protocol.envelope import EnvelopeHeader, open_envelope, seal, verify_envelope
+from tests.support.envelope_vectors import render
 
 SCHEMAS = Path(__file__).resolve().parents[2] / "schemas"
 VECTORS_PATH = SCHEMAS / "vectors" / "envelope-v1.json"
@@ -113,7 +113,8 @@ def _resolver(vectors: dict[str, Any]) -> Any:
 
 def test_the_published_file_is_what_the_generator_produces() -> None:
     assert VECTORS_PATH.read_text(encoding="utf-8") == render(), (
-        "regenerate: python -m keys.envelope_vectors --write schemas/vectors/envelope-v1.json"
+        "regenerate: python -m tests.support.envelope_vectors "
+        "--write schemas/vectors/envelope-v1.json"
     )
 
 

@@ -9,13 +9,14 @@ from typing import Any
 import pytest
 from http_sfv.item import InnerList, Item
 
+from keys.crypto.keypairs import SigningKey
 from keys.errors import (
     DigestMismatch,
     HttpSignatureMalformed,
     HttpSignatureMissing,
     SignatureInvalid,
 )
-from keys.httpsig import (
+from keys.protocol.httpsig import (
     COVERED_COMPONENTS,
     ContentDigester,
     RequestSignature,
@@ -27,7 +28,6 @@ from keys.httpsig import (
     sign_request,
     verify_request_signature,
 )
-from keys.keypairs import SigningKey
 
 # RFC 9421 Appendix B.1.4 test-key-ed25519 (the private key's 32-byte seed from the PEM)
 # and its public key; both are DER (PKCS#8 / SPKI) whose last 32 bytes are the key.

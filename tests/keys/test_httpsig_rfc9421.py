@@ -13,8 +13,9 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from http_sfv.item import InnerList, Item
 
+from keys.crypto.keypairs import SigningKey
 from keys.errors import HttpSignatureMalformed, SignatureInvalid
-from keys.httpsig import (
+from keys.protocol.httpsig import (
     _signature_base,
     combine_field_lines,
     content_digest,
@@ -22,7 +23,6 @@ from keys.httpsig import (
     sign_request,
     verify_request_signature,
 )
-from keys.keypairs import SigningKey
 
 KEY = SigningKey(bytes(range(32)))
 KID = "so-nordost/anna/3"

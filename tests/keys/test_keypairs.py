@@ -11,8 +11,7 @@ from typing import Any
 import pytest
 from nacl.bindings import crypto_sign_ed25519_pk_to_curve25519
 
-from keys.errors import EnvelopeWrappedKeyInvalid, KeyIdInvalid, KeyInvalid, SignatureInvalid
-from keys.keypairs import (
+from keys.crypto.keypairs import (
     DeviceId,
     DeviceKeyPair,
     EncryptionPrivateKey,
@@ -23,6 +22,7 @@ from keys.keypairs import (
     fingerprint,
     is_valid_name,
 )
+from keys.errors import EnvelopeWrappedKeyInvalid, KeyIdInvalid, KeyInvalid, SignatureInvalid
 
 KID = KeyId.parse("so-nordost/anna/3")
 

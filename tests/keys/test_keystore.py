@@ -11,7 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from keys.canonical import canonical_json
+from keys.crypto.canonical import canonical_json
+from keys.crypto.keypairs import DeviceId, DeviceKeyPair, KeyId, SigningKey
+from keys.crypto.keystore import DEFAULT_COST, KdfCost, Keystore, load_keystore, save_keystore
 from keys.errors import (
     KeyInvalid,
     KeysError,
@@ -19,8 +21,6 @@ from keys.errors import (
     KeystoreError,
     KeystoreWrongPassphrase,
 )
-from keys.keypairs import DeviceId, DeviceKeyPair, KeyId, SigningKey
-from keys.keystore import DEFAULT_COST, KdfCost, Keystore, load_keystore, save_keystore
 
 PASS = "korrekt häst batteri häftklammer"
 DEVICE = DeviceId.parse("so-nordost/anna")

@@ -20,13 +20,9 @@ import pytest
 from directory_builders import Log
 from envelope_support import MAGIC, Parties, make_header, seal_bytes
 
-from keys.auditlog import check_audit_data, make_audit_entry, parse_audit_entry
-from keys.canonical import MAX_DEPTH, NotCanonical, canonical_json, parse_canonical
-from keys.checkpoint import Checkpoint
-from keys.consent_record import parse_consent_record
-from keys.directory import DirectoryEntry
-from keys.envelope import EnvelopeHeader, read_header, verify_envelope
-from keys.envelope_header import MAX_HEADER_BYTES
+from keys.crypto.canonical import MAX_DEPTH, NotCanonical, canonical_json, parse_canonical
+from keys.crypto.keypairs import DeviceId, KeyId, SigningKey
+from keys.crypto.keystore import KdfCost, Keystore, load_keystore, save_keystore
 from keys.errors import (
     AuditDataForbidden,
     AuditEntryInvalid,
@@ -39,9 +35,13 @@ from keys.errors import (
     KeystoreWeakKdf,
     ReceiptInvalid,
 )
-from keys.keypairs import DeviceId, KeyId, SigningKey
-from keys.keystore import KdfCost, Keystore, load_keystore, save_keystore
-from keys.receipt import make_receipt, parse_receipt
+from keys.protocol.auditlog import check_audit_data, make_audit_entry, parse_audit_entry
+from keys.protocol.checkpoint import Checkpoint
+from keys.protocol.consent_record import parse_consent_record
+from keys.protocol.directory import DirectoryEntry
+from keys.protocol.envelope import EnvelopeHeader, read_header, verify_envelope
+from keys.protocol.envelope_header import MAX_HEADER_BYTES
+from keys.protocol.receipt import make_receipt, parse_receipt
 
 ANNA = KeyId.parse("so-nordost/anna/2")
 EVA = KeyId.parse("sav/eva/1")

@@ -9,14 +9,14 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from keys.errors import KeyInvalid, SubjectIdInvalid
-from keys.subject import (
+from keys.crypto.subject import (
     PersonalIdentityNumber,
     age_on,
     generate_city_key,
     parse_personnummer,
     subject_reference,
 )
+from keys.errors import KeyInvalid, SubjectIdInvalid
 
 TODAY = date(2025, 6, 1)
 CITY_KEY = bytes(range(32))

@@ -12,8 +12,8 @@ from typing import Any
 import pytest
 from nacl.bindings import crypto_scalarmult
 
+from keys.crypto.keypairs import EncryptionPublicKey, VerifyKey
 from keys.errors import KeyInvalid, SignatureInvalid
-from keys.keypairs import EncryptionPublicKey, VerifyKey
 
 DATA = Path(__file__).resolve().parent.parent / "data" / "wycheproof"
 

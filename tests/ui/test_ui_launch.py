@@ -17,7 +17,7 @@ from ui_support import http_session
 async def test_stafett_ui_prints_a_loopback_login_link(cli: Cli) -> None:
     env = {**os.environ, "STAFETT_HOME": str(cli.home("nora"))}
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "clients.cli", "ui", "--no-browser",
+        sys.executable, "-m", "clients.cli.main", "ui", "--no-browser",
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, env=env,
     )  # fmt: skip
     try:

@@ -12,7 +12,7 @@ import pytest
 from cli_support import Cli
 from ui_support import PASSPHRASE, http_session, login, running_ui
 
-from keys.keypairs import DeviceKeyPair, KeyId
+from keys.crypto.keypairs import DeviceKeyPair, KeyId
 
 
 @pytest.mark.asyncio

@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from gateway.policy.calendar import BusinessCalendar, CalendarError, unix
+from keys.domain.calendar import BusinessCalendar, CalendarError, unix
 
 TZ = ZoneInfo("Europe/Stockholm")
 CAL = BusinessCalendar(years=range(2025, 2028))

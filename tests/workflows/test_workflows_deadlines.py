@@ -12,12 +12,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from gateway.policy.deadlines import (
-    DeadlinePolicyError,
-    load_deadline_policy,
-    parse_deadline_policy,
-)
-from gateway.policy.vocabulary import load_vocabulary
+from keys.domain.deadlines import DeadlinePolicyError, load_deadline_policy, parse_deadline_policy
+from keys.protocol.vocabulary import load_vocabulary
 
 TZ = ZoneInfo("Europe/Stockholm")
 POLICY = load_deadline_policy()

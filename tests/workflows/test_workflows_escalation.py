@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import pytest
 
-from gateway.policy.escalation import (
+from keys.domain.escalation import (
     DeviceFlags,
     DueMessage,
     Notice,
     due_for_escalation,
     escalation_for,
 )
-from gateway.policy.reminders import DAY_S, ConsentTerm, consents_to_remind
+from keys.domain.reminders import DAY_S, ConsentTerm, consents_to_remind
 
 NOW = 1_800_000_000
 

@@ -1,0 +1,1 @@
+"""The officer CLI ``stafett`` (entry point: ``main.main``)."""

@@ -1,0 +1,1 @@
+"""The demo and ``make run``: tools, not part of the wheel."""

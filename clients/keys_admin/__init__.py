@@ -1,0 +1,1 @@
+"""The security admins' CLI ``stafett-keys`` (entry point: ``main.main``)."""

@@ -1,0 +1,9 @@
+"""The public SDK surface (implementation: ``clients.sdk.client``)."""
+
+from clients.sdk.client import (
+    StafettClient,
+)
+
+__all__ = [
+    "StafettClient",
+]

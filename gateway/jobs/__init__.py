@@ -1,0 +1,1 @@
+"""Periodic jobs: plain async functions and their scheduler."""

@@ -1,0 +1,1 @@
+"""Push: open sockets per device and the change notifier."""

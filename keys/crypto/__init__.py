@@ -1,0 +1,1 @@
+"""Crypto layer: the only package that imports ``nacl``."""

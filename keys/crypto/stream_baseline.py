@@ -1,0 +1,47 @@
+"""Raw secretstream throughput: the baseline the envelope benchmark compares against.
+
+It lives in ``keys/`` only because nothing else may import nacl. It is not used by
+Stafett itself: ``bench/envelope.py`` calls it to measure, in the same run and on the
+same machine, what bare ``crypto_secretstream_xchacha20poly1305`` push + pull costs
+with the envelope's chunk size and associated-data length, and nothing else (no
+framing, hashing, padding, files or signatures).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+
+from nacl.bindings import (
+    crypto_secretstream_xchacha20poly1305_init_pull,
+    crypto_secretstream_xchacha20poly1305_init_push,
+    crypto_secretstream_xchacha20poly1305_keygen,
+    crypto_secretstream_xchacha20poly1305_pull,
+    crypto_secretstream_xchacha20poly1305_push,
+    crypto_secretstream_xchacha20poly1305_state,
+    crypto_secretstream_xchacha20poly1305_TAG_MESSAGE,
+)
+
+from keys.protocol.envelope_header import CHUNK_BYTES
+
+_POOL_BYTES = 64 * 1024 * 1024  # larger than the L3 cache, so the input is not cache-hot
+
+
+def secretstream_round_trip_seconds(total_bytes: int) -> float:
+    """Seconds to push ``total_bytes`` in 64 KiB chunks and pull each one back."""
+    pool = [os.urandom(CHUNK_BYTES) for _ in range(_POOL_BYTES // CHUNK_BYTES)]
+    key = crypto_secretstream_xchacha20poly1305_keygen()
+    ad = bytes(32)  # the envelope's ad is hH, 32 bytes
+    push_state = crypto_secretstream_xchacha20poly1305_state()
+    pull_state = crypto_secretstream_xchacha20poly1305_state()
+    header = crypto_secretstream_xchacha20poly1305_init_push(push_state, key)
+    crypto_secretstream_xchacha20poly1305_init_pull(pull_state, header, key)
+    tag = crypto_secretstream_xchacha20poly1305_TAG_MESSAGE
+    chunks = max(1, total_bytes // CHUNK_BYTES)
+    start = time.perf_counter()
+    for i in range(chunks):
+        cipher = crypto_secretstream_xchacha20poly1305_push(
+            push_state, pool[i % len(pool)], ad, tag
+        )
+        crypto_secretstream_xchacha20poly1305_pull(pull_state, cipher, ad)
+    return time.perf_counter() - start

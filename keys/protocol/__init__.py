@@ -1,0 +1,2 @@
+"""Protocol layer: envelope, directory, signed records, request signatures,
+problem registry, vocabulary. Imports crypto, never nacl."""

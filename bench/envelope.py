@@ -116,10 +116,11 @@ def _child(role: str, args: list[str]) -> dict[str, Any]:
         }
     if role == "raw":
         from keys.crypto.stream_baseline import secretstream_round_trip_seconds
+        from keys.protocol.envelope_header import CHUNK_BYTES
 
         total = int(args[0])
         cpu = _cpu_seconds()
-        seconds = secretstream_round_trip_seconds(total)
+        seconds = secretstream_round_trip_seconds(total, CHUNK_BYTES)
         return {"seconds": seconds, "cpu_seconds": _cpu_seconds() - cpu, "bytes": total}
     raise SystemExit(f"unknown child role {role}")
 

@@ -1,6 +1,6 @@
 """Raw secretstream throughput: the baseline the envelope benchmark compares against.
 
-It lives in ``keys/`` only because nothing else may import nacl. It is not used by
+It lives in ``keys/crypto/`` only because nothing else may import nacl. It is not used by
 Stafett itself: ``bench/envelope.py`` calls it to measure, in the same run and on the
 same machine, what bare ``crypto_secretstream_xchacha20poly1305`` push + pull costs
 with the envelope's chunk size and associated-data length, and nothing else (no
@@ -22,14 +22,16 @@ from nacl.bindings import (
     crypto_secretstream_xchacha20poly1305_TAG_MESSAGE,
 )
 
-from keys.protocol.envelope_header import CHUNK_BYTES
-
 _POOL_BYTES = 64 * 1024 * 1024  # larger than the L3 cache, so the input is not cache-hot
 
 
-def secretstream_round_trip_seconds(total_bytes: int) -> float:
-    """Seconds to push ``total_bytes`` in 64 KiB chunks and pull each one back."""
-    pool = [os.urandom(CHUNK_BYTES) for _ in range(_POOL_BYTES // CHUNK_BYTES)]
+def secretstream_round_trip_seconds(total_bytes: int, chunk_bytes: int) -> float:
+    """Seconds to push ``total_bytes`` in ``chunk_bytes`` chunks and pull each one back.
+
+    The chunk size is a parameter (the caller passes the envelope's) so this crypto-layer
+    module needs nothing from the protocol layer above it.
+    """
+    pool = [os.urandom(chunk_bytes) for _ in range(_POOL_BYTES // chunk_bytes)]
     key = crypto_secretstream_xchacha20poly1305_keygen()
     ad = bytes(32)  # the envelope's ad is hH, 32 bytes
     push_state = crypto_secretstream_xchacha20poly1305_state()
@@ -37,7 +39,7 @@ def secretstream_round_trip_seconds(total_bytes: int) -> float:
     header = crypto_secretstream_xchacha20poly1305_init_push(push_state, key)
     crypto_secretstream_xchacha20poly1305_init_pull(pull_state, header, key)
     tag = crypto_secretstream_xchacha20poly1305_TAG_MESSAGE
-    chunks = max(1, total_bytes // CHUNK_BYTES)
+    chunks = max(1, total_bytes // chunk_bytes)
     start = time.perf_counter()
     for i in range(chunks):
         cipher = crypto_secretstream_xchacha20poly1305_push(

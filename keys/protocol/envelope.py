@@ -33,17 +33,16 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import BinaryIO
 
-from nacl.bindings import (
+from keys.crypto.canonical import hash32
+from keys.crypto.envelope_stream import ABYTES, SecretStreamPush, StreamHasher
+from keys.crypto.keypairs import DeviceKeyPair, DevicePublicKeys, EncryptionPublicKey, KeyId
+from keys.crypto.sodium import (
     crypto_box,
     crypto_scalarmult_base,
     crypto_secretstream_xchacha20poly1305_keygen,
     crypto_secretstream_xchacha20poly1305_TAG_FINAL,
     crypto_secretstream_xchacha20poly1305_TAG_MESSAGE,
 )
-
-from keys.crypto.canonical import hash32
-from keys.crypto.envelope_stream import ABYTES, SecretStreamPush, StreamHasher
-from keys.crypto.keypairs import DeviceKeyPair, DevicePublicKeys, EncryptionPublicKey, KeyId
 from keys.errors import EnvelopeHeaderInvalid
 from keys.protocol.envelope_format import (
     END,

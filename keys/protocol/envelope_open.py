@@ -30,13 +30,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
-from nacl.bindings import (
+from keys.crypto.envelope_stream import ABYTES, SecretStreamPull, StreamHasher
+from keys.crypto.keypairs import DeviceKeyPair, KeyId
+from keys.crypto.sodium import (
     crypto_secretstream_xchacha20poly1305_TAG_FINAL,
     crypto_secretstream_xchacha20poly1305_TAG_MESSAGE,
 )
-
-from keys.crypto.envelope_stream import ABYTES, SecretStreamPull, StreamHasher
-from keys.crypto.keypairs import DeviceKeyPair, KeyId
 from keys.errors import (
     EnvelopeBodyInvalid,
     EnvelopeError,

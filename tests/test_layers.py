@@ -1,0 +1,144 @@
+"""The layers of docs/architecture.md, enforced on the import statements of the source.
+
+Lowest first: the problem registry root (``keys.errors``) → crypto (the only nacl
+importer) → protocol → domain → the edges (gateway | sdk | cli | admin CLI | ui |
+bridge). A module imports only from its own layer or below; the officer's side never
+imports the gateway and the gateway never imports the officer's side. Read from the AST,
+so an import inside a function counts as much as one at the top.
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+PACKAGES = ("keys", "gateway", "clients")
+
+# (module prefix, layer). The longest matching prefix decides.
+LAYERS: dict[str, int] = {
+    "keys.errors": 0,
+    "keys.crypto": 1,
+    "keys.protocol": 2,
+    "keys": 2,  # keys/__init__: the curated API over crypto and protocol
+    "keys.domain": 3,
+    "gateway": 4,
+    "clients": 4,
+}
+EDGE = 4
+CLIENT_SIDE = "clients"
+SERVER_ONLY = ("aiohttp", "sqlalchemy", "alembic", "apscheduler", "asyncpg", "matplotlib")
+
+
+def module_name(path: Path) -> str:
+    parts = list(path.relative_to(ROOT).with_suffix("").parts)
+    if parts[-1] == "__init__":
+        parts.pop()
+    return ".".join(parts)
+
+
+def layer_of(module: str) -> int | None:
+    best: tuple[int, int] | None = None
+    for prefix, layer in LAYERS.items():
+        if (module == prefix or module.startswith(prefix + ".")) and (
+            best is None or len(prefix) > best[0]
+        ):
+            best = (len(prefix), layer)
+    return None if best is None else best[1]
+
+
+def imports_of(source: str, module: str, is_package: bool) -> list[tuple[int, str]]:
+    """Every imported module (absolute), with its line; relative imports resolved."""
+    found: list[tuple[int, str]] = []
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Import):
+            found += [(node.lineno, alias.name) for alias in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = module.split(".")
+                if not is_package:
+                    base = base[:-1]
+                base = base[: len(base) - (node.level - 1)]
+                target = ".".join([*base, node.module] if node.module else base)
+            else:
+                target = node.module or ""
+            found.append((node.lineno, target))
+            # ``from keys.protocol import envelope`` imports keys.protocol.envelope.
+            found += [(node.lineno, f"{target}.{alias.name}") for alias in node.names]
+    return found
+
+
+def violations(source: str, module: str, is_package: bool = False) -> list[str]:
+    """What is wrong with the imports of ``module`` (empty when it keeps the layers)."""
+    own = layer_of(module)
+    problems: list[str] = []
+    for line, target in imports_of(source, module, is_package):
+        top = target.split(".")[0]
+        where = f"{module}:{line} imports {target}"
+        if top == "nacl" and not module.startswith("keys.crypto"):
+            problems.append(f"{where}: only keys.crypto may import nacl")
+        if top in SERVER_ONLY and module.startswith("keys"):
+            problems.append(f"{where}: keys/ (crypto, protocol, domain) is free of I/O frameworks")
+        if top not in PACKAGES or own is None:
+            continue
+        theirs = layer_of(target)
+        if theirs is None:
+            continue
+        if theirs > own:
+            problems.append(f"{where}: upward import (layer {own} → {theirs})")
+        elif own == theirs == EDGE and top != module.split(".")[0]:
+            problems.append(f"{where}: {module.split('.')[0]} and {top} are separate edges")
+    return problems
+
+
+def project_modules() -> list[Path]:
+    return sorted(
+        p
+        for package in PACKAGES
+        for p in (ROOT / package).rglob("*.py")
+        if "migrations/versions" not in p.as_posix()
+    )
+
+
+@pytest.mark.parametrize("path", project_modules(), ids=lambda p: str(p.relative_to(ROOT)))
+def test_module_keeps_the_layers(path: Path) -> None:
+    module = module_name(path)
+    assert violations(path.read_text(encoding="utf-8"), module, path.name == "__init__.py") == []
+
+
+def test_the_client_side_never_imports_the_gateway() -> None:
+    offenders = [
+        f"{module_name(p)} imports {target}"
+        for p in project_modules()
+        if module_name(p).startswith(CLIENT_SIDE)
+        for _, target in imports_of(p.read_text(encoding="utf-8"), module_name(p), False)
+        if target.split(".")[0] == "gateway"
+    ]
+    assert offenders == []
+
+
+@pytest.mark.parametrize(
+    ("module", "source", "expected"),
+    [
+        ("keys.protocol.envelope", "import nacl.bindings\n", "only keys.crypto may import nacl"),
+        ("keys.domain.consent", "from sqlalchemy import select\n", "free of I/O frameworks"),
+        ("keys.crypto.keypairs", "from keys.protocol import envelope\n", "upward import"),
+        ("keys.protocol.receipt", "from ..domain import lifecycle\n", "upward import"),
+        ("keys.domain.consent", "from gateway.db import models\n", "upward import"),
+        ("clients.sdk.transport", "from gateway.db import models\n", "separate edges"),
+        ("gateway.services.messages", "import clients.sdk\n", "separate edges"),
+    ],
+)
+def test_the_checker_catches_a_wrong_import(module: str, source: str, expected: str) -> None:
+    # The layer test must be able to fail: each of these imports breaks one rule.
+    found = violations(source, module)
+    assert found, f"{source!r} in {module} was not caught"
+    assert expected in found[0]
+
+
+def test_the_checker_accepts_downward_imports() -> None:
+    source = "from keys.crypto.keypairs import SigningKey\nfrom keys.errors import KeysError\n"
+    assert violations(source, "keys.domain.consent") == []
+    assert violations("from keys.domain import lifecycle\n", "gateway.services.messages") == []

@@ -17,7 +17,7 @@ from aiohttp import web
 
 from gateway.appkeys import REQUEST_ID_KEY, SESSIONMAKER, SETTINGS, VERIFIED_KID_KEY
 from gateway.db import audit_trail as audit
-from keys.errors import KeysError
+from keys.errors import StafettError
 from keys.protocol.problems import (
     BadRequest,
     BodyTooLarge,
@@ -31,7 +31,6 @@ from keys.protocol.problems import (
     problem_body,
     status_of,
 )
-from keys.protocol.refusals import PolicyError
 
 log = logging.getLogger("gateway.http")
 
@@ -70,7 +69,7 @@ async def problem_middleware(request: web.Request, handler: Handler) -> web.Stre
     request[REQUEST_ID_KEY] = request_id
     try:
         response = await handler(request)
-    except (GatewayError, PolicyError, KeysError) as exc:
+    except StafettError as exc:  # every registered refusal: one rendering
         response = await _refusal(request, code_of(exc), str(exc), status_of(exc))
     except web.HTTPException as exc:
         if exc.status < 400:

@@ -53,9 +53,10 @@ from clients.keys_admin.store import CliError
 from clients.sdk.open_checks import SenderDirectoryForked
 from clients.ui.launch import add_arguments as add_ui_arguments
 from clients.ui.launch import cmd_ui
-from keys.errors import DirectoryForked, KeysError
+from keys.errors import DirectoryForked, KeysError, StafettError
 from keys.protocol.problems import GatewayError, code_of
 from keys.protocol.refusals import ConsentRefused, PolicyError
+from keys.protocol.titles import title as problem_title
 
 PROG = "stafett"
 EXIT_UNAVAILABLE = 3
@@ -280,6 +281,12 @@ def _peek_lang(argv: list[str]) -> str | None:
     return None
 
 
+def _detail(texts: Texts, exc: StafettError) -> str:
+    # A Swedish sentence gets the Swedish title from the one table (keys.protocol.titles),
+    # not the gateway's English detail; in English the detail says more than the title.
+    return problem_title(exc.code, "sv") if texts.language == "sv" else str(exc)
+
+
 def describe(texts: Texts, exc: BaseException, home: Home) -> tuple[str, int]:
     """The user-facing line and exit status for a failure.
 
@@ -308,11 +315,13 @@ def describe(texts: Texts, exc: BaseException, home: Home) -> tuple[str, int]:
         # Not "try again later": a revoked key never works again (issue 8).
         return texts("device_revoked", code=code_of(exc)), 1
     if isinstance(exc, ConsentRefused):
-        detail = f"{exc} {texts('consent_refused_hint')}"
+        detail = f"{_detail(texts, exc)} {texts('consent_refused_hint')}"
         return texts("gateway_refused", code=exc.code, detail=detail), 1
     if isinstance(exc, GatewayError | PolicyError):
-        return texts("gateway_refused", code=code_of(exc), detail=str(exc)), 1
-    if isinstance(exc, KeysError | BundleInvalid):
+        return texts("gateway_refused", code=code_of(exc), detail=_detail(texts, exc)), 1
+    if isinstance(exc, KeysError):
+        return texts("crypto_refused", code=exc.code, detail=_detail(texts, exc)), 1
+    if isinstance(exc, BundleInvalid):
         return texts("crypto_refused", code=exc.code, detail=str(exc)), 1
     if isinstance(exc, ClientError):
         return texts("gateway_odd", detail=f"{exc} ({exc.code})"), 1

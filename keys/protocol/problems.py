@@ -1,9 +1,10 @@
-"""The one error registry of the gateway: stable code → class, HTTP status and title.
+"""Problem details (RFC 9457) over the one registry, and the request-level refusals.
 
-The SDK imports this module to map a problem+json ``code`` back to the same exception
-class, so it must stay importable without aiohttp or SQLAlchemy (the rendering
-middleware lives in ``gateway.middlewares``). ``keys.errors`` codes are part of the
-registry too: a refusal by the envelope verifier means the same thing on both sides.
+Every refusal is a :class:`keys.errors.StafettError` that registered itself when it was
+defined; this module imports the modules that define them, so :data:`ERRORS` is complete
+once it is imported. The gateway's middleware (``gateway.middlewares``) renders with
+:func:`problem_body`; the SDK rebuilds the exception with :func:`error_from_problem`, so
+this module stays importable without aiohttp or SQLAlchemy.
 
 Details never carry content, subject references, keys or tokens: they say what was
 wrong, not with what.
@@ -13,14 +14,14 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
-from keys import errors as kerr
-from keys.crypto.canonical import NotCanonical
-from keys.protocol.refusals import ALL_POLICY_ERRORS, PolicyError
+from keys.crypto import canonical  # noqa: F401  (defines NotCanonical: registers it)
+from keys.errors import REGISTRY, StafettError
+from keys.protocol import refusals  # noqa: F401  (the domain's refusals register here)
 
 PROBLEM_BASE = "https://stafett.example/problems/"
 
 
-class GatewayError(Exception):
+class GatewayError(StafettError):
     """Base class of every refusal the gateway answers with problem+json."""
 
     code: ClassVar[str] = "gateway_error"
@@ -188,147 +189,26 @@ class ReceiptNotFound(GatewayError):
     code, status, title = "receipt_not_found", 404, "No receipt for this message yet"
 
 
-_GATEWAY_ERRORS: tuple[type[GatewayError], ...] = (
-    GatewayError,
-    BadRequest,
-    JsonInvalid,
-    UnknownField,
-    FieldMissing,
-    FieldInvalid,
-    UnsupportedMediaType,
-    BodyTooLarge,
-    HeadersTooLarge,
-    NotFound,
-    MethodNotAllowed,
-    RateLimited,
-    InternalError,
-    ServiceUnavailable,
-    SignatureExpired,
-    SignatureFuture,
-    Replayed,
-    DigestMissing,
-    DeviceUnknown,
-    DeviceRevoked,
-    KeyRetired,
-    AdminRequired,
-    DeviceRequired,
-    Forbidden,
-    ConsentConflict,
-    MessageNotFound,
-    MessageIdConflict,
-    MessageExpired,
-    RecipientKeyTooOld,
-    MessageIdMismatch,
-    SenderMismatch,
-    RecipientUnitUnknown,
-    RecipientUnknown,
-    MessageGone,
-    ReceiptNotFound,
-)
-
-# HTTP status for each keys.errors code. Anything not listed is a 400: the client sent
-# something the key layer refused. Authentication failures are 401, payload refusals 422.
-_KEYS_STATUS: dict[str, int] = {
-    "signature_invalid": 401,
-    "signature_missing": 401,
-    "signature_malformed": 401,
-    "digest_mismatch": 400,
-    "key_id_invalid": 401,
-    "keystore_error": 500,
-    "keystore_wrong_passphrase": 500,
-    "keystore_corrupt": 500,
-    "keystore_weak_kdf": 500,
-    "directory_invalid": 422,
-    "directory_entry_invalid": 422,
-    "directory_chain_broken": 409,
-    "directory_signature_invalid": 422,
-    "directory_not_admin": 422,
-    "directory_forked": 409,
-    "directory_unknown_key": 422,
-    "directory_key_revoked": 422,
-    "recipient_unit_no_device": 422,
-    "directory_behind": 409,
-    "enrolment_request_invalid": 422,
-    "envelope_too_large": 413,
-    "personnummer_invalid": 422,
-    "consent_record_invalid": 422,
-    "consent_signature_invalid": 422,
-    "receipt_invalid": 422,
-    "receipt_mismatch": 422,
-    "receipt_signature_invalid": 422,
-    # The gateway writes audit entries itself: a refused entry is a bug of ours.
-    "audit_invalid": 500,
-    "audit_entry_invalid": 500,
-    "audit_data_forbidden": 500,
-}
-_KEYS_TITLES: dict[str, str] = {
-    "signature_invalid": "The signature does not verify",
-    "signature_missing": "The request is not signed",
-    "signature_malformed": "The request signature headers are malformed",
-    "digest_mismatch": "The Content-Digest does not match the body",
-}
-
-
-def _keys_classes() -> list[type[kerr.KeysError]]:
-    seen: dict[str, type[kerr.KeysError]] = {}
-    pending: list[type[kerr.KeysError]] = [*kerr.ALL_ERRORS, NotCanonical]
-    # Subclasses defined after ALL_ERRORS was written (keys/protocol/httpsig.py, ...) count too.
-    while pending:
-        cls = pending.pop(0)
-        seen.setdefault(cls.code, cls)
-        pending.extend(cls.__subclasses__())
-    return list(seen.values())
-
-
-def _build_registry() -> dict[str, type[Exception]]:
-    registry: dict[str, type[Exception]] = {}
-    for cls in _GATEWAY_ERRORS:
-        registry[cls.code] = cls
-    for pcls in ALL_POLICY_ERRORS:
-        if pcls.code in registry:
-            raise RuntimeError(f"error code {pcls.code} is defined twice")
-        registry[pcls.code] = pcls
-    for kcls in _keys_classes():
-        if kcls.code in registry and registry[kcls.code] is not kcls:
-            raise RuntimeError(f"error code {kcls.code} is defined twice")
-        registry[kcls.code] = kcls
-    return registry
-
-
-ERRORS: dict[str, type[Exception]] = _build_registry()
-"""Every stable code → its exception class (gateway and keys)."""
+ERRORS: dict[str, type[StafettError]] = REGISTRY
+"""Every stable code → its exception class (the registry of ``keys.errors``)."""
 
 
 def status_of(exc: BaseException) -> int:
-    if isinstance(exc, GatewayError | PolicyError):
-        return int(exc.status)
-    if isinstance(exc, kerr.KeysError):
-        return _KEYS_STATUS.get(exc.code, 400)
-    return 500
+    return exc.status if isinstance(exc, StafettError) else 500
 
 
 def code_of(exc: BaseException) -> str:
-    if isinstance(exc, GatewayError | PolicyError | kerr.KeysError):
-        return str(exc.code)
-    return InternalError.code
+    return exc.code if isinstance(exc, StafettError) else InternalError.code
 
 
 def title_of(code: str) -> str:
     cls = ERRORS.get(code)
-    if cls is not None and issubclass(cls, GatewayError):
-        return cls.title
-    if code in _KEYS_TITLES:
-        return _KEYS_TITLES[code]
-    if cls is not None and cls.__doc__:
-        return cls.__doc__.strip().splitlines()[0].rstrip(".")
-    return "Request refused"
+    return cls.title if cls is not None else "Request refused"
 
 
 def status_for_code(code: str) -> int:
     cls = ERRORS.get(code)
-    if cls is not None and issubclass(cls, GatewayError | PolicyError):
-        return int(cls.status)
-    return _KEYS_STATUS.get(code, 400 if cls is not None else 500)
+    return cls.status if cls is not None else 500
 
 
 def problem_body(code: str, detail: str | None = None) -> dict[str, Any]:

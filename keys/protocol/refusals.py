@@ -16,8 +16,10 @@ so a probing device learns nothing about consents of other units.
 
 from __future__ import annotations
 
+from keys.errors import REGISTRY, StafettError
 
-class PolicyError(Exception):
+
+class PolicyError(StafettError):
     """Base class: the domain policy refused something."""
 
     code = "policy_refused"
@@ -220,42 +222,13 @@ class TtlInvalid(PolicyError):
 
 
 REFUSALS: dict[str, type[ConsentRefused]] = {
-    cls.code: cls
-    for cls in (
-        ConsentUnknown,
-        ConsentSubjectMismatch,
-        ConsentDirectionNotCovered,
-        ConsentCategoryNotCovered,
-        ConsentPurposeNotCovered,
-        ConsentNotYetValid,
-        ConsentExpired,
-        ConsentWithdrawn,
-    )
+    code: cls
+    for code, cls in REGISTRY.items()
+    if issubclass(cls, ConsentRefused) and cls is not ConsentRefused
 }
+"""Refusals of a transfer by code (a view of the registry, not a second list)."""
 
-ALL_POLICY_ERRORS: tuple[type[PolicyError], ...] = (
-    PolicyError,
-    ConsentNotSpecific,
-    ConsentProcessingNotCovered,
-    ConsentNoPairs,
-    ConsentWildcard,
-    ConsentUnknownUnit,
-    ConsentSelfPair,
-    ConsentNoCategories,
-    ConsentUnknownCategory,
-    ConsentNoPurposes,
-    ConsentUnknownPurpose,
-    ConsentTooBroad,
-    ConsentNoEnd,
-    ConsentTooLong,
-    ConsentWindowInvalid,
-    ConsentEvidenceMissing,
-    ConsentWitnessMissing,
-    ConsentGuardianMissing,
-    ConsentRecorderNotParty,
-    ConsentWithdrawalInvalid,
-    ConsentRefused,
-    *REFUSALS.values(),
-    InvalidTransition,
-    TtlInvalid,
+ALL_POLICY_ERRORS: tuple[type[PolicyError], ...] = tuple(
+    cls for cls in REGISTRY.values() if issubclass(cls, PolicyError)
 )
+"""Every policy error (a view of the registry)."""

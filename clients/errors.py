@@ -11,6 +11,17 @@ Messages never carry content, subject references, keys or tokens.
 
 from __future__ import annotations
 
+__all__ = [
+    "AlreadyOpened",
+    "ClientError",
+    "EnvelopeExpired",
+    "EnvelopeReplayed",
+    "EnvelopeSwapped",
+    "GatewayUnavailable",
+    "NotOpened",
+    "UnexpectedResponse",
+]
+
 
 class ClientError(Exception):
     """Base class of the SDK's own errors."""

@@ -1,6 +1,6 @@
 """``stafett init``, ``subject-key import`` and ``directory``.
 
-Provisioning (decided here, see docs/dev/cli.md): a security admin hands an officer two
+Provisioning (decided here, see docs/cli.md): a security admin hands an officer two
 files out of band — ``trust-root.json`` (the pinned admin keys, from ``stafett-keys
 init``) and the city subject key file (``stafett admin subject-key-new``). ``init``
 takes both (``--trust-root``, ``--subject-key-file``); a device set up without the

@@ -15,7 +15,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 SERVER_ONLY = ("gateway", "sqlalchemy", "aiosqlite", "asyncpg", "alembic", "apscheduler",
-               "jsonschema", "matplotlib")  # fmt: skip
+               "matplotlib")  # fmt: skip
 
 _PROBE = """
 import contextlib, importlib.abc, io, json, sys
@@ -31,6 +31,7 @@ class Blocker(importlib.abc.MetaPathFinder):
 
 sys.meta_path.insert(0, Blocker())
 import clients.admin, clients.errors, clients.sdk, keys
+import clients.ui.app, clients.bridge.service  # the web inbox and the case-system bridge
 from clients.cli.main import main as officer_main
 from clients.keys_admin.main import main as admin_main
 for main in (officer_main, admin_main):

@@ -15,7 +15,7 @@ import datetime
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from aiohttp import web
@@ -24,6 +24,7 @@ from apscheduler.triggers.interval import IntervalTrigger
 
 from gateway import jobs, jobs_deadlines
 from gateway.appkeys import IDENTITY, SESSIONMAKER, SETTINGS
+from gateway.observability.metrics import METRICS
 from gateway.recovery import sweep_orphan_blobs
 
 log = logging.getLogger("gateway.jobs")
@@ -135,7 +136,8 @@ async def scheduler_context(app: web.Application) -> AsyncIterator[None]:
     if not app[SETTINGS].jobs_enabled:
         yield
         return
-    runner = JobRunner(job_table(app))
+    metrics = app[METRICS]
+    runner = JobRunner([replace(j, run=metrics.instrument(j.name, j.run)) for j in job_table(app)])
     runner.start()
     try:
         yield

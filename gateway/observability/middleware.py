@@ -83,7 +83,11 @@ async def observe_middleware(request: web.Request, handler: Handler) -> web.Stre
             if VERIFIED_KID_KEY not in request:
                 limiter.allow(address, time.monotonic())
         if request.get(PROBLEM_CODE_KEY) == RequestTimeout.code:
-            response.force_close()  # do not wait for the rest of a trickling body
+            # Answer, then close: aiohttp would otherwise keep reading the rest of a
+            # trickling body for its lingering time before closing.
+            await response.prepare(request)
+            await response.write_eof()
+            request.protocol.force_close()
         status = response.status
         return response
     except web.HTTPException as exc:  # redirects, re-raised by problem_middleware

@@ -12,6 +12,7 @@ from gateway.blobs import BlobStore, stream_blob
 from gateway.errors import UnsupportedMediaType
 from gateway.observability.metrics import observe_handover
 from gateway.services import message_access, messages
+from gateway.transport import require_whole_blob
 from gateway.views.jsonbody import query_int, read_json
 from gateway.views.path_ids import message_id_of
 from keys.receipt import FIELDS as RECEIPT_FIELDS
@@ -93,6 +94,7 @@ async def get_envelope(request: web.Request) -> web.StreamResponse:
         blobs=_blobs(request),
         now=_now(),
     )
+    require_whole_blob(opened.handle, opened.size, message_id_of(request))
     response = web.StreamResponse(
         headers={"Content-Type": STREAM_CONTENT_TYPE, "Content-Length": str(opened.size)}
     )

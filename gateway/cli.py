@@ -120,7 +120,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     try:
         settings = Settings.load(args.config, os.environ)
-        setup_logging(settings.log_format, settings.log_level)
         if args.command == "migrate":
             revision = asyncio.run(migrate(settings.db_url))
             print(f"database at revision {revision}")
@@ -136,6 +135,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "serve":
             settings.data_dir.mkdir(parents=True, exist_ok=True)
             deadline_policy(settings)  # a broken policy file stops start-up, not a send
+            # Only a server that starts takes over the root logger (format, level,
+            # filters); one-shot commands and refused starts keep basicConfig.
+            setup_logging(settings.log_format, settings.log_level)
             if args.migrate:
                 asyncio.run(migrate(settings.db_url))
             asyncio.run(serve(create_app(settings), settings))

@@ -20,6 +20,7 @@ from gateway.db.engine import make_sessionmaker, open_engine
 from gateway.identity import GatewayIdentity, load_identity
 from gateway.jobs.scheduler import scheduler_context
 from gateway.middlewares import add_security_headers, limits_middleware, problem_middleware
+from gateway.observability.middleware import observe_middleware, setup_observability
 from gateway.push.notifier import Notifier, attach
 from gateway.push.sockets import setup_push
 from gateway.ratelimit import RateLimiter
@@ -36,7 +37,7 @@ def create_app(settings: Settings, identity: GatewayIdentity | None = None) -> w
     so a wrong passphrase fails at start-up, not at the first checkpoint)."""
     app = web.Application(
         # Outermost first: errors of every later layer become problem+json.
-        middlewares=[problem_middleware, limits_middleware, auth_middleware],
+        middlewares=[observe_middleware, problem_middleware, limits_middleware, auth_middleware],
         client_max_size=settings.max_json_bytes,
     )
     app[SETTINGS] = settings
@@ -45,6 +46,7 @@ def create_app(settings: Settings, identity: GatewayIdentity | None = None) -> w
     app[DIRECTORY] = DirectoryService(gateway_identity.pinned_admins)
     app[RATE_LIMITER] = RateLimiter(settings.rate_limit_per_s, settings.rate_limit_burst)
     app[NOTIFIER] = Notifier()
+    setup_observability(app)  # request ids, access log, /metrics, per-address limit
     app.cleanup_ctx.append(_database)
     app.cleanup_ctx.append(recover_uploads)  # before serving: interrupted uploads resolved
     app.cleanup_ctx.append(scheduler_context)  # gateway.jobs.expiry via APScheduler

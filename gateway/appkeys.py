@@ -29,6 +29,8 @@ PUSH_HUB: web.AppKey[PushHub] = web.AppKey("push_hub")
 # Per request. Handlers use gateway.auth.caller_of(request) rather than these.
 CALLER_KEY: web.RequestKey[Caller] = web.RequestKey("caller")
 REQUEST_ID_KEY: web.RequestKey[str] = web.RequestKey("request_id")
+# The problem code a refusal answered with (metrics and the access log count by it).
+PROBLEM_CODE_KEY: web.RequestKey[str] = web.RequestKey("problem_code")
 # Set once the signature verified: the kid may be audited from then on.
 VERIFIED_KID_KEY: web.RequestKey[str] = web.RequestKey("verified_kid")
 CONTENT_DIGEST_KEY: web.RequestKey[str] = web.RequestKey("content_digest")

@@ -47,6 +47,7 @@ from gateway.appkeys import (
 )
 from gateway.db import nonce_store
 from gateway.ratelimit import RateLimiter
+from gateway.transport import read_buffered, timed_chunks
 from keys.crypto.keypairs import DeviceId, KeyId, SigningKey, VerifyKey
 from keys.errors import DigestMismatch, KeyIdInvalid, SignatureInvalid
 from keys.protocol.directory import Directory
@@ -239,7 +240,8 @@ async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamR
         request[CONTENT_DIGEST_KEY] = digest_header
         request[STREAMED_KEY] = True
     else:
-        body = await request.read()  # bounded by client_max_size (max_json_bytes)
+        # Bounded by client_max_size (max_json_bytes) and by time (gateway.transport).
+        body = await read_buffered(request, settings)
         if not digest_matches(digest_header, body):
             raise DigestMismatch()
     return await handler(request)
@@ -262,7 +264,7 @@ async def verified_body(request: web.Request) -> AsyncIterator[bytes]:
         return
     digester = ContentDigester()
     total = 0
-    async for chunk in request.content.iter_chunked(STREAM_CHUNK):
+    async for chunk in timed_chunks(request.content, request.app[SETTINGS], STREAM_CHUNK):
         total += len(chunk)
         if total > limit:
             raise BodyTooLarge()

@@ -18,10 +18,12 @@ from gateway.app import create_app
 from gateway.db.engine import make_sessionmaker, open_engine
 from gateway.identity import IdentityError, init_identity
 from gateway.migrations import migrate
+from gateway.observability.logs import setup_logging
 from gateway.report import render_png
 from gateway.services.deadlines import deadline_policy
 from gateway.services.followup import FORMATS, Report, follow_up_report, period_of
 from gateway.settings import Settings, SettingsError
+from gateway.transport import GuardedSite, server_kwargs
 from keys.crypto.keypairs import KeyId, VerifyKey
 from keys.domain.deadlines import DeadlinePolicyError
 from keys.errors import KeysError
@@ -98,16 +100,11 @@ def _pins(values: Sequence[str]) -> dict[str, VerifyKey]:
 
 async def serve(app: web.Application, settings: Settings) -> None:
     """Run until SIGINT/SIGTERM, then shut down cleanly (cleanup_ctx disposes the engine)."""
-    runner = web.AppRunner(
-        app,
-        access_log=None,  # paths hold message ids; the proxy in deploy/ keeps access logs
-        # The parser's per-line limits: a backstop to limits_middleware's total.
-        max_field_size=settings.max_header_bytes,
-        max_line_size=settings.max_header_bytes,
-    )
+    # Time limits, a connection cap and problem+json for parser errors: gateway.transport.
+    runner = web.AppRunner(app, **server_kwargs(settings))
     await runner.setup()
     try:
-        await web.TCPSite(runner, settings.host, settings.port).start()
+        await GuardedSite(runner, settings).start()
         logging.getLogger("gateway").info("listening on %s:%d", settings.host, settings.port)
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
@@ -138,6 +135,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "serve":
             settings.data_dir.mkdir(parents=True, exist_ok=True)
             deadline_policy(settings)  # a broken policy file stops start-up, not a send
+            # Only a server that starts takes over the root logger (format, level,
+            # filters); one-shot commands and refused starts keep basicConfig.
+            setup_logging(settings.log_format, settings.log_level)
             if args.migrate:
                 asyncio.run(migrate(settings.db_url))
             asyncio.run(serve(create_app(settings), settings))

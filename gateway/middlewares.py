@@ -15,7 +15,13 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
-from gateway.appkeys import REQUEST_ID_KEY, SESSIONMAKER, SETTINGS, VERIFIED_KID_KEY
+from gateway.appkeys import (
+    PROBLEM_CODE_KEY,
+    REQUEST_ID_KEY,
+    SESSIONMAKER,
+    SETTINGS,
+    VERIFIED_KID_KEY,
+)
 from gateway.db import audit_trail as audit
 from keys.errors import StafettError
 from keys.protocol.problems import (
@@ -64,8 +70,9 @@ def problem_response(code: str, detail: str | None, status: int) -> web.Response
 
 @web.middleware
 async def problem_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    # A fresh id, never the client's: a client-chosen id could be used to inject into logs.
-    request_id = uuid.uuid4().hex
+    # Set by gateway.observability.middleware (a sane incoming X-Request-Id or a fresh
+    # one); a fresh one here when that layer is absent.
+    request_id = request.get(REQUEST_ID_KEY) or uuid.uuid4().hex
     request[REQUEST_ID_KEY] = request_id
     try:
         response = await handler(request)
@@ -82,11 +89,13 @@ async def problem_middleware(request: web.Request, handler: Handler) -> web.Stre
         response = problem_response(
             InternalError.code, f"internal error; request id {request_id}", 500
         )
+        request[PROBLEM_CODE_KEY] = InternalError.code
     response.headers["X-Request-Id"] = request_id
     return response
 
 
 async def _refusal(request: web.Request, code: str, detail: str, status: int) -> web.Response:
+    request[PROBLEM_CODE_KEY] = code
     if status >= 500:
         log.error(
             "refusal %s with status %d (request id %s)", code, status, request[REQUEST_ID_KEY]

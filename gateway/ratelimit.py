@@ -46,6 +46,13 @@ class RateLimiter:
         bucket.tokens -= 1.0
         return True
 
+    def has_token(self, key: str, now: float) -> bool:
+        """Whether ``allow`` would succeed now, without taking a token."""
+        bucket = self._buckets.get(key)
+        if not self.enabled or bucket is None:
+            return True
+        return bucket.tokens + max(0.0, now - bucket.stamp) * self._rate >= 1.0
+
     def _prune(self, now: float) -> None:
         full_after = self._burst / self._rate
         for key in [k for k, b in self._buckets.items() if now - b.stamp >= full_after]:

@@ -104,6 +104,23 @@ class Settings:
     # "after_commit": the row is committed, the file not yet renamed), so a crash test
     # hits those windows every time. Env: STAFETT_TEST_CRASH_AT.
     test_crash_at: str = ""
+    # --- operations (gateway.observability, gateway.transport) ---
+    log_format: str = "text"  # "text" | "json" (one JSON object per line)
+    log_level: str = "INFO"
+    # Who may read /metrics: comma-separated peer addresses/networks (never a forwarded
+    # address), and optionally a bearer token (then also required). See observability.
+    metrics_allow: str = "127.0.0.1,::1"
+    metrics_token: str = field(default="", repr=False)
+    # Unauthenticated requests (no or failed signature) per peer address: token bucket.
+    unauth_rate_limit_per_s: float = 10.0
+    unauth_rate_limit_burst: int = 120
+    # Peers whose X-Forwarded-For (last hop) names the client, e.g. the local nginx.
+    trusted_proxies: str = ""
+    header_timeout_s: float = 10.0  # a request's head must arrive within this
+    body_idle_timeout_s: float = 30.0  # no body byte for this long: 408
+    body_min_bytes_per_s: int = 1024  # average body rate after the first idle period
+    keepalive_timeout_s: float = 75.0
+    max_connections: int = 1024  # per instance; more are answered 503 and closed
 
     def __post_init__(self) -> None:
         for name in (
@@ -127,6 +144,9 @@ class Settings:
             "consent_reminder_interval_s",
             "retention_days",
             "retention_interval_s",
+            "unauth_rate_limit_burst",
+            "body_min_bytes_per_s",
+            "max_connections",
         ):
             if getattr(self, name) < 0:
                 raise SettingsError(f"{name} must not be negative")
@@ -137,6 +157,9 @@ class Settings:
             "push_heartbeat_s",
             "push_send_timeout_s",
             "webhook_timeout_s",
+            "header_timeout_s",
+            "body_idle_timeout_s",
+            "keepalive_timeout_s",
         ):
             if not getattr(self, name) > 0:
                 raise SettingsError(f"{name} must be positive")
@@ -146,6 +169,10 @@ class Settings:
             raise SettingsError("default_ttl_s must not exceed max_ttl_s")
         if not 0 <= self.port <= 65535:
             raise SettingsError("port must be 0..65535")
+        if self.log_format not in ("text", "json"):
+            raise SettingsError("log_format must be text or json")
+        if self.log_level.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"):
+            raise SettingsError("log_level must be DEBUG, INFO, WARNING, ERROR or CRITICAL")
         if self.test_crash_at not in TEST_CRASH_POINTS:
             raise SettingsError(f"test_crash_at must be one of {sorted(TEST_CRASH_POINTS)}")
         if self.test_crash_at and not self.insecure_fast_kdf:

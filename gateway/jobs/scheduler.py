@@ -15,7 +15,7 @@ import datetime
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import aiohttp
@@ -28,6 +28,7 @@ from gateway.jobs import deadlines as jobs_deadlines
 from gateway.jobs import expiry as jobs
 from gateway.jobs import retention as jobs_retention
 from gateway.jobs.webhooks import deliver_webhooks
+from gateway.observability.metrics import METRICS
 from gateway.recovery import sweep_orphan_blobs
 
 log = logging.getLogger("gateway.jobs.expiry")
@@ -152,7 +153,8 @@ async def scheduler_context(app: web.Application) -> AsyncIterator[None]:
     if not app[SETTINGS].jobs_enabled:
         yield
         return
-    runner = JobRunner(job_table(app))
+    metrics = app[METRICS]
+    runner = JobRunner([replace(j, run=metrics.instrument(j.name, j.run)) for j in job_table(app)])
     runner.start()
     try:
         yield

@@ -9,7 +9,9 @@ from aiohttp import web
 from gateway.appkeys import DIRECTORY, SESSIONMAKER, SETTINGS
 from gateway.auth import STREAM_CONTENT_TYPE, caller_of, verified_body
 from gateway.blobs import BlobStore, stream_blob
+from gateway.observability.metrics import observe_handover
 from gateway.services import message_access, messages
+from gateway.transport import require_whole_blob
 from gateway.views.jsonbody import query_int, read_json
 from gateway.views.path_ids import message_id_of
 from keys.protocol.problems import UnsupportedMediaType
@@ -92,6 +94,7 @@ async def get_envelope(request: web.Request) -> web.StreamResponse:
         blobs=_blobs(request),
         now=_now(),
     )
+    require_whole_blob(opened.handle, opened.size, message_id_of(request))
     response = web.StreamResponse(
         headers={"Content-Type": STREAM_CONTENT_TYPE, "Content-Length": str(opened.size)}
     )
@@ -108,6 +111,7 @@ async def get_envelope(request: web.Request) -> web.StreamResponse:
 async def post_receipt(request: web.Request) -> web.Response:
     message_id = message_id_of(request)
     raw = await read_json(request, required=RECEIPT_FIELDS)
+    now = _now()
     body = await message_access.post_receipt(
         request.app[SESSIONMAKER],
         caller_of(request),
@@ -115,8 +119,9 @@ async def post_receipt(request: web.Request) -> web.Response:
         raw,
         directory=request.app[DIRECTORY].directory,
         blobs=_blobs(request),
-        now=_now(),
+        now=now,
     )
+    await observe_handover(request.app, message_id, body, now)
     return web.json_response(body)
 
 

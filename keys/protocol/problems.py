@@ -80,6 +80,13 @@ class RateLimited(GatewayError):
     code, status, title = "rate_limited", 429, "Too many requests from this device"
 
 
+# --- issue 12 (transport hardening) ------------------------------------------------------
+class RequestTimeout(GatewayError):
+    # A body that stalls or trickles below the minimum rate (gateway.transport): the
+    # connection is closed after this answer, so a slow client cannot hold it.
+    code, status, title = "request_timeout", 408, "The request body arrived too slowly"
+
+
 class InternalError(GatewayError):
     code, status, title = "internal_error", 500, "Internal error"
 

@@ -134,7 +134,9 @@ class Incoming:
                 state, journal["refused"] = "receipt_refused", code
                 log.warning("message=%s receipt refused code=%s", mid, code)
             crash_point("recv:acked")
-            layout.write_json(journal_path, {**journal, "state": state})
+            # No folder fsync: if this rename is lost, the journal says "written" and the
+            # byte-identical receipt is posted again, which the gateway answers the same.
+            layout.write_json(journal_path, {**journal, "state": state}, sync_dir=False)
             self.received += 1
             log.info("message=%s handed over into the inbox", mid)
 
@@ -160,9 +162,10 @@ def _build(
     documents = _documents(partial / "documents", meta)
     facts = handover.metadata(opened, meta, documents)
     rec = handover.record(facts, received_by=received_by, received_at=received_at)
-    layout.write_json(partial / "metadata.json", facts)
-    layout.write_json(partial / "handover.json", rec)
-    (partial / "handover.html").write_text(handover.render_html(rec), encoding="utf-8")
+    # Plain writes: the one fsync_tree below makes every file and folder durable.
+    layout.write_text(partial / "metadata.json", layout.json_text(facts))
+    layout.write_text(partial / "handover.json", layout.json_text(rec))
+    layout.write_text(partial / "handover.html", handover.render_html(rec))
     layout.fsync_tree(partial)
 
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -96,9 +97,45 @@ def fsync_tree(path: Path) -> None:
         fsync_dir(Path(folder))
 
 
-def write_json(path: Path, value: Any, *, private: bool = True) -> None:
-    data = json.dumps(value, sort_keys=True, indent=1, ensure_ascii=False).encode() + b"\n"
-    files.write_atomically(path, data, mode=0o600 if private else 0o644)
+def json_text(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, indent=1, ensure_ascii=False) + "\n"
+
+
+def _json_bytes(value: Any) -> bytes:
+    return json_text(value).encode()
+
+
+def write_json(path: Path, value: Any, *, private: bool = True, sync_dir: bool = True) -> None:
+    """Replace ``path`` atomically: temp file, fsync, rename, fsync the folder.
+
+    ``sync_dir=False`` leaves the folder's fsync to the caller, who groups several
+    renames in one folder under one fsync (each fsync costs a disk flush; about half of
+    a drop's time on a VM). The file's bytes are always fsynced before the rename, so
+    after a power cut the name holds the old content or the new, never a torn file.
+    """
+    if sync_dir:
+        files.write_atomically(path, _json_bytes(value), mode=0o600 if private else 0o644)
+        return
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        os.fchmod(fd, 0o600 if private else 0o644)
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(_json_bytes(value))
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+
+
+def write_text(path: Path, text: str, *, private: bool = True) -> None:
+    """Create ``path`` with ``text``, no fsync: for files inside a folder that is
+    fsynced as a whole afterwards (``fsync_tree``) before anyone relies on it."""
+    flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC
+    with os.fdopen(os.open(path, flags, 0o600 if private else 0o644), "wb") as handle:
+        handle.write(text.encode())
 
 
 def read_json(path: Path) -> dict[str, Any] | None:
@@ -110,18 +147,25 @@ def read_json(path: Path) -> dict[str, Any] | None:
     return value if isinstance(value, dict) else None
 
 
-def move(sources: list[Path], target_dir: Path) -> None:
+def move(sources: list[Path], target_dir: Path, *, sync: bool = True) -> set[Path]:
     """Move files into ``target_dir`` durably (one fsync per folder, not per file); a
-    file already moved is not an error (the step is repeated after a crash)."""
-    moved_from = set()
+    file already moved is not an error (the step is repeated after a crash).
+
+    Returns the folders whose entries changed; with ``sync=False`` the caller fsyncs
+    them (``fsync_dirs``) together with other renames into the same folders."""
+    changed: set[Path] = set()
     for source in sources:
         with contextlib.suppress(FileNotFoundError):
             os.rename(source, target_dir / source.name)
-            moved_from.add(source.parent)
-    if moved_from:
-        fsync_dir(target_dir)
-        for folder in moved_from:
-            fsync_dir(folder)
+            changed.update((source.parent, target_dir))
+    if sync:
+        fsync_dirs(changed)
+    return changed
+
+
+def fsync_dirs(folders: set[Path]) -> None:
+    for folder in sorted(folders):
+        fsync_dir(folder)
 
 
 def free_name(folder: Path, stem: str, tag: str) -> Path:

@@ -2,9 +2,10 @@
 
 Per drop, a journal ``state/outgoing/<message_id>.json`` moves through
 
-    sealed     the envelope is on disk (fsynced) beside the journal, not yet accepted
-    accepted   the gateway accepted it (201, or 200 for the byte-identical resend)
-    filed      sidecar and documents are in ``sent/<drop>/`` with ``message.json``
+    sealed     the envelope is on disk (fsynced) beside the journal; it may or may not
+               have reached the gateway (a resend of the same bytes is answered 200)
+    filed      the gateway accepted it, and sidecar and documents are in
+               ``sent/<drop>/`` with ``message.json``
     done       the verified receipt (or the final state) is in ``sent/<drop>/``
 
 Every step is repeated safely after a crash: the journal is written before the upload,
@@ -18,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import json
 import logging
 import os
 from collections.abc import Awaitable
@@ -255,25 +257,25 @@ class Outgoing:
                 self._fail_journaled(journal, DropFailed("gateway_refused", code))
                 return
             crash_point("send:uploaded")
-            answer = resp.json() if resp.body else {}
-            journal = {
-                **journal,
-                "state": "accepted",
-                "answer": answer,
-                "replayed": resp.status == 200,
-            }
-            layout.write_json(self._journal_path(mid), journal)
+            # Not journaled as "accepted": a crash before "filed" re-uploads the same
+            # bytes, which the gateway answers with its first answer (one fsync pair
+            # less per drop, no weaker promise).
+            journal = {**journal, "answer": resp.json() if resp.body else {}}
+            journal["replayed"] = resp.status == 200
             log.info("sent message=%s status=%s", mid, resp.status)
-        if journal["state"] == "accepted":
+        # "accepted": a journal written by an earlier version of the bridge.
+        if journal["state"] in ("sealed", "accepted"):
             self._file(journal)
 
     def _file(self, journal: dict[str, Any]) -> None:
+        """Into ``sent/<drop>/``: message.json, the documents, the sidecar; one fsync
+        per folder touched, then the journal says ``filed``. The order within the group
+        does not matter after a power cut: until ``filed`` is durable the journal says
+        ``sealed`` and a restart repeats the whole step (every move tolerates a file
+        already moved)."""
         mid = journal["message_id"]
         target = self.paths.sent / journal["target"]
         target.mkdir(exist_ok=True)
-        layout.fsync_dir(self.paths.sent)
-        layout.move([self.paths.outbox / n for n in journal["documents"]], target)
-        crash_point("send:filing")
         answer = journal.get("answer") or {}
         layout.write_json(
             target / "message.json",
@@ -287,8 +289,13 @@ class Outgoing:
                 "expires": answer.get("expires"),
             },
             private=False,
+            sync_dir=False,
         )
-        layout.move([self.paths.outbox / journal["sidecar"]], target)  # last: see module doc
+        outbox = self.paths.outbox
+        changed = layout.move([outbox / n for n in journal["documents"]], target, sync=False)
+        crash_point("send:filing")
+        changed |= layout.move([outbox / journal["sidecar"]], target, sync=False)
+        layout.fsync_dirs(changed | {target, self.paths.sent})
         crash_point("send:filed")
         layout.write_json(self._journal_path(mid), {**journal, "state": "filed"})
         sealing.remove(self._envelope_path(mid))
@@ -299,11 +306,12 @@ class Outgoing:
         target = layout.free_name(self.paths.failed, stem, drop_tag(sidecar_path))
         target.mkdir()
         layout.move(documents, target)
-        (target / "reason.txt").write_text(reason_text(failure.code, failure.detail), "utf-8")
-        layout.write_json(
-            target / "reason.json", {"code": failure.code, "detail": failure.detail}, private=False
+        layout.write_text(
+            target / "reason.txt", reason_text(failure.code, failure.detail), private=False
         )
-        layout.fsync_tree(target)
+        reason = {"code": failure.code, "detail": failure.detail}
+        layout.write_text(target / "reason.json", json.dumps(reason) + "\n", private=False)
+        layout.fsync_tree(target)  # the reason files and the moved documents
         layout.move([sidecar_path], target)  # last: until then the drop is in the outbox
         self.failed += 1
         log.warning("drop=%s failed code=%s", drop_tag(sidecar_path), failure.code)

@@ -32,7 +32,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from clients.bridge import handover, layout
+from clients.bridge import handover, layout, quarantine
 from clients.bridge.crash import crash_point
 from clients.bridge.layout import Layout
 from clients.bridge.outgoing import refusal_code
@@ -42,7 +42,9 @@ from clients.cli import bundle as cli_bundle
 from clients.errors import GatewayUnavailable
 from clients.sdk import StafettClient, sealing
 from clients.sdk.results import OpenedMessage
+from keys.protocol.problems import GatewayError
 from keys.protocol.receipt import make_receipt
+from keys.protocol.refusals import PolicyError
 
 log = logging.getLogger("stafett.bridge.incoming")
 _MAX_META = 64 << 10
@@ -62,6 +64,7 @@ class Incoming:
         self.client = client
         self.errors = 0
         self.received = 0
+        self.quarantined = 0
 
     async def run_once(self, now: float) -> None:
         after: str | None = None
@@ -89,6 +92,12 @@ class Incoming:
         journal_path = self.paths.incoming / f"{mid}.json"
         journal = layout.read_json(journal_path)
         partial = self.paths.inbox / f".{mid}.partial"
+        quarantined = journal is not None and journal["state"] == "quarantined"
+        if quarantined:
+            assert journal is not None
+            if now < journal["next_try"]:
+                return  # not downloaded again every round
+            journal = None  # try once more: perhaps our directory was behind
         if journal is None:
             if partial.exists():
                 shutil.rmtree(partial)  # a crash before the journal: start again
@@ -96,12 +105,18 @@ class Incoming:
                 journal = await self._write(mid, partial, now)
             except Exception as exc:
                 code = getattr(exc, "code", None)
-                if isinstance(exc, GatewayUnavailable) or not isinstance(code, str):
-                    raise
-                # Not verifiable or not decryptable: nothing is written, no receipt.
+                if isinstance(
+                    exc, GatewayUnavailable | GatewayError | PolicyError
+                ) or not isinstance(code, str):
+                    raise  # the gateway's answer or trouble: the next round asks again
+                # Not verifiable or not decryptable: nothing of it reaches the inbox and
+                # no receipt is signed (see quarantine.py for why not even a rejection).
                 shutil.rmtree(partial, ignore_errors=True)
+                previous = layout.read_json(journal_path) if quarantined else None
+                quarantine.put(self.paths, mid, code, previous, now=now)
                 self.errors += 1
-                log.warning("message=%s not taken in code=%s", mid, code)
+                self.quarantined += 1
+                log.warning("message=%s quarantined code=%s", mid, code)
                 return
             crash_point("recv:written")
             layout.write_json(journal_path, journal)
@@ -111,6 +126,7 @@ class Incoming:
                 os.rename(partial, self.paths.inbox / mid)
                 layout.fsync_dir(self.paths.inbox)
             crash_point("recv:renamed")
+            quarantine.release(self.paths, mid)  # it verified after all
             receipt = make_receipt(
                 message_id=mid,
                 header_hash=bytes.fromhex(journal["header_hash"]),

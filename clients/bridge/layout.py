@@ -5,6 +5,9 @@
     ROOT/outbox/failed/<drop>/  sidecar, documents, reason.txt (sv + en), reason.json
     ROOT/inbox/<message_id>/    one handover: documents/, metadata.json,
                                 handover.json, handover.html (appears by rename)
+    ROOT/quarantine/<message_id>/  reason.txt (sv + en), reason.json: a message
+                                addressed to the unit that could not be verified or
+                                decrypted; never in the inbox, never receipted
     ROOT/state/             the bridge's own journal (not for the case system):
         outgoing/<id>.json, outgoing/<id>.envelope, incoming/<id>.json, health.json, lock
 
@@ -50,6 +53,10 @@ class Layout:
         return self.root / "inbox"
 
     @property
+    def quarantine(self) -> Path:
+        return self.root / "quarantine"
+
+    @property
     def state(self) -> Path:
         return self.root / "state"
 
@@ -66,7 +73,7 @@ class Layout:
         return self.state / "health.json"
 
     def create(self) -> None:
-        for folder in (self.outbox, self.sent, self.failed, self.inbox):
+        for folder in (self.outbox, self.sent, self.failed, self.inbox, self.quarantine):
             folder.mkdir(parents=True, exist_ok=True)
         for folder in (self.state, self.outgoing, self.incoming):
             # The journal names message ids and consent ids: metadata about people.
@@ -93,7 +100,8 @@ def fsync_tree(path: Path) -> None:
     """fsync every file and folder under ``path`` (deepest first), then ``path``."""
     for folder, _dirs, names in os.walk(path, topdown=False):
         for name in names:
-            fsync_file(Path(folder) / name)
+            if not os.path.islink(Path(folder) / name):  # a link's target is not ours
+                fsync_file(Path(folder) / name)
         fsync_dir(Path(folder))
 
 

@@ -18,6 +18,7 @@ drop dropped again is tried again. One drop's failure never stops the others.
 from __future__ import annotations
 
 import asyncio
+import errno
 import hashlib
 import json
 import logging
@@ -70,6 +71,15 @@ def refusal_code(exc: BaseException) -> str | None:
     if not isinstance(status, int) or status >= 500 or status == 429:
         return None  # the gateway's trouble, not the drop's: try again later
     return code
+
+
+def _unreadable(exc: OSError) -> DropFailed:
+    """A sidecar or document the bridge cannot read (permissions, a symlink loop, an
+    I/O error): retrying every round would only log the same error for ever, so it goes
+    to ``failed/`` where a person sees it. Only errors from *reading the drop* come here;
+    the bridge's own disk trouble (e.g. a full spool) is not the drop's fault."""
+    name = errno.errorcode.get(exc.errno or 0, type(exc).__name__)
+    return DropFailed("unreadable", name)
 
 
 class Outgoing:
@@ -136,6 +146,11 @@ class Outgoing:
         except DropFailed as failure:
             self._fail(path, [path.parent / n for n in failure.documents], failure)
             return
+        except FileNotFoundError:
+            return  # taken back by the case system since the listing
+        except OSError as exc:
+            self._fail(path, [], _unreadable(exc))
+            return
         mid = sidecar.message_id(str(self.client.kid.device), drop)
         journal = layout.read_json(self._journal_path(mid)) or layout.read_json(
             self._done_path(mid)
@@ -147,7 +162,12 @@ class Outgoing:
                 self._fail(path, drop.document_paths(), DropFailed("duplicate", mid))
             return
         try:
-            sidecar.check_complete(drop, now=now, stale_s=s.stale_s)
+            try:
+                sidecar.check_complete(drop, now=now, stale_s=s.stale_s)
+            except FileNotFoundError:
+                raise DropWaits() from None  # a document renamed away meanwhile
+            except OSError as exc:
+                raise _unreadable(exc) from None
             journal = await self._seal(drop, mid, now)
         except DropWaits:
             self.waiting += 1

@@ -48,6 +48,12 @@ REASONS: dict[str, tuple[str, str]] = {
         "Bryggans nyckelfil saknar stadens personnyckel; personnummer kan inte användas.",
         "The bridge's keystore holds no city subject key; a personnummer cannot be used.",
     ),
+    "unreadable": (
+        "Bryggan kan inte läsa metadatafilen eller ett dokument (behörighet, trasig länk "
+        "eller läsfel). Rätta filen och lämna försändelsen igen.",
+        "The bridge cannot read the metadata file or a document (permissions, a broken "
+        "link or a read error). Fix the file and drop it again.",
+    ),
     "duplicate": (
         "Samma försändelse har redan skickats (samma metadata och dokument). "
         "Ange ett eget drop_id för att skicka den igen.",

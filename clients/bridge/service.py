@@ -141,6 +141,7 @@ async def _serve(ctx: Context, settings: BridgeSettings, paths: Layout) -> bool:
                     "drop_errors": outgoing.errors,
                     "pending_receipts": outgoing.pending_receipts,
                     "received": incoming.received,
+                    "quarantined": incoming.quarantined,
                     "incoming_errors": incoming.errors,
                 },
                 private=False,

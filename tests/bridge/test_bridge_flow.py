@@ -20,6 +20,7 @@ from bridge_support import (
     wait_for,
 )
 from cli_support import Cli
+from sdk_support import blob_files
 
 pytestmark = pytest.mark.asyncio
 
@@ -107,7 +108,11 @@ async def test_bad_drops_fail_with_a_reason_or_wait_and_never_block(
         "d-unknown-field": "sidecar_invalid",
         "e-too-big": "document_too_large",
         "f-unknown-consent": "gateway_refused",
+        "i-unreadable": "unreadable",
     }
+    assert reasons["i-unreadable"]["detail"] == "ELOOP"
+    unreadable = (outbox / "failed" / "i-unreadable" / "reason.txt").read_text()
+    assert "Bryggan kan inte läsa" in unreadable
     assert "consent_id" in reasons["b-no-consent"]["detail"]
     assert "priority" in reasons["d-unknown-field"]["detail"]
     text = (outbox / "failed" / "c-bad-pnr" / "reason.txt").read_text()
@@ -127,11 +132,9 @@ async def test_bad_drops_fail_with_a_reason_or_wait_and_never_block(
         "g-half-written.pdf",
         "g-half-written.stafett.json",
         "h-sidecar-being-written.stafett.json",
-        "i-unreadable.pdf",
-        "i-unreadable.stafett.json",
     ]
     health = json.loads((root / "state" / "health.json").read_text())
-    assert health["drop_errors"] == 1  # logged, and the next drop went on
+    assert health["drop_errors"] == 0  # the unreadable drop is in failed/, not retried
     assert len(await messages_from(cli.gw, "so-nordost")) == 1
 
     # The copy finishes: the waiting drop goes in the next round.
@@ -142,6 +145,44 @@ async def test_bad_drops_fail_with_a_reason_or_wait_and_never_block(
     assert sorted(p.name for p in (outbox / "sent").iterdir()) == ["g-half-written", "z-good"]
     assert "h-sidecar-being-written" in {p.name for p in (outbox / "failed").iterdir()}
     assert len(await messages_from(cli.gw, "so-nordost")) == 2
+
+
+async def test_a_message_that_cannot_be_verified_is_quarantined_without_receipt(
+    cli: Cli, tmp_path: Path
+) -> None:
+    consent_id = await consent_to_sav(cli)
+    sender, receiver = tmp_path / "nordost", tmp_path / "sav"
+    drop(sender / "outbox", "q", consent_id)
+    assert (await run_bridge(cli, "nora", sender, "--no-receive")).status == 0
+    (blob,) = blob_files(cli.gw)
+    damaged = bytearray(blob.read_bytes())
+    damaged[-40] ^= 0x01  # one bit near the end: the sender's signature no longer verifies
+    blob.write_bytes(bytes(damaged))
+
+    got = await run_bridge(cli, "sara", receiver, "--no-send")
+    assert got.status == 0, got.err
+    assert handovers(receiver / "inbox") == []
+    assert not [p for p in (receiver / "inbox").iterdir()]  # no partial left either
+    (folder,) = list((receiver / "quarantine").iterdir())
+    reason = json.loads((folder / "reason.json").read_text())
+    assert reason["message_id"] == folder.name
+    assert reason["code"] == "envelope_signature_invalid"
+    assert reason["tries"] == 1
+    text = (folder / "reason.txt").read_text()
+    assert "Orsak: Meddelandet till enheten kunde inte verifieras" in text
+    assert "Reason: The message to the unit could not be verified" in text
+    assert sorted(p.name for p in folder.iterdir()) == ["reason.json", "reason.txt"]
+    # No receipt: the message is still open at the gateway (it expires by itself).
+    assert [s for _, s in await messages_from(cli.gw, "so-nordost")] != ["handed_over"]
+    health = json.loads((receiver / "state" / "health.json").read_text())
+    assert health["quarantined"] == 1
+
+    # The next round does not download it again (the next try is an hour away).
+    again = await run_bridge(cli, "sara", receiver, "--no-send")
+    assert again.status == 0, again.err
+    assert "quarantined" not in again.err
+    assert json.loads((folder / "reason.json").read_text())["tries"] == 1
+    assert handovers(receiver / "inbox") == []
 
 
 async def test_the_same_drop_again_is_a_duplicate_unless_it_has_its_own_drop_id(

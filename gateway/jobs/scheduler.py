@@ -18,7 +18,6 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, replace
 from typing import Any
 
-import aiohttp
 from aiohttp import web
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.interval import IntervalTrigger
@@ -131,10 +130,12 @@ def job_table(app: web.Application) -> list[Scheduled]:
         )
 
     async def deliver(now: int) -> int:
-        async with aiohttp.ClientSession() as http:
-            return await deliver_webhooks(
-                sessionmaker, http, now=now, timeout_s=settings.webhook_timeout_s
-            )
+        return await deliver_webhooks(
+            sessionmaker,
+            now=now,
+            timeout_s=settings.webhook_timeout_s,
+            allow_loopback=settings.webhook_allow_loopback_http,
+        )
 
     return [
         Scheduled("expire_messages", settings.expire_interval_s, expire),

@@ -1,8 +1,9 @@
 """The webhook job: enqueue new events, post the due deliveries, record each outcome.
 
-A plain async function (``deliver_webhooks(sessionmaker, http, now=...)``); the
-scheduler only triggers it. The HTTP client has a short timeout and follows no
-redirects (threat: a registered endpoint bouncing the gateway to an internal address).
+A plain async function (``deliver_webhooks(sessionmaker, now=...)``); the
+scheduler only triggers it. The HTTP client has a short timeout, follows no redirects
+(threat: a registered endpoint bouncing the gateway to an internal address) and
+connects only to public addresses (``gateway.services.webhook_target``: SSRF).
 Nothing about a failure but its HTTP status or error class is kept or logged.
 """
 
@@ -13,16 +14,21 @@ import asyncio
 import aiohttp
 
 from gateway.db.engine import SessionMaker
-from gateway.services import webhooks
+from gateway.services import webhook_target, webhooks
 from keys.domain import webhooks as policy
 
 
 async def _post(
-    http: aiohttp.ClientSession, item: webhooks.Claim, now: int, timeout_s: float
+    http: aiohttp.ClientSession,
+    item: webhooks.Claim,
+    now: int,
+    timeout_s: float,
+    allow_loopback: bool,
 ) -> tuple[int | None, str | None]:
     body = policy.body_bytes(item.payload)
     headers = policy.sign(item.secret, item.message_id, now, body)
     try:
+        webhook_target.check_literal(item.url, allow_loopback=allow_loopback)
         async with http.post(
             item.url,
             data=body,
@@ -31,17 +37,32 @@ async def _post(
             timeout=aiohttp.ClientTimeout(total=timeout_s),
         ) as resp:
             return resp.status, None if resp.status < 300 else "http_status"
+    except webhook_target.AddressRefused:
+        return None, "address_refused"
+    except aiohttp.ClientConnectorError as exc:
+        if isinstance(exc.os_error, webhook_target.AddressRefused):
+            return None, "address_refused"
+        return None, type(exc).__name__[:64]
     except (aiohttp.ClientError, TimeoutError, OSError) as exc:
         return None, type(exc).__name__[:64]
 
 
 async def deliver_webhooks(
-    sessionmaker: SessionMaker, http: aiohttp.ClientSession, *, now: int, timeout_s: float = 10.0
+    sessionmaker: SessionMaker,
+    *,
+    now: int,
+    timeout_s: float = 10.0,
+    allow_loopback: bool = False,
 ) -> int:
     """One run; returns how many deliveries were tried."""
     await webhooks.enqueue(sessionmaker, now=now)
     claims = await webhooks.claim(sessionmaker, now=now)
-    results = await asyncio.gather(*(_post(http, c, now, timeout_s) for c in claims))
+    if not claims:
+        return 0
+    async with webhook_target.delivery_session(allow_loopback=allow_loopback) as http:
+        results = await asyncio.gather(
+            *(_post(http, c, now, timeout_s, allow_loopback) for c in claims)
+        )
     for item, (status, error) in zip(claims, results, strict=True):
         await webhooks.settle(sessionmaker, item, status=status, error=error, now=now)
     return len(claims)

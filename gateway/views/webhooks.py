@@ -8,7 +8,7 @@ from aiohttp import web
 
 from gateway.appkeys import SESSIONMAKER, SETTINGS
 from gateway.auth import caller_of
-from gateway.services import webhooks
+from gateway.services import webhook_target, webhooks
 from gateway.views.jsonbody import read_json
 
 
@@ -18,9 +18,9 @@ def _now() -> int:
 
 async def post_webhook(request: web.Request) -> web.Response:
     body = await read_json(request, required={"url"})
-    url = webhooks.check_url(
-        body["url"], allow_loopback_http=request.app[SETTINGS].webhook_allow_loopback_http
-    )
+    allow = request.app[SETTINGS].webhook_allow_loopback_http
+    url = webhooks.check_url(body["url"], allow_loopback_http=allow)
+    await webhook_target.check_at_registration(url, allow_loopback=allow)
     answer = await webhooks.register(request.app[SESSIONMAKER], caller_of(request), url, now=_now())
     return web.json_response(answer, status=201)
 

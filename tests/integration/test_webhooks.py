@@ -13,7 +13,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import aiohttp
 import pytest
 import pytest_asyncio
 from aiohttp import web
@@ -91,9 +90,8 @@ async def _send_to_sav(gw: RunningGateway) -> str:
         return (await anna.send(**message_args(consent_id))).message_id
 
 
-async def _deliver(gw: RunningGateway, now: int) -> int:
-    async with aiohttp.ClientSession() as http:
-        return await deliver_webhooks(gw.app[SESSIONMAKER], http, now=now)
+async def _deliver(gw: RunningGateway, now: int, *, allow_loopback: bool = True) -> int:
+    return await deliver_webhooks(gw.app[SESSIONMAKER], now=now, allow_loopback=allow_loopback)
 
 
 def _payloads(endpoint: Endpoint) -> list[dict[str, Any]]:
@@ -204,3 +202,49 @@ async def test_only_https_endpoints_are_registered(start: Any, url: str) -> None
     async with client(gw, BO) as bo:
         with pytest.raises(FieldInvalid):
             await bo.transport.request("POST", "/v1/webhooks", json_body={"url": url})
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://10.0.0.5/hook",  # private
+        "https://169.254.169.254/latest/meta-data",  # link-local: a cloud metadata service
+        "https://192.168.1.1/hook",
+        "https://224.0.0.1/hook",  # multicast
+        "https://0.0.0.0/hook",
+        "https://localhost/hook",  # a name that resolves to loopback
+        "https://100.64.0.1/hook",  # shared address space (CGNAT)
+    ],
+)
+async def test_internal_addresses_are_refused_at_registration(start: Any, url: str) -> None:
+    gw = await start(webhook_interval_s=0)  # loopback not allowed: production settings
+    async with client(gw, BO) as bo:
+        with pytest.raises(FieldInvalid):
+            await bo.transport.request("POST", "/v1/webhooks", json_body={"url": url})
+        assert (await bo.transport.request("GET", "/v1/webhooks"))["webhooks"] == []
+
+
+async def test_private_addresses_are_refused_even_when_loopback_is_allowed(start: Any) -> None:
+    gw = await start(**SETTINGS)
+    async with client(gw, BO) as bo:
+        with pytest.raises(FieldInvalid):
+            await bo.transport.request(
+                "POST", "/v1/webhooks", json_body={"url": "https://10.1.2.3/hook"}
+            )
+
+
+async def test_the_address_is_checked_again_at_delivery(start: Any, endpoints: Any) -> None:
+    # Registered while loopback was allowed; delivered by an instance that does not
+    # allow it (as a name re-bound to 127.0.0.1 after registration would be): refused
+    # before any connection, and the failure is recorded without the address.
+    gw = await start(**SETTINGS)
+    sav = await endpoints()
+    hook = await _register(gw, BO, sav.url)
+    await _send_to_sav(gw)
+    await _deliver(gw, int(time.time()), allow_loopback=False)
+    assert sav.got == []
+    async with client(gw, BO) as bo:
+        listed = await bo.transport.request("GET", f"/v1/webhooks/{hook['webhook_id']}/deliveries")
+    (delivery,) = listed["deliveries"]
+    assert delivery["last_error"] == "address_refused"
+    assert delivery["attempts"] == 1

@@ -133,6 +133,7 @@ def job_table(app: web.Application) -> list[Scheduled]:
         return await deliver_webhooks(
             sessionmaker,
             now=now,
+            key=identity.signing_key,
             timeout_s=settings.webhook_timeout_s,
             allow_loopback=settings.webhook_allow_loopback_http,
         )

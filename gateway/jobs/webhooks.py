@@ -1,6 +1,6 @@
 """The webhook job: enqueue new events, post the due deliveries, record each outcome.
 
-A plain async function (``deliver_webhooks(sessionmaker, now=...)``); the
+A plain async function (``deliver_webhooks(sessionmaker, now=..., key=...)``); the
 scheduler only triggers it. The HTTP client has a short timeout, follows no redirects
 (threat: a registered endpoint bouncing the gateway to an internal address) and
 connects only to public addresses (``gateway.services.webhook_target``: SSRF).
@@ -15,6 +15,7 @@ import aiohttp
 
 from gateway.db.engine import SessionMaker
 from gateway.services import webhook_target, webhooks
+from keys.crypto.keypairs import SigningKey
 from keys.domain import webhooks as policy
 
 
@@ -51,12 +52,13 @@ async def deliver_webhooks(
     sessionmaker: SessionMaker,
     *,
     now: int,
+    key: SigningKey,
     timeout_s: float = 10.0,
     allow_loopback: bool = False,
 ) -> int:
     """One run; returns how many deliveries were tried."""
     await webhooks.enqueue(sessionmaker, now=now)
-    claims = await webhooks.claim(sessionmaker, now=now)
+    claims = await webhooks.claim(sessionmaker, now=now, key=key)
     if not claims:
         return 0
     async with webhook_target.delivery_session(allow_loopback=allow_loopback) as http:

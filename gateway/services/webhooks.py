@@ -2,7 +2,13 @@
 
 Registration (``POST /v1/webhooks``) is by a device of the unit; the endpoint receives
 that unit's events only (``events.unit`` = the webhook's unit: one unit never sees
-another's). The secret is returned once and kept to sign deliveries.
+another's). The secret is returned once and never stored: the row holds a random salt
+and the secret is derived from it, the webhook id and the gateway's identity key
+(``keys.domain.webhooks.secret_from``). Threat: a copy of the database (a backup, a
+read-only SQL injection, a replica) letting someone forge notifications a case system
+acts on. Not defended: whoever holds the gateway's identity key and its passphrase (the
+gateway host itself) can compute every secret, as the gateway must to sign; rotating
+the identity key changes every secret (re-register the webhooks then).
 
 Delivery, correct with several gateway instances on one database:
 
@@ -34,6 +40,7 @@ from gateway.auth import Caller, require_device
 from gateway.db import audit_trail as audit
 from gateway.db.engine import SessionMaker
 from gateway.db.models import EventRow, WebhookDeliveryRow, WebhookRow
+from keys.crypto.keypairs import SigningKey
 from keys.domain import webhooks as policy
 from keys.protocol.problems import FieldInvalid, NotFound, RateLimited
 
@@ -68,8 +75,9 @@ def _public(row: WebhookRow, failed: int = 0) -> dict[str, Any]:
 
 
 async def register(
-    sessionmaker: SessionMaker, caller: Caller, url: str, *, now: int
+    sessionmaker: SessionMaker, caller: Caller, url: str, *, now: int, key: SigningKey
 ) -> dict[str, Any]:
+    """``key``: the gateway's identity key, from which the secret is derived."""
     require_device(caller)
     async with sessionmaker.begin() as session:
         count = await session.scalar(
@@ -82,7 +90,7 @@ async def register(
             id=str(uuid.uuid4()),
             unit=caller.unit,
             url=url,
-            secret=policy.new_secret(),
+            secret=policy.new_salt(),
             created_by=str(caller.kid),
             created=now,
             after_seq=int(last or 0),
@@ -97,7 +105,7 @@ async def register(
             kid=str(caller.kid),
         )
     # The secret only now, once: afterwards it is never shown again.
-    return {**_public(row), "secret": row.secret}
+    return {**_public(row), "secret": policy.secret_from(row.secret, row.id, key.derive)}
 
 
 async def _own(session: AsyncSession, caller: Caller, webhook_id: str) -> WebhookRow:
@@ -236,7 +244,9 @@ class Claim:
     payload: dict[str, Any]
 
 
-async def claim(sessionmaker: SessionMaker, *, now: int, limit: int = 50) -> list[Claim]:
+async def claim(
+    sessionmaker: SessionMaker, *, now: int, key: SigningKey, limit: int = 50
+) -> list[Claim]:
     """Due deliveries, claimed for ``CLAIM_S`` so no other instance posts them too."""
     async with sessionmaker.begin() as session:
         query = (
@@ -263,7 +273,7 @@ async def claim(sessionmaker: SessionMaker, *, now: int, limit: int = 50) -> lis
                     delivery_id=delivery.id,
                     attempts=delivery.attempts,
                     url=hook.url,
-                    secret=hook.secret,
+                    secret=policy.secret_from(hook.secret, hook.id, key.derive),
                     message_id=f"stafett-{hook.id[:8]}-{event.seq}",
                     payload=policy.notification(
                         seq=event.seq,

@@ -6,7 +6,7 @@ import time
 
 from aiohttp import web
 
-from gateway.appkeys import SESSIONMAKER, SETTINGS
+from gateway.appkeys import IDENTITY, SESSIONMAKER, SETTINGS
 from gateway.auth import caller_of
 from gateway.services import webhook_target, webhooks
 from gateway.views.jsonbody import read_json
@@ -21,7 +21,13 @@ async def post_webhook(request: web.Request) -> web.Response:
     allow = request.app[SETTINGS].webhook_allow_loopback_http
     url = webhooks.check_url(body["url"], allow_loopback_http=allow)
     await webhook_target.check_at_registration(url, allow_loopback=allow)
-    answer = await webhooks.register(request.app[SESSIONMAKER], caller_of(request), url, now=_now())
+    answer = await webhooks.register(
+        request.app[SESSIONMAKER],
+        caller_of(request),
+        url,
+        now=_now(),
+        key=request.app[IDENTITY].signing_key,
+    )
     return web.json_response(answer, status=201)
 
 

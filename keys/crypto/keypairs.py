@@ -10,6 +10,7 @@ Threats defended here:
 
 from __future__ import annotations
 
+import hashlib
 import hmac
 import re
 from dataclasses import dataclass
@@ -214,6 +215,12 @@ class SigningKey:
     @property
     def verify_key(self) -> VerifyKey:
         return VerifyKey(bytes(self._key.verify_key))
+
+    def derive(self, person: bytes, data: bytes) -> bytes:
+        """A 32-byte secret bound to this key, ``person`` (≤ 16 bytes, the purpose) and
+        ``data``: keyed BLAKE2b with the seed as key. For secrets the key's holder must
+        recompute but should not store (e.g. the gateway's webhook secrets)."""
+        return hashlib.blake2b(data, digest_size=32, key=self.seed(), person=person).digest()
 
     def sign(self, message: bytes) -> bytes:
         """Return the 64-byte detached signature of ``message``."""

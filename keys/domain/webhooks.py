@@ -17,6 +17,7 @@ import hmac
 import json
 import re
 import secrets
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -50,8 +51,23 @@ def next_attempt_at(attempts: int, now: int) -> int | None:
     return now + RETRY_DELAYS_S[attempts - 1]
 
 
-def new_secret() -> str:
-    return SECRET_PREFIX + base64.b64encode(secrets.token_bytes(24)).decode()
+DERIVED_PREFIX = "derived:"
+DERIVE_PERSON = b"stafett-webhook"
+
+
+def new_salt() -> str:
+    """What the database stores instead of the secret (see ``secret_from``)."""
+    return DERIVED_PREFIX + secrets.token_hex(16)
+
+
+def secret_from(stored: str, webhook_id: str, derive: Callable[[bytes, bytes], bytes]) -> str:
+    """The webhook's secret from what is stored: a salt, the secret being derived from
+    the gateway's identity key (``derive`` = ``SigningKey.derive``). A row stored in
+    clear by an earlier version (``whsec_...``) is used as it is."""
+    if stored.startswith(SECRET_PREFIX):
+        return stored
+    mac = derive(DERIVE_PERSON, f"{webhook_id}\n{stored}".encode())
+    return SECRET_PREFIX + base64.b64encode(mac[:24]).decode()
 
 
 def secret_key(secret: str) -> bytes:

@@ -17,9 +17,9 @@ import pytest
 import pytest_asyncio
 from aiohttp import web
 from gateway_harness import RunningGateway
-from sdk_support import ANNA, BO, client, message_args, record_consent
+from sdk_support import ANNA, BO, client, message_args, record_consent, sql
 
-from gateway.appkeys import SESSIONMAKER
+from gateway.appkeys import IDENTITY, SESSIONMAKER
 from gateway.jobs.webhooks import deliver_webhooks
 from keys.protocol.problems import FieldInvalid, NotFound
 
@@ -91,7 +91,12 @@ async def _send_to_sav(gw: RunningGateway) -> str:
 
 
 async def _deliver(gw: RunningGateway, now: int, *, allow_loopback: bool = True) -> int:
-    return await deliver_webhooks(gw.app[SESSIONMAKER], now=now, allow_loopback=allow_loopback)
+    return await deliver_webhooks(
+        gw.app[SESSIONMAKER],
+        now=now,
+        key=gw.app[IDENTITY].signing_key,
+        allow_loopback=allow_loopback,
+    )
 
 
 def _payloads(endpoint: Endpoint) -> list[dict[str, Any]]:
@@ -121,6 +126,10 @@ async def test_a_unit_gets_its_own_events_signed_and_nothing_personal(
         assert "subject" not in text
         assert "anna" not in text  # the sender's kid names an officer
     assert all(p["data"]["unit"] == "so-nordost" for p in _payloads(nordost))
+    # The secret is not at rest: the row holds a salt it is derived from.
+    (stored,) = await sql(gw, "SELECT secret FROM webhooks WHERE id = :i", i=sav_hook["webhook_id"])
+    assert stored[0].startswith("derived:")
+    assert sav_hook["secret"].removeprefix("whsec_") not in stored[0]
     assert "inbox.new" not in [p["type"] for p in _payloads(nordost)]
 
     # The example receiver refuses a tampered body, a replay and a stale timestamp.

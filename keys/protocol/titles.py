@@ -106,6 +106,7 @@ SWEDISH: dict[str, str] = {
     "personnummer_invalid": "Inte ett giltigt personnummer eller samordningsnummer",
     "policy_refused": "Regelverket nekade",
     "rate_limited": "För många begäranden från den här datorn",
+    "request_timeout": "Begäran kom in för långsamt",
     "receipt_invalid": "Kvittot är felaktigt",
     "receipt_mismatch": "Kvittot gäller ett annat meddelande, kuvert eller mottagare",
     "receipt_not_found": "Det finns inget kvitto för meddelandet än",

@@ -36,9 +36,6 @@ def form_fields(form: str, evidence: str | None, witness: str, note: str) -> dic
     if form == "written":
         if evidence is None:
             return None
-        return {"evidence_hash": evidence, "witness": None, "note": None}
-    if form == "oral":
-        if not witness or not note:
-            return None
-        return {"evidence_hash": None, "witness": witness, "note": note}
+        # The record names the scanned form by its hash only (no free text).
+        return {"evidence_hash": evidence, "free_text_hash": None}
     return None

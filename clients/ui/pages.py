@@ -12,7 +12,7 @@ import aiohttp_jinja2
 from aiohttp import web
 
 from clients.cli.texts import Texts
-from clients.errors import ClientError, GatewayUnavailable
+from clients.errors import GatewayUnavailable
 from clients.local.timefmt import day, when
 from clients.ui import vocab
 from clients.ui.guard import CSRF_FIELD, Guard
@@ -20,7 +20,8 @@ from clients.ui.live import Broker
 from clients.ui.settings import UiSettings
 from clients.ui.units import unit_names
 from clients.ui.vault import Locked, Vault
-from keys.errors import KeysError
+from keys.errors import REGISTRY, KeysError
+from keys.protocol.titles import title
 
 SETTINGS = web.AppKey("settings", UiSettings)
 VAULT = web.AppKey("vault", Vault)
@@ -106,13 +107,14 @@ def problem_text(t: Texts, exc: BaseException) -> str:
         return t("ui_gateway_down")
     if isinstance(exc, Locked):
         return t("ui_locked_now")
+    # The one title table of every registered code (keys.protocol.titles), shared with
+    # the CLI and the gateway's problem+json; the code stays visible for support.
+    what = title(code, t.language) if code in REGISTRY else code
     if code.startswith("consent"):
-        return t("ui_refused_consent", code=code)
+        return t("ui_refused_consent", code=code, title=what)
     if isinstance(exc, KeysError):
-        return t("ui_security_failed", code=code)
-    if isinstance(exc, ClientError):
-        return t("ui_refused", code=code)
-    return t("ui_refused", code=code)
+        return t("ui_security_failed", code=code, title=what)
+    return t("ui_refused", code=code, title=what)
 
 
 def form_str(form: Any, name: str, limit: int = 4000) -> str:

@@ -24,15 +24,18 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-TEXT_NAME = "message.txt"
-FILES_DIR = "files"
-_MAX_NAME = 200
+from clients.local.bundle_format import FILES_DIR, TEXT_NAME, BundleInvalid, safe_name
 
-
-class BundleInvalid(Exception):
-    """The decrypted content is not a well-formed bundle (nothing was written)."""
-
-    code = "bundle_invalid"
+__all__ = [
+    "FILES_DIR",
+    "TEXT_NAME",
+    "BundleInvalid",
+    "Unpacked",
+    "pack",
+    "remove",
+    "safe_name",
+    "unpack",
+]
 
 
 @dataclass(frozen=True)
@@ -40,16 +43,6 @@ class Unpacked:
     path: Path
     text: bool
     files: tuple[str, ...]
-
-
-def safe_name(name: str) -> bool:
-    return (
-        0 < len(name) <= _MAX_NAME
-        and "/" not in name
-        and "\\" not in name
-        and not name.startswith(".")
-        and all(c.isprintable() for c in name)
-    )
 
 
 def pack(dest: Path, text: bytes | None, files: Sequence[Path]) -> None:

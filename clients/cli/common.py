@@ -7,16 +7,16 @@ import getpass
 import sys
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any
 
 from clients.cli.render import Output
 from clients.cli.state import CliFailure, Home
 from clients.cli.texts import Texts
+from clients.local.directory import replay_known
 from clients.sdk import StafettClient
-from clients.sdk.directory_sync import PAGE, DirectorySync, KeyChange, OwnKeyNotice
+from clients.sdk.directory_sync import DirectorySync, KeyChange, OwnKeyNotice
 from keys.crypto.keypairs import VerifyKey
-from keys.errors import DirectoryForked, SubjectIdInvalid
-from keys.protocol.directory import Directory, DirectoryEntry
+from keys.errors import SubjectIdInvalid
+from keys.protocol.directory import Directory
 from keys.protocol.vocabulary import Vocabulary, load_vocabulary
 
 
@@ -119,14 +119,8 @@ async def sync_with_warnings(ctx: Context, client: StafettClient) -> tuple[Direc
     key arriving silently; an officer must see that a colleague's key changed, and who
     vouched for it. Returns the directory and the number of new entries.
     """
-    keystore = client.keystore
-    sync = client.directory_sync
-    known = keystore.known_checkpoint
-    if known is not None and known[0] > 0 and sync.directory.size == 0:
-        await _replay_prefix(client, sync.directory, known[0])
-        if sync.directory.head.hex() != known[1]:
-            raise DirectoryForked("the gateway's directory does not continue the verified head")
-    before = sync.directory.size
+    await replay_known(client)
+    before = client.directory_sync.directory.size
     result = await client.sync_directory()
     if result.shredded:
         # Crypto-shredding must not wait for the rest of the command to succeed: the
@@ -137,20 +131,6 @@ async def sync_with_warnings(ctx: Context, client: StafettClient) -> tuple[Direc
     for notice in result.own:
         ctx.out.warn(describe_own(ctx.texts, client.kid.device, notice))
     return result.directory, result.directory.size - before
-
-
-async def _replay_prefix(client: StafettClient, directory: Directory, size: int) -> None:
-    while directory.size < size:
-        answer: Any = await client.transport.request(
-            "GET",
-            "/v1/directory/entries",
-            query={"after": directory.size - 1, "limit": min(PAGE, size - directory.size)},
-        )
-        entries = answer.get("entries") if isinstance(answer, dict) else None
-        if not isinstance(entries, list) or not entries:
-            raise DirectoryForked("the gateway's directory is shorter than the verified head")
-        for raw in entries[: size - directory.size]:
-            directory.append(DirectoryEntry.from_json(raw))
 
 
 def describe_change(texts: Texts, change: KeyChange) -> str:

@@ -17,7 +17,6 @@ it is confirmed at a terminal, with a reason code from the vocabulary; scripts p
 from __future__ import annotations
 
 import argparse
-import hashlib
 import sys
 import time
 import uuid
@@ -28,27 +27,21 @@ from typing import Any
 from clients.cli.common import Context
 from clients.cli.render import day, table
 from clients.cli.state import CliFailure
+from clients.local import consents as local_consents
+from clients.local.consents import verified_record
 from keys.crypto.consent_free_text import FreeText
-from keys.crypto.keypairs import KeyId
 from keys.errors import KeysError
-from keys.protocol.consent_record import verify_consent_record
-from keys.protocol.directory import Directory
 
 DAY = 86_400
-ADULT_AGE = 18
-FREE_TEXT_DIR = "consents"
 
 
 def evidence_hash(ctx: Context, path: Path) -> str:
     """BLAKE2b-256 of the file, streamed (a scanned form can be large)."""
-    digest = hashlib.blake2b(digest_size=32)
     try:
         with path.open("rb") as handle:
-            while chunk := handle.read(1 << 20):
-                digest.update(chunk)
+            return local_consents.evidence_hash(handle)
     except OSError:
         raise CliFailure(ctx.texts("file_missing", path=path)) from None
-    return digest.hexdigest()
 
 
 def _pairs(ctx: Context, values: list[str]) -> list[dict[str, str]]:
@@ -85,31 +78,16 @@ def _form_fields(ctx: Context, args: argparse.Namespace) -> tuple[dict[str, Any]
     if args.form == "written":
         if not args.evidence:
             raise CliFailure(ctx.texts("consent_written_needs_evidence"), status=2)
-        return {
-            "evidence_hash": evidence_hash(ctx, Path(args.evidence)),
-            "free_text_hash": None,
-        }, None
+        return local_consents.written(evidence_hash(ctx, Path(args.evidence))), None
     witness = _ask(ctx, "consent_witness_prompt", args.witness)
     note = _ask(ctx, "consent_note_prompt", args.note)
-    # Checked here, not at the gateway: the gateway only ever sees the hash.
-    if not witness or not note:
-        raise CliFailure(ctx.texts("consent_oral_needs_witness"), status=2)
     try:
-        text = FreeText.new(witness, note)
+        oral = local_consents.oral(witness, note)
     except KeysError as exc:
         raise CliFailure(str(exc), status=2) from None
-    return {"evidence_hash": None, "free_text_hash": text.digest}, text
-
-
-def _keep_free_text(ctx: Context, consent_id: str, text: FreeText) -> Path:
-    """Save the oral consent's witness, note and salt locally (0600), before anything is
-    sent: a record whose hash names a text that was never kept could not be proven."""
-    ctx.home.save_record(
-        FREE_TEXT_DIR,
-        consent_id,
-        {"consent_id": consent_id, "free_text_hash": text.digest, **text.to_json()},
-    )
-    return ctx.home.path(FREE_TEXT_DIR, f"{consent_id}.json")
+    if oral is None:
+        raise CliFailure(ctx.texts("consent_oral_needs_witness"), status=2)
+    return oral
 
 
 async def cmd_record(ctx: Context, args: argparse.Namespace) -> None:
@@ -120,11 +98,7 @@ async def cmd_record(ctx: Context, args: argparse.Namespace) -> None:
     valid_until = _end(ctx, args, now)
     form, free_text = _form_fields(ctx, args)
     guardians = [
-        {
-            "form": "written",
-            "evidence_hash": evidence_hash(ctx, Path(g)),
-            "free_text_hash": None,
-        }
+        {"form": "written", **local_consents.written(evidence_hash(ctx, Path(g)))}
         for g in args.guardian_evidence or []
     ]
     if args.minor and not guardians:
@@ -136,12 +110,14 @@ async def cmd_record(ctx: Context, args: argparse.Namespace) -> None:
             ctx.check_unit(directory, pair["from"])
             ctx.check_unit(directory, pair["to"])
         subject_ref, age = ctx.subject(client)
-        # Threat: a minor recorded as an adult because a flag was forgotten; the police
-        # require the guardians' consent for anyone under 18.
-        minor = bool(args.minor) or age < ADULT_AGE
+        minor = local_consents.is_minor(age, bool(args.minor))
         if minor and not guardians:
             raise CliFailure(ctx.texts("consent_minor_by_pnr", age=age), status=2)
-        kept = None if free_text is None else _keep_free_text(ctx, consent_id, free_text)
+        kept = (
+            None
+            if free_text is None
+            else local_consents.keep_free_text(ctx.home.root, consent_id, free_text)
+        )
         fields: dict[str, Any] = {
             "consent_id": consent_id,
             "subject_ref": subject_ref,
@@ -191,24 +167,6 @@ async def cmd_record(ctx: Context, args: argparse.Namespace) -> None:
             "free_text_file": None if kept is None else str(kept),
         }
     )
-
-
-def verified_record(directory: Directory, consent: dict[str, Any]) -> dict[str, Any] | None:
-    """The consent's record if its signature verifies with the recorder's directory key.
-
-    Threat: a gateway inventing or editing a consent to make a send look covered; the
-    record is signed by the recording officer's device, which the gateway cannot forge.
-    """
-    record = consent.get("record")
-    if not isinstance(record, dict):
-        return None
-    try:
-        verify_consent_record(
-            record, directory.signing_key(KeyId.parse(str(record["recorded_by"])))
-        )
-    except (KeysError, KeyError):
-        return None
-    return record
 
 
 def summarise(consent: dict[str, Any], record: dict[str, Any] | None) -> dict[str, Any]:

@@ -12,32 +12,14 @@ import time
 import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
 from typing import Any, TextIO
-from zoneinfo import ZoneInfo
 
 from clients.cli.texts import Texts
+from clients.local.timefmt import CITY_TZ, day, when
 
 PROGRESS_THRESHOLD = 1 << 20  # a bar only for bodies above 1 MiB ("large files")
 _BAR = 30
-
-
-# The city's time, whatever the machine's TZ says: due times are Swedish office hours,
-# and a laptop or server on UTC must not show "12:00" as "11:00".
-CITY_TZ = ZoneInfo("Europe/Stockholm")
-
-
-def when(ts: int | None) -> str:
-    """Stockholm time, minutes: what an officer compares with the case file."""
-    if not ts:
-        return "—"
-    return datetime.fromtimestamp(ts, CITY_TZ).strftime("%Y-%m-%d %H:%M")
-
-
-def day(ts: int | None) -> str:
-    if not ts:
-        return "—"
-    return datetime.fromtimestamp(ts, CITY_TZ).strftime("%Y-%m-%d")
+__all__ = ["CITY_TZ", "Output", "Progress", "day", "printable", "table", "when"]
 
 
 def _width(text: str) -> int:

@@ -21,9 +21,10 @@ from typing import Any
 
 from clients.cli import bundle as cli_bundle
 from clients.cli.common import Context, sync_with_warnings
-from clients.cli.consent import summarise, verified_record
+from clients.cli.consent import summarise
 from clients.cli.render import when
 from clients.cli.state import CliFailure
+from clients.local.consents import verified_record
 from clients.sdk import StafettClient
 from clients.sdk.sealing import remove, temp_path
 

@@ -26,6 +26,7 @@ from typing import Any
 
 from clients.cli.texts import Texts
 from clients.keys_admin.store import kdf_cost
+from clients.local import records
 from keys.crypto import files
 from keys.crypto.keystore import KdfCost, Keystore, load_keystore, save_keystore
 from keys.errors import KeystoreCorrupt, KeystoreError, KeystoreWrongPassphrase
@@ -169,14 +170,10 @@ class Home:
 
     # --- local records --------------------------------------------------------------------
     def record(self, kind: str, message_id: str) -> dict[str, Any] | None:
-        try:
-            value = read_json(self.path(kind, f"{message_id}.json"))
-        except (OSError, ValueError):
-            return None
-        return value if isinstance(value, dict) else None
+        return records.read_record(self.root, kind, message_id)
 
     def save_record(self, kind: str, message_id: str, value: dict[str, Any]) -> None:
-        write_json(self.path(kind, f"{message_id}.json"), value)
+        records.save_record(self.root, kind, message_id, value)
 
     def cursor(self) -> int:
         try:

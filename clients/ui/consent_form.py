@@ -1,26 +1,15 @@
-"""How a consent was given, as the record carries it: written (evidence hash of the
-scanned form) or oral (witness and note).
-
-Kept apart on purpose: the oral form is changing so that the witness and the note stay
-on the device and only a salted hash is sent (issue 8); that change belongs here and in
-the CLI's helper, not in the page code.
-"""
+"""How a consent was given, from the page's form: the scanned forms' hashes and an oral
+consent's free text, through ``clients.local.consents`` (the same code as the CLI's
+``stafett consent record``), so either tool can later prove what it recorded."""
 
 from __future__ import annotations
 
 import asyncio
-import hashlib
-from typing import IO, Any
+from typing import Any
 
 from aiohttp import web
 
-
-def _blake2b(handle: IO[bytes]) -> str:
-    digest = hashlib.blake2b(digest_size=32)
-    handle.seek(0)
-    while chunk := handle.read(1 << 20):
-        digest.update(chunk)
-    return digest.hexdigest()
+from clients.local import consents as local_consents
 
 
 async def evidence_hash(item: Any) -> str | None:
@@ -28,17 +17,10 @@ async def evidence_hash(item: Any) -> str | None:
     None when no file was chosen. The file itself goes nowhere."""
     if not isinstance(item, web.FileField) or not item.filename:
         return None
-    return await asyncio.to_thread(_blake2b, item.file)
+    return await asyncio.to_thread(local_consents.evidence_hash, item.file)
 
 
-def form_fields(form: str, evidence: str | None, witness: str, note: str) -> dict[str, Any] | None:
-    """The record's form fields, or None when what the form needs is missing."""
-    if form == "written":
-        if evidence is None:
-            return None
-        return {"evidence_hash": evidence, "witness": None, "note": None}
-    if form == "oral":
-        if not witness or not note:
-            return None
-        return {"evidence_hash": None, "witness": witness, "note": note}
-    return None
+async def evidence_hashes(items: list[Any]) -> list[str]:
+    """The hashes of every chosen file (one scanned form per guardian)."""
+    found = [await evidence_hash(item) for item in items]
+    return [h for h in found if h is not None]

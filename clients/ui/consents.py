@@ -3,7 +3,7 @@ passed in). The gateway decides again, authoritatively; this is what lets the pa
 "no consent covers this" before anything is sealed or sent.
 
 Only records whose signature verifies with the recorder's directory key count
-(``clients.cli.consent.verified_record``; threat: a gateway inventing a consent).
+(``clients.local.consents.verified_record``; threat: a gateway inventing a consent).
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from clients.cli.consent import verified_record
+from clients.local.consents import verified_record
 from keys.protocol.directory import Directory
 
 

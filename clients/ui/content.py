@@ -1,7 +1,7 @@
 """A decrypted message held in memory: its text and attachments, never a file.
 
 The SDK decrypts into a 0600 file in the app's private folder; ``read_bundle`` reads
-the tar bundle (``clients.cli.bundle``'s format: ``message.txt`` and ``files/<name>``)
+the tar bundle (``clients.local.bundle_format``: ``message.txt`` and ``files/<name>``)
 into memory with the same defensive rules, and the caller deletes the file at once.
 Threat: decrypted case files left on the officer's disk (the CLI's ``open`` leaves a
 folder); here they exist only in this process until the receipt or the lock.
@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
 
-from clients.cli.bundle import FILES_DIR, TEXT_NAME, BundleInvalid, safe_name
+from clients.local.bundle_format import FILES_DIR, TEXT_NAME, BundleInvalid, safe_name
 
 # A bound on what one opened message may hold in memory (the officer's laptop).
 MAX_IN_MEMORY = 512 << 20

@@ -10,19 +10,18 @@ another local user reading which cases this device handles).
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
-import uuid
 from pathlib import Path
-from typing import Any
 
 from clients.keys_admin.store import kdf_cost
-from keys.crypto.files import write_private
+from clients.local.records import is_record_id as is_message_id
+from clients.local.records import read_record as record
+from clients.local.records import save_record
 from keys.crypto.keystore import KdfCost, Keystore, load_keystore, save_keystore
 
 KEYSTORE = "keys.crypto.keystore"
-_MAX_RECORD = 64 << 10
+__all__ = ["is_message_id", "open_keystore", "record", "save", "save_record"]
 
 
 def open_keystore(home: Path, passphrase: str) -> Keystore:
@@ -35,34 +34,6 @@ def open_keystore(home: Path, passphrase: str) -> Keystore:
 
 def save(home: Path, keystore: Keystore, passphrase: str) -> None:
     save_keystore(home / KEYSTORE, keystore, passphrase, cost=kdf_cost())
-
-
-def is_message_id(value: str) -> bool:
-    """Lower-case UUIDs only: ids also name files here (threat: ``../`` in an id)."""
-    try:
-        return str(uuid.UUID(value)) == value
-    except ValueError:
-        return False
-
-
-def record(home: Path, kind: str, message_id: str) -> dict[str, Any] | None:
-    if not is_message_id(message_id):
-        return None
-    try:
-        with (home / kind / f"{message_id}.json").open("rb") as handle:
-            raw = handle.read(_MAX_RECORD + 1)
-        value = json.loads(raw) if len(raw) <= _MAX_RECORD else None
-    except (OSError, ValueError):
-        return None
-    return value if isinstance(value, dict) else None
-
-
-def save_record(home: Path, kind: str, message_id: str, value: dict[str, Any]) -> None:
-    if not is_message_id(message_id):
-        raise ValueError("not a message id")
-    folder = home / kind
-    folder.mkdir(parents=True, exist_ok=True, mode=0o700)
-    write_private(folder / f"{message_id}.json", json.dumps(value, sort_keys=True).encode())
 
 
 def fresh_private_dir(path: Path) -> Path:

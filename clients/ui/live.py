@@ -16,8 +16,8 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
-from clients.cli.render import when
 from clients.cli.texts import Texts
+from clients.local.timefmt import when
 from clients.sdk.results import PushEvent
 from clients.ui import vocab
 from clients.ui.vault import Vault

@@ -16,7 +16,7 @@ import uuid
 from collections.abc import Callable
 from pathlib import Path
 
-from clients.cli.common import _replay_prefix
+from clients.local.directory import replay_known
 from clients.sdk import StafettClient
 from clients.sdk.directory_sync import DirectorySync, KeyChange, OwnKeyNotice
 from clients.ui import device
@@ -91,10 +91,7 @@ class Vault:
     async def _first_sync(self, client: StafettClient) -> None:
         # Rebuild the log up to the head this device verified last, so that key changes
         # since then are reported (threat: a substituted key arriving silently).
-        known = client.keystore.known_checkpoint
-        directory = client.directory_sync.directory
-        if known is not None and known[0] > 0 and directory.size == 0:
-            await _replay_prefix(client, directory, known[0])
+        await replay_known(client)
         await self.sync()
 
     async def sync(self) -> Directory:

@@ -29,6 +29,7 @@ from clients.ui.pages import (
     see_other,
     texts,
 )
+from clients.ui.units import unit_names
 from keys.errors import SubjectIdInvalid
 from keys.protocol.directory import Directory
 
@@ -39,12 +40,14 @@ MAX_TEXT = 1 << 20
 
 
 def _directory_choices(directory: Directory, own_unit: str) -> dict[str, Any]:
+    names = unit_names(directory)
     units = sorted(
-        ((u, rec.name) for u, rec in directory.units.items() if u != own_unit),
-        key=lambda pair: pair[1].lower(),
+        ((u, names[u]) for u in directory.units if u != own_unit),
+        key=lambda pair: pair[1].casefold(),
     )
+    # Named officers of the other units (the page shows only the chosen unit's).
     officers = sorted(
-        (str(rec.device), rec.device.unit)
+        (str(rec.device), rec.device.unit, names.get(rec.device.unit, rec.device.unit))
         for rec in directory.devices.values()
         if not rec.revoked and rec.role == "officer" and rec.device.unit != own_unit
     )

@@ -1,23 +1,29 @@
 """Consents: record (guided), print the consent form, list a subject's, withdraw.
 
 The personnummer is posted to this local app only (never in a URL: history), turned
-into the subject reference here, and not kept. A written consent's scanned form is
-hashed here (BLAKE2b-256) and only the hash is sent: the form stays in the case file.
+into the subject reference and the person's age here, and not kept. A written
+consent's scanned form is hashed here (BLAKE2b-256) and only the hash is sent: the form
+stays in the case file. An oral consent's witness and note stay on this computer
+(``consents/<id>.json``, as the CLI keeps them); only their salted hash is sent.
 """
 
 from __future__ import annotations
 
+import asyncio
 import time
+import uuid
 from datetime import date, datetime, timedelta
 from typing import Any
 
 from aiohttp import web
 
-from clients.cli.render import CITY_TZ
+from clients.local import consents as local_consents
+from clients.local.timefmt import CITY_TZ
 from clients.ui import device, vocab
-from clients.ui.consent_form import evidence_hash, form_fields
+from clients.ui.consent_form import evidence_hash, evidence_hashes
 from clients.ui.consents import views
 from clients.ui.pages import (
+    SETTINGS,
     VAULT,
     FormErrors,
     form_list,
@@ -27,7 +33,9 @@ from clients.ui.pages import (
     see_other,
     texts,
 )
-from keys.errors import SubjectIdInvalid
+from clients.ui.units import unit_names
+from keys.crypto.consent_free_text import FreeText
+from keys.errors import KeysError, SubjectIdInvalid
 
 routes = web.RouteTableDef()
 MAX_DAYS = 366  # the gateway's default limit is 12 months
@@ -80,7 +88,7 @@ async def _record_page(
     own = vault.client.unit
     others = sorted(u for u in directory.units if u != own)
     pairs = [(own, o) for o in others] + [(o, own) for o in others]
-    names = {u: rec.name for u, rec in directory.units.items()}
+    names = unit_names(directory)
     context = {
         "pairs": [(f"{a}:{b}", names.get(a, a), names.get(b, b)) for a, b in pairs],
         "categories": vocab.choices("categories", t.language),
@@ -108,6 +116,29 @@ def _end_of(day_text: str, today: date) -> int | None:
     return int(datetime.combine(chosen, datetime.max.time(), CITY_TZ).timestamp())
 
 
+def _how(
+    values: dict[str, Any], evidence: str | None, errors: FormErrors, t: Any
+) -> tuple[dict[str, Any] | None, FreeText | None]:
+    """The record's form fields and an oral consent's free text (kept here)."""
+    if values["form"] == "written":
+        if evidence is None:
+            errors.add("evidence", t("ui_consent_evidence_needed"))
+            return None, None
+        return local_consents.written(evidence), None
+    if values["form"] == "oral":
+        try:
+            oral = local_consents.oral(values["witness"], values["note"])
+        except KeysError:
+            errors.add("witness", t("ui_consent_oral_too_long"))
+            return None, None
+        if oral is None:
+            errors.add("witness", t("ui_consent_oral_needed"))
+            return None, None
+        return oral
+    errors.add("form", t("ui_consent_form_needed"))
+    return None, None
+
+
 @routes.post("/consents/new")
 async def record(request: web.Request) -> web.StreamResponse:
     form = await request.post()
@@ -119,12 +150,11 @@ async def record(request: web.Request) -> web.StreamResponse:
         "categories": [c for c in form_list(form, "category") if c in vocab.terms("categories")],
         "purposes": [p for p in form_list(form, "purpose") if p in vocab.terms("purposes")],
         **{n: form_str(form, n, 2000) for n in ("pnr", "until", "form", "witness", "note")},
-        "minor": form.get("minor") == "yes",
     }
     errors = FormErrors()
-    subject_ref = None
+    subject_ref, age = None, 0
     try:
-        subject_ref = client.subject_ref(values["pnr"])
+        subject_ref, age = client.subject_ref_and_age(values["pnr"])
     except SubjectIdInvalid:
         errors.add("pnr", t("ui_pnr_invalid" if values["pnr"] else "ui_pnr_needed"))
     directory = await vault.sync()
@@ -143,20 +173,18 @@ async def record(request: web.Request) -> web.StreamResponse:
     valid_until = _end_of(values["until"], datetime.now(CITY_TZ).date())
     if valid_until is None:
         errors.add("until", t("ui_consent_until_invalid"))
-    evidence = await evidence_hash(form.get("evidence"))
-    guardian = await evidence_hash(form.get("guardian_evidence"))
-    how = form_fields(values["form"], evidence, values["witness"], values["note"])
-    if how is None:
-        key = {
-            "written": ("evidence", "ui_consent_evidence_needed"),
-            "oral": ("witness", "ui_consent_oral_needed"),
-        }.get(values["form"], ("form", "ui_consent_form_needed"))
-        errors.add(key[0], t(key[1]))
-    if values["minor"] and guardian is None:
-        errors.add("guardian_evidence", t("ui_consent_guardian_needed"))
+    how, free_text = _how(values, await evidence_hash(form.get("evidence")), errors, t)
+    guardians = await evidence_hashes(form.getall("guardian_evidence", []))
+    # The age comes from the number, never from a box the officer may forget to tick
+    # (threat: a minor recorded as an adult; the police require the guardians' consent).
+    minor = subject_ref is not None and local_consents.is_minor(age)
+    if minor and not guardians:
+        errors.add("guardian_evidence", t("ui_consent_guardian_needed_age", age=age))
     if errors or subject_ref is None or valid_until is None or how is None:
         return await _record_page(request, values, errors)
+    consent_id = str(uuid.uuid4())
     fields: dict[str, Any] = {
+        "consent_id": consent_id,
         "subject_ref": subject_ref,
         "pairs": pairs,
         "categories": values["categories"],
@@ -167,17 +195,27 @@ async def record(request: web.Request) -> web.StreamResponse:
         **how,
         "obtained_by": str(client.kid.device),
         "obtained_at": now,
-        "minor": values["minor"],
-        "guardians": [{"form": "written", **(form_fields("written", guardian, "", "") or {})}]
-        if guardian
-        else [],
+        "minor": minor,
+        "guardians": [{"form": "written", **local_consents.written(g)} for g in guardians],
         "covers_processing": True,
     }
+    home = request.app[SETTINGS].home
+    if free_text is not None:
+        # Kept before anything is sent: a record naming a text never kept proves nothing.
+        await asyncio.to_thread(local_consents.keep_free_text, home, consent_id, free_text)
     try:
-        consent_id = await client.record_consent(fields)
+        recorded_id = await client.record_consent(fields)
     except Exception as exc:
+        if free_text is not None:
+            local_consents.drop_free_text(home, consent_id)
         errors.add("pnr", problem_text(t, exc))
         return await _record_page(request, values, errors)
+    if recorded_id != consent_id:
+        # The gateway already holds an identical active consent and stored nothing:
+        # this attempt's local text names nothing; the page shows the existing one.
+        if free_text is not None:
+            local_consents.drop_free_text(home, consent_id)
+        raise see_other(f"/consents/{recorded_id}/print?existing=1")
     raise see_other(f"/consents/{consent_id}/print?new=1")
 
 
@@ -189,11 +227,17 @@ async def print_form(request: web.Request) -> web.StreamResponse:
     vault = request.app[VAULT]
     directory = await vault.sync()
     found = views(directory, [await vault.client.get_consent(consent_id)])[0]
-    names = {u: rec.name for u, rec in directory.units.items()}
+    names = unit_names(directory)
+    kept = None
+    free_text_hash = found.record.get("free_text_hash")
+    if isinstance(free_text_hash, str):
+        kept = local_consents.kept_free_text(request.app[SETTINGS].home, consent_id, free_text_hash)
     context = {
         "consent": found,
         "names": names,
         "new": request.query.get("new") == "1",
+        "existing": request.query.get("existing") == "1",
+        "kept": kept,
     }
     return render(request, "consent_print.html", context)
 

@@ -11,6 +11,7 @@ from aiohttp import web
 from clients.sdk import StafettClient
 from clients.ui import device, vocab
 from clients.ui.pages import VAULT, FormErrors, form_str, problem_text, render, see_other, texts
+from clients.ui.units import unit_names
 
 routes = web.RouteTableDef()
 
@@ -51,9 +52,7 @@ async def inbox(request: web.Request) -> web.StreamResponse:
         sender = str(m.get("sender") or "")
         unit = sender.split("/", 1)[0]
         opened = vault.opened.get(str(m.get("message_id")))
-        unit_name = unit
-        if directory is not None and unit in directory.units:
-            unit_name = directory.units[unit].name
+        unit_name = unit_names(directory).get(unit, unit) if directory is not None else unit
         due = m.get("due") if type(m.get("due")) is int else None
         rows.append(
             {
@@ -70,6 +69,8 @@ async def inbox(request: web.Request) -> web.StreamResponse:
                 "files": len(opened.files) if opened else None,
                 "state": str(m.get("state")),
                 "opened": opened is not None,
+                # Encrypted to a key that was revoked since: someone may have read it.
+                "exposed": m.get("exposed_at") is not None or m.get("state") == "exposed",
             }
         )
     done = request.query.get("done")

@@ -13,7 +13,7 @@ from typing import Any
 from aiohttp import web
 
 from clients.ui import device
-from clients.ui.pages import VAULT, problem_text, render, texts
+from clients.ui.pages import VAULT, FormErrors, problem_text, render, see_other, texts
 from clients.ui.vault import Vault
 from clients.ui.views_inbox import all_pages
 from keys.errors import KeysError
@@ -61,4 +61,54 @@ async def sent(request: web.Request) -> web.StreamResponse:
         error = problem_text(t, exc)
     just_sent = request.query.get("sent", "")
     sent_row = next((r for r in rows if r.get("message_id") == just_sent), None)
-    return render(request, "sent.html", {"rows": rows, "error": error, "just_sent": sent_row})
+    notice = t("ui_recalled") if request.query.get("recalled") == "1" else None
+    context = {"rows": rows, "error": error, "just_sent": sent_row, "notice": notice}
+    return render(request, "sent.html", context)
+
+
+# A recall takes back what the recipient has not handed over yet; the gateway decides
+# (only the sender, only while pending) and answers a refusal with its code.
+RECALLABLE = ("accepted", "delivered")
+
+
+def _message_id(request: web.Request) -> str:
+    message_id = request.match_info["message_id"]
+    if not device.is_message_id(message_id):  # threat: ``../`` or junk in a path
+        raise web.HTTPNotFound()
+    return message_id
+
+
+async def _recall_page(
+    request: web.Request, message_id: str, errors: FormErrors
+) -> web.StreamResponse:
+    vault = request.app[VAULT]
+    try:
+        item = await vault.client.status(message_id)
+    except Exception as exc:
+        item = {"message_id": message_id}
+        errors.add("confirm", problem_text(texts(request), exc))
+    context = {"m": item, "errors": errors, "recallable": item.get("state") in RECALLABLE}
+    return render(request, "recall.html", context, status=400 if errors else 200)
+
+
+@routes.get("/sent/{message_id}/recall")
+async def recall_page(request: web.Request) -> web.StreamResponse:
+    return await _recall_page(request, _message_id(request), FormErrors())
+
+
+@routes.post("/sent/{message_id}/recall")
+async def recall(request: web.Request) -> web.StreamResponse:
+    message_id = _message_id(request)
+    form = await request.post()
+    t = texts(request)
+    errors = FormErrors()
+    if form.get("confirm") != "yes":
+        # Irreversible: the recipient can no longer open it. Confirmed on the page.
+        errors.add("confirm", t("ui_recall_confirm_needed"))
+        return await _recall_page(request, message_id, errors)
+    try:
+        await request.app[VAULT].client.recall(message_id)
+    except Exception as exc:
+        errors.add("confirm", problem_text(t, exc))
+        return await _recall_page(request, message_id, errors)
+    raise see_other("/sent?recalled=1")

@@ -110,4 +110,94 @@
   Array.prototype.forEach.call(document.querySelectorAll("form[data-confirm]"), function (f) {
     f.addEventListener("submit", function (e) { if (!window.confirm(f.dataset.confirm)) { e.preventDefault(); } });
   });
+
+  // Recording a consent: show only the part of the chosen form (written: the scan;
+  // oral: witness and note), and say at once when the number belongs to someone under
+  // 18. Only a hint: the server derives the age again and refuses without guardians.
+  var consentForm = document.querySelector("form[data-consent-form]");
+  if (consentForm) {
+    var parts = consentForm.querySelectorAll("[data-form-part]");
+    var showPart = function () {
+      var chosen = consentForm.querySelector("input[name=form]:checked");
+      Array.prototype.forEach.call(parts, function (p) {
+        p.hidden = chosen ? p.dataset.formPart !== chosen.value : false;
+      });
+    };
+    Array.prototype.forEach.call(consentForm.querySelectorAll("input[name=form]"), function (r) {
+      r.addEventListener("change", showPart);
+    });
+    showPart();
+    var pnr = consentForm.querySelector("#pnr");
+    var minorNotice = consentForm.querySelector("[data-minor-notice]");
+    var checkAge = function () {
+      var age = ageOf(pnr.value);
+      minorNotice.hidden = !(age !== null && age < 18);
+    };
+    if (pnr && minorNotice) { pnr.addEventListener("input", checkAge); checkAge(); }
+  }
+
+  // Age in whole years from a personnummer or samordningsnummer (day + 60); null when
+  // the text is not (yet) a number of either form. YYMMDD with "+" is 100 or older.
+  function ageOf(text) {
+    var m = /^\s*(\d{2})?(\d{2})(\d{2})(\d{2})([-+]?)\d{4}\s*$/.exec(text);
+    if (!m) { return null; }
+    var today = new Date();
+    var yy = parseInt(m[2], 10), month = parseInt(m[3], 10), dayOf = parseInt(m[4], 10);
+    if (dayOf > 60) { dayOf -= 60; }
+    var year;
+    if (m[1]) { year = parseInt(m[1] + m[2], 10); } else {
+      year = Math.floor(today.getFullYear() / 100) * 100 + yy;
+      if (year > today.getFullYear()) { year -= 100; }
+      if (m[5] === "+") { year -= 100; }
+    }
+    if (month < 1 || month > 12 || dayOf < 1 || dayOf > 31) { return null; }
+    var age = today.getFullYear() - year;
+    if (today.getMonth() + 1 < month || (today.getMonth() + 1 === month && today.getDate() < dayOf)) { age -= 1; }
+    return age;
+  }
+
+  // Compose: a search field over the native unit list (filters the options as the
+  // officer types; one match is chosen), and only the chosen unit's named officers.
+  // The select stays the real control: keyboard and screen readers work as without it.
+  var picker = document.querySelector("[data-unit-picker]");
+  if (picker) {
+    var select = picker.querySelector("select");
+    var searchBox = picker.querySelector("[data-picker-search]");
+    var search = searchBox.querySelector("input");
+    var status = searchBox.querySelector("[data-picker-status]");
+    var options = Array.prototype.slice.call(select.options, 1);
+    searchBox.hidden = false;
+    search.addEventListener("input", function () {
+      var q = search.value.trim().toLowerCase();
+      var shown = options.filter(function (o) {
+        var match = !q || o.textContent.toLowerCase().indexOf(q) !== -1;
+        o.hidden = !match; o.disabled = !match;
+        return match;
+      });
+      if (shown.length === 1) { select.value = shown[0].value; }
+      else if (select.selectedOptions[0] && select.selectedOptions[0].hidden) { select.value = ""; }
+      status.textContent = !q ? "" : shown.length === 0 ? status.dataset.none : status.dataset.some.replace("{n}", shown.length);
+      filterOfficers();
+    });
+    search.addEventListener("keydown", function (e) {
+      // Enter picks the filtered unit instead of submitting the form half filled.
+      if (e.key === "Enter") { e.preventDefault(); select.focus(); }
+    });
+    select.addEventListener("change", filterOfficers);
+    filterOfficers();
+  }
+
+  function filterOfficers() {
+    var unit = document.querySelector("[data-unit-picker] select").value;
+    var rows = document.querySelectorAll("#officers [data-unit]");
+    var any = false;
+    Array.prototype.forEach.call(rows, function (row) {
+      var mine = row.dataset.unit === unit;
+      row.hidden = !mine;
+      if (!mine) { row.querySelector("input").checked = false; }
+      any = any || mine;
+    });
+    var none = document.querySelector("[data-officers-none]");
+    if (none) { none.hidden = any; }
+  }
 }());

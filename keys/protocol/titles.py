@@ -112,7 +112,6 @@ SWEDISH: dict[str, str] = {
     "receipt_not_found": "Det finns inget kvitto för meddelandet än",
     "receipt_signature_invalid": "Kvittots signatur stämmer inte med mottagarens nyckel",
     "recipient_key_too_old": "En mottagarnyckel är äldre än lägsta tillåtna version",
-    "request_timeout": "Begäran kom för långsamt; försök igen",
     "recipient_unit_unknown": "Mottagande enhet finns inte i katalogen",
     "recipient_unknown": "En mottagarnyckel tillhör ingen registrerad, ospärrad dator hos mottagande enhet",
     "recipient_unit_no_device": "Mottagande enhet har ingen aktiv dator att kryptera till",

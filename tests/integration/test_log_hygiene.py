@@ -21,6 +21,7 @@ from gateway_harness import RunningGateway
 from sdk_support import ANNA, BO, client, consent_fields, device_keystore, message_args
 
 from gateway.observability.logs import setup_logging
+from keys.crypto.consent_free_text import FreeText
 from keys.protocol.httpsig import content_digest, new_nonce, sign_request
 
 PERSONNUMMER = "19811228-9874"
@@ -83,10 +84,16 @@ async def test_no_sensitive_data_in_logs_at_debug(
     anna_store.subject_key = subject_key
     async with client(gateway, ANNA, keystore=anna_store) as anna, client(gateway, BO) as bo:
         subject = anna.subject_ref(PERSONNUMMER)
+        # An oral consent: its note stays on the device; only the salted hash is sent.
         fields = consent_fields(
-            ANNA, [("so-nordost", "sav")], purposes=("transfer_to_sav",), subject=subject
+            ANNA,
+            [("so-nordost", "sav")],
+            purposes=("transfer_to_sav",),
+            subject=subject,
+            form="oral",
+            evidence_hash=None,
+            free_text_hash=FreeText.new("Vittne Vittnesson", NOTE).digest,
         )
-        fields["note"] = NOTE
         consent_id = await anna.record_consent(fields)
         body = MARKER * 500
         sent = await anna.send(**message_args(consent_id, subject_ref=subject, body=body))

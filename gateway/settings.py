@@ -61,6 +61,9 @@ class Settings:
     default_ttl_s: int = 14 * 86400
     blob_dir: Path | None = None  # None: data_dir / "blobs"
     gateway_key_id: str = "gateway/main/1"
+    # The gateway keystore. None: data_dir / "gateway-key.json". Several instances of one
+    # gateway may point this at one shared (read-only) file instead of `init --from`.
+    gateway_key_file: Path | None = None
     # The gateway key's keystore passphrase; repr=False keeps it out of logs/tracebacks.
     gateway_key_passphrase: str = field(default="", repr=False)
     audit_checkpoint_interval_s: int = 300
@@ -191,6 +194,8 @@ class Settings:
 
     @property
     def gateway_key_path(self) -> Path:
+        if self.gateway_key_file is not None:
+            return self.gateway_key_file
         return self.data_dir / "gateway-key.json"
 
     def replace(self, **changes: Any) -> Settings:

@@ -68,5 +68,5 @@ async def _database(app: web.Application) -> AsyncIterator[None]:
     try:
         yield
     finally:
-        await app[BLOBS].drain()
+        await app[BLOBS].aclose()
         await engine.dispose()

@@ -219,6 +219,9 @@ class BlobStore:
     async def drain(self) -> None:
         """Nothing runs in the background here (the PostgreSQL store's discards do)."""
 
+    async def aclose(self) -> None:
+        """Nothing to close (the PostgreSQL store has a reader pool)."""
+
     def content_paths(self, key: str) -> list[Path]:
         """What to remove when the message ends: the temp name before the final one (a
         concurrent publish renames temp → final, so this order never misses the file),

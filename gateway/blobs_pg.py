@@ -52,7 +52,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 
 from gateway.blobs import UPLOAD_HASH_PERSON, Upload, message_dir_name
 from gateway.db import blob_chunk_store as sql
-from gateway.db.engine import SessionMaker
+from gateway.db.engine import SessionMaker, open_engine
 from keys.crypto.canonical import Hasher
 from keys.protocol.problems import ServiceUnavailable
 
@@ -94,8 +94,17 @@ class PgUpload:
 class PgBlobReader:
     """One envelope, read chunk by chunk from a snapshot on a dedicated connection."""
 
-    def __init__(self, conn: AsyncConnection, key: str, chunks: int, size: int) -> None:
-        self._conn: AsyncConnection | None = conn
+    def __init__(
+        self,
+        conn: AsyncConnection | None,
+        key: str,
+        chunks: int,
+        size: int,
+        *,
+        preloaded: bytes | None = None,
+    ) -> None:
+        self._conn = conn
+        self._preloaded = preloaded
         self.key = key
         self.chunks = chunks
         self.size = size
@@ -105,6 +114,11 @@ class PgBlobReader:
         return self.size
 
     async def read_chunks(self) -> AsyncIterator[bytes]:
+        preloaded = self._preloaded
+        if preloaded is not None:
+            self._preloaded = None
+            yield preloaded
+            return
         for seq in range(self.chunks):
             if self._conn is None:
                 return
@@ -134,14 +148,18 @@ class PgBlobStore:
             raise ValueError("the postgresql blob store needs a PostgreSQL database_url")
         self.engine = engine
         self.sessionmaker = sessionmaker
+        # Fetches read on a pool of their own. Threat (found by the relay benchmark): a
+        # fetch holds a connection of the main pool (its row lock) while it opens the
+        # reader; with the reader in the same pool, enough concurrent fetches starve it
+        # and wait on each other until the pool timeout. Streaming readers never wait
+        # for the main pool, so two pools cannot deadlock.
+        self._readers = open_engine(engine.url.render_as_string(hide_password=False))
         # Names this process's uploads (diagnostics and claim); random, never reused.
         self.owner = secrets.token_hex(8)
         self._background: set[asyncio.Task[None]] = set()
 
     async def receive(self, message_id: str, chunks: AsyncIterator[bytes]) -> PgUpload:
         key = f"{message_dir_name(message_id)}/{secrets.token_hex(16)}"
-        async with self.sessionmaker.begin() as session:
-            await sql.start_upload(session, key, self.owner, int(time.time()))
         spool = tempfile.TemporaryFile()  # noqa: SIM115 (closed by PgUpload.release)
         upload = PgUpload(key, 0, "", spool)
         upload.heartbeat = asyncio.get_running_loop().create_task(self._beat(key))
@@ -169,9 +187,14 @@ class PgBlobStore:
 
     async def _put(self, key: str, seq: int, data: bytes) -> None:
         # One committed row per chunk: the transaction stays short, and a crash leaves
-        # committed chunks under a marker the sweep resolves.
+        # committed chunks under a marker the sweep resolves. The marker comes in the
+        # first chunk's transaction: no chunk is ever visible without it (and a small
+        # envelope costs one transaction, not two).
         async with self.sessionmaker.begin() as session:
-            await sql.add_chunk(session, key, seq, data, int(time.time()))
+            now = int(time.time())
+            if seq == 0:
+                await sql.start_upload(session, key, self.owner, now)
+            await sql.add_chunk(session, key, seq, data, now)
 
     async def _beat(self, key: str) -> None:
         while True:
@@ -219,9 +242,13 @@ class PgBlobStore:
         while self._background:
             await asyncio.gather(*list(self._background), return_exceptions=True)
 
+    async def aclose(self) -> None:
+        await self.drain()
+        await self._readers.dispose()
+
     async def open_reader(self, key: str) -> PgBlobReader:
         """Open ``key`` for streaming; FileNotFoundError if it holds no chunks."""
-        conn = await self.engine.connect()
+        conn = await self._readers.connect()
         try:
             await conn.execution_options(isolation_level="REPEATABLE READ")
             await conn.begin()
@@ -232,6 +259,16 @@ class PgBlobStore:
         if chunks == 0:
             await conn.close()
             raise FileNotFoundError(key)
+        if chunks == 1:
+            # One chunk (≤ CHUNK_BYTES; most envelopes): read it now and give the
+            # connection back at once instead of holding it for the download.
+            try:
+                data = await sql.chunk(conn, key, 0)
+            finally:
+                await conn.close()
+            if data is None:
+                raise FileNotFoundError(key)
+            return PgBlobReader(None, key, 1, size, preloaded=data)
         return PgBlobReader(conn, key, chunks, size)
 
     async def destroy(self, session: AsyncSession, key: str) -> list[Path]:

@@ -66,7 +66,7 @@ async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator
     try:
         yield Store(blobs, db, tmp_path / "blobs")
     finally:
-        await blobs.drain()
+        await blobs.aclose()
         await engine.dispose()
         if name:
             conn = await asyncpg.connect(cluster.dsn("postgres"))
@@ -289,6 +289,6 @@ async def test_postgresql_refuses_to_commit_an_upload_the_sweep_took(
         async with db() as session:
             assert await message_store.get(session, "m-slow") is None
         blobs.discard(upload)
-        await blobs.drain()
     finally:
+        await blobs.aclose()
         await engine.dispose()

@@ -120,11 +120,30 @@ def init_gateway(data_dir: Path, admin_key: SigningKey, **settings: str) -> Dire
         int(time.time()) - 3600,
     )
     directory.append(genesis)
-    asyncio.run(_store_genesis(data_dir, admin_key, genesis))
+    asyncio.run(_store_genesis(data_dir, admin_key, genesis, settings.get("database_url")))
     return directory
 
 
-async def _store_genesis(data_dir: Path, admin_key: SigningKey, genesis: DirectoryEntry) -> None:
+def share_identity(source: Path, target: Path, **settings: str) -> None:
+    """A further instance of the same gateway: ``identity export`` on the first,
+    ``init --from`` on the next (blocking; the real commands)."""
+    export = source.parent / f"{target.name}.gateway-key"
+    for data_dir, args in (
+        (source, ["identity", "export", "--out", str(export)]),
+        (target, ["init", "--from", str(export)]),
+    ):
+        subprocess.run(
+            [sys.executable, "-c", _RUN_CLI, *args],
+            env=gateway_env(data_dir, 0, **settings),
+            check=True,
+            capture_output=True,
+        )
+    export.unlink()
+
+
+async def _store_genesis(
+    data_dir: Path, admin_key: SigningKey, genesis: DirectoryEntry, db_url: str | None = None
+) -> None:
     # Entry 0 goes in through the gateway's own DirectoryService (verified like any
     # append), not over HTTP: the auth middleware only knows admins *from* the
     # directory, so before entry 0 the pinned root admin cannot sign a request
@@ -132,7 +151,9 @@ async def _store_genesis(data_dir: Path, admin_key: SigningKey, genesis: Directo
     from gateway.db.engine import make_sessionmaker, open_engine
     from gateway.services.directory import DirectoryService
 
-    engine = open_engine(f"sqlite+aiosqlite:///{(data_dir / 'gateway.sqlite3').resolve()}")
+    engine = open_engine(
+        db_url or f"sqlite+aiosqlite:///{(data_dir / 'gateway.sqlite3').resolve()}"
+    )
     try:
         service = DirectoryService({str(ROOT_ADMIN): admin_key.verify_key})
         await service.append(
@@ -312,9 +333,12 @@ def seal_one(
     return Sealed(header.message_id, data, content_digest(data), result.header_hash)
 
 
-async def put_envelope(dep: Deployment, sender: DeviceKeyPair, item: Sealed) -> int:
-    """PUT /v1/messages/{id} through the SDK transport; returns the status (2xx only)."""
-    transport = dep.transport(sender)
+async def put_envelope(
+    dep: Deployment, sender: DeviceKeyPair, item: Sealed, transport: Transport | None = None
+) -> int:
+    """PUT /v1/messages/{id} through the SDK transport (``transport``: another instance
+    of the gateway); returns the status (2xx only)."""
+    transport = transport or dep.transport(sender)
     url = transport.url(f"/v1/messages/{item.message_id}")
     headers = {
         "Content-Type": ENVELOPE_CONTENT_TYPE,

@@ -24,11 +24,21 @@ lifted (the bench measures throughput, not the limiter); the bare relay in anoth
 the clients of both in this process. Levels alternate bare/gateway so both see the same
 machine state. Figures: cycles/s and p50/p99 cycle latency per concurrency, and
 ``ratio_c16`` = gateway ÷ bare cycles/s at c=16 (goal ≥ 0.5; p99 goal ≤ 3× bare).
+
+``--store postgresql`` runs the gateway on a throwaway PostgreSQL cluster with the
+PostgreSQL blob store; ``--instances 2`` (PostgreSQL only) runs two ``serve`` processes
+of one gateway (the second given the key by ``identity export`` / ``init --from``):
+worker w sends through instance w mod 2 and its recipient holds its push socket,
+fetches and receipts on the other, so every cycle crosses instances (the push arrives
+through the events poll, ``events_poll_interval_s`` = 0.05 here). Server CPU sums the
+gateway processes; PostgreSQL's own CPU is not counted.
 """
 
 from __future__ import annotations
 
+import argparse
 import asyncio
+import contextlib
 import inspect
 import io
 import json
@@ -43,9 +53,11 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 import _gateway as g
+import _postgres
 import aiohttp
 
-from keys.crypto.keypairs import SigningKey
+from clients.sdk.transport import Signer, Transport
+from keys.crypto.keypairs import DeviceKeyPair, SigningKey
 from keys.protocol.receipt import make_receipt
 
 BENCH_DIR = Path(__file__).resolve().parent
@@ -156,11 +168,31 @@ class Side:
 class GatewaySide(Side):
     name = "gateway"
 
-    def __init__(self, dep: g.Deployment, waiters: Waiters) -> None:
+    def __init__(
+        self, dep: g.Deployment, waiters: Waiters, instances: Sequence[g.GatewayProcess] = ()
+    ) -> None:
         super().__init__(waiters)
         self.dep = dep
+        self.instances = list(instances) or [dep.gw]
         self.pid = dep.gw.proc.pid
+        self.pids = [gw.proc.pid for gw in self.instances]
         self.envelope_bytes = 0
+        self._transports: dict[tuple[str, int], Transport] = {}
+
+    def via(self, pair: DeviceKeyPair, worker: int, *, recipient: bool) -> Transport:
+        """The transport of ``pair`` on the instance this worker's side uses: the
+        sender on instance w mod n, the recipient on the next one."""
+        index = (worker + recipient) % len(self.instances)
+        if index == 0:
+            return self.dep.transport(pair)
+        key = (str(pair.kid), index)
+        if key not in self._transports:
+            self._transports[key] = Transport(
+                self.instances[index].url,
+                Signer(str(pair.kid), pair.signing_key),
+                session=self.dep.http,
+            )
+        return self._transports[key]
 
     def prepare(self, c: int, n: int) -> list[list[Any]]:
         body = os.urandom(BODY_BYTES)
@@ -175,7 +207,7 @@ class GatewaySide(Side):
         return items
 
     async def open_socket(self, worker: int) -> aiohttp.ClientWebSocketResponse:
-        transport = self.dep.transport(self.dep.recipients[worker])
+        transport = self.via(self.dep.recipients[worker], worker, recipient=True)
         return await transport.websocket("/v1/events", {"after": 0})
 
     def pick(self, frame: Any) -> str | None:
@@ -186,9 +218,9 @@ class GatewaySide(Side):
     async def cycle(self, worker: int, item: g.Sealed) -> None:
         sender, recipient = self.dep.senders[worker], self.dep.recipients[worker]
         pushed = self.waiters.expect(item.message_id)
-        await g.put_envelope(self.dep, sender, item)
+        await g.put_envelope(self.dep, sender, item, self.via(sender, worker, recipient=False))
         await asyncio.wait_for(pushed, WAIT_S)
-        inbox = self.dep.transport(recipient)
+        inbox = self.via(recipient, worker, recipient=True)
         out = io.BytesIO()
         got = await inbox.download(f"/v1/messages/{item.message_id}/envelope", out)
         if got != len(item.data):
@@ -247,6 +279,10 @@ class BareSide(Side):
                 raise RuntimeError(f"bare DELETE: HTTP {resp.status}")
 
 
+def server_cpu(side: Side) -> float:
+    return sum(cpu_seconds(pid) for pid in getattr(side, "pids", [side.pid]))
+
+
 async def measure(side: Side, c: int, quick: bool) -> dict[str, Any]:
     """c workers start cycles for ``duration_s``; cycles in flight at the deadline finish
     and count. One untimed warm-up cycle first (connections, caches)."""
@@ -254,7 +290,7 @@ async def measure(side: Side, c: int, quick: bool) -> dict[str, Any]:
     await side.cycle(0, items[0].pop())
     latencies: list[float] = []
     exhausted = False
-    cpu_server, cpu_client = cpu_seconds(side.pid), cpu_seconds(os.getpid())
+    cpu_server, cpu_client = server_cpu(side), cpu_seconds(os.getpid())
     started = time.perf_counter()
     deadline = started + duration_s(quick)
 
@@ -276,7 +312,7 @@ async def measure(side: Side, c: int, quick: bool) -> dict[str, Any]:
         "cycles_per_s": round(cycles / elapsed, 1),
         "p50_ms": round(g.percentile(latencies, 50) * 1000, 2),
         "p99_ms": round(g.percentile(latencies, 99) * 1000, 2),
-        "server_cpu_ms_per_cycle": round((cpu_seconds(side.pid) - cpu_server) / cycles * 1000, 2),
+        "server_cpu_ms_per_cycle": round((server_cpu(side) - cpu_server) / cycles * 1000, 2),
         "client_cpu_ms_per_cycle": round(
             (cpu_seconds(os.getpid()) - cpu_client) / cycles * 1000, 2
         ),
@@ -327,29 +363,54 @@ async def _bare_side(
     return BareSide(url, http, Waiters(), proc.pid)
 
 
+def gateway_settings(
+    store: str, instances: int, cleanup: list[Callable[[], object]]
+) -> dict[str, str]:
+    settings = dict(GATEWAY_SETTINGS)
+    if store == "postgresql":
+        stack = contextlib.ExitStack()
+        cleanup.append(stack.close)
+        settings.update(database_url=stack.enter_context(_postgres.cluster()), blob_store=store)
+    if instances > 1:
+        settings["events_poll_interval_s"] = "0.05"
+    return settings
+
+
 async def _gateway_side(
     tmp: Path,
     http: aiohttp.ClientSession,
     n_pairs: int,
     cleanup: list[Callable[[], object]],
+    settings: dict[str, str] = GATEWAY_SETTINGS,
+    instances: int = 1,
 ) -> GatewaySide:
     admin_key = SigningKey.generate()
-    data_dir = tmp / "gateway"
-    directory = await asyncio.to_thread(g.init_gateway, data_dir, admin_key, **GATEWAY_SETTINGS)
-    gw = await g.start_gateway(data_dir, admin_key, tmp / "gateway.log", **GATEWAY_SETTINGS)
-    cleanup.append(gw.stop)
-    dep = await g.deploy(gw, directory, n_pairs, http)
-    return GatewaySide(dep, Waiters())
+    dirs = [tmp / f"gateway{i or ''}" for i in range(instances)]
+    directory = await asyncio.to_thread(g.init_gateway, dirs[0], admin_key, **settings)
+    for data_dir in dirs[1:]:
+        await asyncio.to_thread(g.share_identity, dirs[0], data_dir, **settings)
+    gws = []
+    for i, data_dir in enumerate(dirs):
+        gw = await g.start_gateway(data_dir, admin_key, tmp / f"gateway{i or ''}.log", **settings)
+        cleanup.append(gw.stop)
+        gws.append(gw)
+    dep = await g.deploy(gws[0], directory, n_pairs, http)
+    return GatewaySide(dep, Waiters(), gws)
 
 
 async def run_levels(
-    quick: bool, sides: Sequence[str], levels: Sequence[int] = LEVELS
+    quick: bool,
+    sides: Sequence[str],
+    levels: Sequence[int] = LEVELS,
+    store: str = "sqlite",
+    instances: int = 1,
 ) -> dict[str, Any]:
     log = sys.stderr
     n_pairs = max(levels)
     cleanup: list[Callable[[], object]] = []
     results: dict[str, dict[str, Any]] = {name: {} for name in sides}
     extra: dict[str, Any] = {}
+    gateway_settings_used: dict[str, str] = dict(GATEWAY_SETTINGS)
     connector = aiohttp.TCPConnector(limit=0)
     with tempfile.TemporaryDirectory(prefix="stafett-bench-relay-") as tmp_name:
         tmp = Path(tmp_name)
@@ -360,7 +421,9 @@ async def run_levels(
                     built["bare"] = await _bare_side(tmp, http, n_pairs, cleanup)
                     cleanup.append(built["bare"].disconnect)
                 if "gateway" in sides:
-                    gateway = await _gateway_side(tmp, http, n_pairs, cleanup)
+                    settings = gateway_settings(store, instances, cleanup)
+                    gateway_settings_used = settings
+                    gateway = await _gateway_side(tmp, http, n_pairs, cleanup, settings, instances)
                     built["gateway"] = gateway
                     cleanup.append(gateway.disconnect)
                 print(f"relay bench: set up {', '.join(built)} ({n_pairs} device pairs)", file=log)
@@ -411,13 +474,26 @@ async def run_levels(
             out["p99_ratio_c16"] = out["p99_ratio"]["16"]
             out["goal"] = {"ratio_c16_min": 0.5, "p99_ratio_max": 3.0}
             out["goal_met"] = out["ratio_c16"] >= 0.5 and out["p99_ratio_c16"] <= 3.0
-        out["gateway_settings"] = GATEWAY_SETTINGS
+        out["gateway_settings"] = {
+            k: v for k, v in gateway_settings_used.items() if k != "database_url"
+        }
+    out["store"], out["instances"] = store, instances
     return out
 
 
-def run(quick: bool) -> dict[str, Any]:
-    return asyncio.run(run_levels(quick, ("bare", "gateway")))
+def run(quick: bool, argv: Sequence[str] = ()) -> dict[str, Any]:
+    parser = argparse.ArgumentParser(prog="bench/run.py relay")
+    parser.add_argument("--store", choices=("sqlite", "postgresql"), default="sqlite")
+    parser.add_argument("--instances", type=int, choices=(1, 2, 3, 4), default=1)
+    args = parser.parse_args(list(argv))
+    if args.instances > 1 and args.store != "postgresql":
+        parser.error("--instances > 1 needs --store postgresql (instances share the database)")
+    return asyncio.run(
+        run_levels(quick, ("bare", "gateway"), store=args.store, instances=args.instances)
+    )
 
 
 if __name__ == "__main__":
-    raise SystemExit("use: python bench/run.py relay [--quick]")
+    raise SystemExit(
+        "use: python bench/run.py relay [--quick] [--store postgresql] [--instances 2]"
+    )

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
+import inspect
 import json
 import sys
 import time
@@ -44,10 +45,15 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Run a Stafett benchmark.")
     parser.add_argument("name", help="benchmark module in bench/ (e.g. envelope)")
     parser.add_argument("--quick", action="store_true", help="the short CI variant (< 1 min)")
-    args = parser.parse_args(argv)
+    # Options after the name that the dispatcher does not know go to the benchmark
+    # (``relay --store postgresql --instances 2``), if its run() takes ``argv``.
+    args, rest = parser.parse_known_args(argv)
     module = load(args.name)
+    extra = {"argv": rest} if "argv" in inspect.signature(module.run).parameters else {}
+    if rest and not extra:
+        parser.error(f"unknown arguments for {args.name}: {' '.join(rest)}")
     started = time.perf_counter()
-    result = dict(module.run(quick=args.quick))
+    result = dict(module.run(quick=args.quick, **extra))
     result.setdefault("bench", args.name)
     result.setdefault("quick", args.quick)
     result["wall_s"] = round(time.perf_counter() - started, 1)

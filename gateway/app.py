@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator
 from aiohttp import web
 
 from gateway.appkeys import (
+    BLOBS,
     DIRECTORY,
     IDENTITY,
     NOTIFIER,
@@ -16,6 +17,7 @@ from gateway.appkeys import (
     SETTINGS,
 )
 from gateway.auth import auth_middleware
+from gateway.blobstore import make_blob_store
 from gateway.db.engine import make_sessionmaker, open_engine
 from gateway.identity import GatewayIdentity, load_identity
 from gateway.jobs.scheduler import scheduler_context
@@ -60,9 +62,11 @@ async def _database(app: web.Application) -> AsyncIterator[None]:
     """Open the engine for the app's lifetime and dispose of it on shutdown."""
     engine = open_engine(app[SETTINGS].db_url)
     app[SESSIONMAKER] = make_sessionmaker(engine)
+    app[BLOBS] = make_blob_store(app[SETTINGS], engine, app[SESSIONMAKER])
     # Commits that emitted events on this engine wake this app's push sockets.
     attach(engine, app[NOTIFIER])
     try:
         yield
     finally:
+        await app[BLOBS].aclose()
         await engine.dispose()

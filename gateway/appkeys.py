@@ -8,6 +8,7 @@ from aiohttp import web
 
 if TYPE_CHECKING:
     from gateway.auth import Caller
+    from gateway.blobstore import Blobs
     from gateway.db.engine import SessionMaker
     from gateway.identity import GatewayIdentity
     from gateway.push.notifier import Notifier
@@ -19,6 +20,8 @@ if TYPE_CHECKING:
 SETTINGS: web.AppKey[Settings] = web.AppKey("settings")
 SESSIONMAKER: web.AppKey[SessionMaker] = web.AppKey("sessionmaker")
 IDENTITY: web.AppKey[GatewayIdentity] = web.AppKey("identity")
+# The envelope store (gateway.blobstore): set with the engine, in app._database.
+BLOBS: web.AppKey[Blobs] = web.AppKey("blobs")
 DIRECTORY: web.AppKey[DirectoryService] = web.AppKey("directory")
 RATE_LIMITER: web.AppKey[RateLimiter] = web.AppKey("rate_limiter")
 # Wakes push sockets when this instance committed new events (gateway.push.notifier).

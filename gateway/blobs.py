@@ -49,12 +49,18 @@ import signal
 from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
+from typing import TYPE_CHECKING, BinaryIO
 
 from aiohttp import web
 
 from gateway.settings import Settings
 from keys.crypto.canonical import Hasher
+
+if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncSession
+
+    from gateway.blobs_pg import PgBlobReader, PgUpload
+    from gateway.db.engine import SessionMaker
 
 log = logging.getLogger(__name__)
 
@@ -91,6 +97,10 @@ class Upload:
         if self.fd >= 0:
             os.close(self.fd)
             self.fd = -1
+
+    def open_spool(self) -> BinaryIO:
+        """A fresh reader of the received bytes (the envelope checks read it)."""
+        return open(self.temp, "rb", buffering=1 << 20)
 
 
 class BlobStore:
@@ -147,12 +157,19 @@ class BlobStore:
         self._crash("before_commit")
         return Upload(key, temp, size, hasher.digest().hex(), fd)
 
-    def publish(self, upload: Upload) -> None:
+    async def claim(self, session: AsyncSession, upload: Upload | PgUpload) -> None:
+        """Nothing to do in the row's transaction: the rename after the commit publishes
+        (the PostgreSQL store claims its upload here)."""
+        del session, upload
+
+    def publish(self, upload: Upload | PgUpload) -> None:
         """Rename an accepted upload into place (after the database commit).
 
         The file may already be gone: published by a fetch that got there first, or
         destroyed because the message ended in between — both fine.
         """
+        if not isinstance(upload, Upload):
+            raise TypeError("an upload of another blob store")
         self._crash("after_commit")
         try:
             with contextlib.suppress(FileNotFoundError):
@@ -160,7 +177,9 @@ class BlobStore:
         finally:
             upload.release()
 
-    def discard(self, upload: Upload) -> None:
+    def discard(self, upload: Upload | PgUpload) -> None:
+        if not isinstance(upload, Upload):
+            raise TypeError("an upload of another blob store")
         try:
             upload.temp.unlink(missing_ok=True)
         finally:
@@ -183,6 +202,25 @@ class BlobStore:
             with contextlib.suppress(FileNotFoundError):
                 os.replace(self.temp_path(key), final)
         return open(final, "rb")
+
+    async def open_reader(self, key: str) -> BinaryIO:
+        return await asyncio.to_thread(self.open, key)
+
+    async def destroy(self, session: AsyncSession, key: str) -> list[Path]:
+        """The message's end: the files to unlink once its transaction committed."""
+        del session
+        return self.content_paths(key)
+
+    async def sweep(self, sessionmaker: SessionMaker, *, now: float | None = None) -> int:
+        from gateway.recovery import sweep_orphan_blobs  # recovery builds on this module
+
+        return await sweep_orphan_blobs(self.root, sessionmaker, now=now)
+
+    async def drain(self) -> None:
+        """Nothing runs in the background here (the PostgreSQL store's discards do)."""
+
+    async def aclose(self) -> None:
+        """Nothing to close (the PostgreSQL store has a reader pool)."""
 
     def content_paths(self, key: str) -> list[Path]:
         """What to remove when the message ends: the temp name before the final one (a
@@ -266,8 +304,17 @@ def _remove_message_dir(directory: Path) -> None:
     remove_dir_if_empty(directory)
 
 
-async def stream_blob(handle: BinaryIO, response: web.StreamResponse) -> None:
+async def stream_blob(handle: BinaryIO | PgBlobReader, response: web.StreamResponse) -> None:
     """Write an open blob to a prepared response, one chunk at a time."""
+    from gateway.blobs_pg import PgBlobReader  # builds on this module
+
+    if isinstance(handle, PgBlobReader):
+        try:
+            async for piece in handle.read_chunks():
+                await response.write(piece)
+        finally:
+            await handle.aclose()
+        return
     with handle:
         while True:
             chunk = await asyncio.to_thread(handle.read, READ_CHUNK)

@@ -1,4 +1,4 @@
-"""``stafett-gateway``: serve, migrate, init, report."""
+"""``stafett-gateway``: serve, migrate, init, identity, report."""
 
 from __future__ import annotations
 
@@ -15,6 +15,13 @@ from pathlib import Path
 from aiohttp import web
 
 from gateway.app import create_app
+from gateway.cli_identity import (
+    add_identity_commands,
+    add_init_from,
+    identity_command,
+    init_from,
+    print_identity,
+)
 from gateway.db.engine import make_sessionmaker, open_engine
 from gateway.identity import IdentityError, init_identity
 from gateway.migrations import migrate
@@ -46,6 +53,8 @@ def _parser() -> argparse.ArgumentParser:
         metavar="KID=BASE64",
         help="a root security admin's Ed25519 key (admin/name/1=...); repeatable",
     )
+    add_init_from(init)
+    add_identity_commands(sub)
     report = sub.add_parser(
         "report", help="de-identified follow-up figures per month (CSV or JSON, PNG chart)"
     )
@@ -125,11 +134,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"database at revision {revision}")
             return 0
         if args.command == "init":
-            identity = init_identity(settings, _pins(args.pin_admin))
-            print(f"gateway key {identity.kid} fingerprint {identity.verify_key.fingerprint()}")
-            print(f"verify key (pin this in clients): {identity.verify_key.b64()}")
-            print(f"pinned admins: {', '.join(sorted(identity.pinned_admins)) or 'none'}")
+            if args.from_file is not None:
+                return init_from(settings, args, _pins(args.pin_admin))
+            print_identity(init_identity(settings, _pins(args.pin_admin)))
             return 0
+        if args.command == "identity":
+            return identity_command(settings, args)
         if args.command == "report":
             return report_command(settings, args)
         if args.command == "serve":

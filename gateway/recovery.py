@@ -30,7 +30,7 @@ from pathlib import Path
 from aiohttp import web
 from sqlalchemy import select
 
-from gateway.appkeys import SESSIONMAKER, SETTINGS
+from gateway.appkeys import BLOBS, SESSIONMAKER
 from gateway.blobs import HEX32, PART, BlobStore, remove_dir_if_empty
 from gateway.db.engine import SessionMaker
 from gateway.db.models import MessageRow
@@ -45,7 +45,7 @@ EMPTY_PART_GRACE_S = 3600
 async def recover_uploads(app: web.Application) -> AsyncIterator[None]:
     """cleanup_ctx (after the database ctx): resolve interrupted uploads before serving."""
     try:
-        removed = await sweep_orphan_blobs(app[SETTINGS].blobs, app[SESSIONMAKER])
+        removed = await app[BLOBS].sweep(app[SESSIONMAKER])
     except Exception as exc:
         # The hourly sweep and the fetch path repair the same later; not serving at
         # all would strand every message instead. Class only: the text may hold SQL.

@@ -60,7 +60,14 @@ class Settings:
     max_ttl_s: int = 30 * 86400
     default_ttl_s: int = 14 * 86400
     blob_dir: Path | None = None  # None: data_dir / "blobs"
+    # "directory": blob_dir on this host (the single-host default; several instances
+    # only with a shared filesystem whose flock works). "postgresql": chunks in the
+    # gateway's PostgreSQL database, shared by instances on several hosts.
+    blob_store: str = "directory"
     gateway_key_id: str = "gateway/main/1"
+    # The gateway keystore. None: data_dir / "gateway-key.json". Several instances of one
+    # gateway may point this at one shared (read-only) file instead of `init --from`.
+    gateway_key_file: Path | None = None
     # The gateway key's keystore passphrase; repr=False keeps it out of logs/tracebacks.
     gateway_key_passphrase: str = field(default="", repr=False)
     audit_checkpoint_interval_s: int = 300
@@ -169,6 +176,12 @@ class Settings:
             raise SettingsError("default_ttl_s must not exceed max_ttl_s")
         if not 0 <= self.port <= 65535:
             raise SettingsError("port must be 0..65535")
+        if self.blob_store not in ("directory", "postgresql"):
+            raise SettingsError("blob_store must be directory or postgresql")
+        if self.blob_store == "postgresql" and not (self.database_url or "").startswith(
+            "postgresql"
+        ):
+            raise SettingsError("blob_store = postgresql needs a PostgreSQL database_url")
         if self.log_format not in ("text", "json"):
             raise SettingsError("log_format must be text or json")
         if self.log_level.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"):
@@ -191,6 +204,8 @@ class Settings:
 
     @property
     def gateway_key_path(self) -> Path:
+        if self.gateway_key_file is not None:
+            return self.gateway_key_file
         return self.data_dir / "gateway-key.json"
 
     def replace(self, **changes: Any) -> Settings:

@@ -32,6 +32,7 @@ from aiohttp.http_exceptions import LineTooLong
 from aiohttp.web_protocol import RequestHandler
 from aiohttp.web_request import BaseRequest
 
+from gateway.blobs_pg import PgBlobReader
 from gateway.settings import Settings
 from keys.protocol.problems import (
     BadRequest,
@@ -207,12 +208,16 @@ async def read_buffered(request: web.Request, settings: Settings) -> bytes:
         raise RequestTimeout("the body did not arrive in time") from None
 
 
-def require_whole_blob(handle: BinaryIO, size: int, key: str) -> None:
+def require_whole_blob(handle: BinaryIO | PgBlobReader, size: int, key: str) -> None:
     """Before answering an envelope: the file must hold ``size`` bytes. A truncated
     blob (a damaged disk, a restore gone wrong) would otherwise be served with a
     Content-Length it cannot fill, and the client would wait for bytes that never come
     until its own timeout. It is answered ``unavailable`` at once and logged."""
-    actual = os.fstat(handle.fileno()).st_size
+    actual = (
+        handle.stored_size()
+        if isinstance(handle, PgBlobReader)
+        else os.fstat(handle.fileno()).st_size
+    )
     if actual != size:
         handle.close()
         log.error("blob %s holds %d of %d bytes; not served", key, actual, size)

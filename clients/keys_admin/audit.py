@@ -1,6 +1,14 @@
 """``stafett-keys audit verify``: check an exported audit trail offline.
 
-    stafett-keys audit verify --file EXPORT.json --gateway-key B64 [--known-checkpoints F]
+    stafett-keys audit verify --file EXPORT.json --gateway-key B64 [--gateway-key B64 ...]
+                              [--known-checkpoints F]
+
+``--gateway-key`` is repeatable: after a gateway key rotation the admins pin the new
+key beside the old one, and a checkpoint signed by any pinned key verifies. Trust comes
+from the pins alone (checked out of band: `stafett-gateway identity show` on the
+gateway host, the fingerprint read aloud in the key ceremony); the rotation's audit
+entry ``gateway_key_rotated``, covered by a checkpoint the *old* key signed, is the
+record of when the new key took over, not a reason to trust it.
 
 The export (``stafett admin audit-export``) holds the entries and the checkpoint the
 gateway signed for them. Verification is :func:`keys.protocol.auditlog.verify_audit_chain`
@@ -53,6 +61,7 @@ from keys.errors import (
 from keys.protocol.auditlog import (
     ZERO_HASH,
     AuditHead,
+    GatewayKeys,
     parse_audit_entry,
     verify_audit_chain,
     verify_audit_checkpoint,
@@ -94,8 +103,13 @@ def add_audit_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--gateway-key",
         required=True,
+        action="append",
         metavar="B64",
-        help="the gateway's Ed25519 verify key (base64), pinned out of band",
+        help=(
+            "the gateway's Ed25519 verify key (base64), pinned out of band; repeat it "
+            "for every key version after a rotation (a checkpoint signed by any of "
+            "them verifies)"
+        ),
     )
     p.add_argument("--known-checkpoints", type=Path, metavar="F", help=KNOWN_HELP)
     p.add_argument("--json", action="store_true")
@@ -103,8 +117,9 @@ def add_audit_arguments(p: argparse.ArgumentParser) -> None:
 
 def cmd_audit_verify(ws: Workspace, args: argparse.Namespace, out: Out) -> None:
     del ws  # offline and keyless: no admin workspace is needed
+    values = args.gateway_key if isinstance(args.gateway_key, list) else [args.gateway_key]
     try:
-        key = VerifyKey.from_b64(args.gateway_key)
+        key = [VerifyKey.from_b64(value) for value in values]
     except KeysError:
         raise CliError("--gateway-key is not an Ed25519 public key in base64") from None
     export = read_export(args.file)
@@ -191,14 +206,14 @@ def remember(path: Path, known: Sequence[Any], verified: Sequence[Any]) -> int:
 
 
 # --- verifying and naming what is wrong -------------------------------------------------
-def verify_export(export: Export, key: VerifyKey, known: Sequence[Any]) -> AuditHead:
+def verify_export(export: Export, key: GatewayKeys, known: Sequence[Any]) -> AuditHead:
     """The verified head; a :class:`CliError` naming the tampering otherwise."""
     for source, checkpoints in (("a remembered", known), ("an exported", export.checkpoints)):
         for ckpt in checkpoints:
             try:
                 verify_audit_checkpoint(ckpt, key)
             except AuditCheckpointSignatureInvalid as exc:
-                detail = f"{source} checkpoint is not signed by this key"
+                detail = f"{source} checkpoint is not signed by a pinned gateway key"
                 raise _tampered("forged", detail, exc) from None
             except AuditEntryInvalid as exc:
                 raise _tampered("malformed", f"{source} checkpoint: {exc}", exc) from None

@@ -62,7 +62,13 @@ def row_to_json(row: AuditEntryRow) -> dict[str, Any]:
 
 def checkpoint_json(row: AuditCheckpointRow) -> dict[str, Any]:
     """The wire form ``keys.protocol.auditlog.verify_audit_checkpoint`` checks."""
-    return {"size": row.size, "head": row.head, "created": row.created, "sig": row.sig}
+    return {
+        "size": row.size,
+        "head": row.head,
+        "created": row.created,
+        "signer": row.signer,
+        "sig": row.sig,
+    }
 
 
 async def sign_checkpoint(
@@ -78,7 +84,9 @@ async def sign_checkpoint(
     latest = await audit_store.latest_checkpoint(session)
     if head is None or (latest is not None and latest.size >= head.size):
         return latest
-    signed = sign_audit_checkpoint(head, now, key)
+    # The kid is bound into the signature: with several key versions (a rotation) or
+    # instances, a verifier and an auditor see which key vouched for which head.
+    signed = sign_audit_checkpoint(head, now, key, str(signer))
     row = AuditCheckpointRow(
         size=signed["size"],
         head=signed["head"],

@@ -4,7 +4,8 @@ Portability choices: times are integer Unix seconds (no time-zone surprises betw
 two engines), hashes are lower-case hex text, JSON documents are canonical JSON text
 (what was signed is stored byte for byte; a JSON column type would re-serialise it).
 The migrations (``0001_initial``, ``0002_deadlines``, ``0003_consent_end``,
-``0004_exposure``, ``0005_webhooks``) create exactly this schema; a test compares the two.
+``0004_exposure``, ``0005_webhooks``, ``0006_shared_blobs``) create exactly this schema; a
+test compares the two.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     Text,
@@ -235,3 +237,24 @@ class WebhookDeliveryRow(Base):
     last_status: Mapped[int | None] = mapped_column(Integer, nullable=True)
     last_error: Mapped[str | None] = mapped_column(String(64), nullable=True)
     done_at: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+
+
+class BlobUploadRow(Base):
+    """An upload into the PostgreSQL blob store that is not yet decided
+    (``gateway.blobs_pg``): its chunks exist, no message row owns them yet. ``heartbeat``
+    (the owner's clock, Unix seconds) is what the sweep's "owner is dead" rests on."""
+
+    __tablename__ = "blob_uploads"
+    blob_key: Mapped[str] = mapped_column(String(128), primary_key=True)
+    owner: Mapped[str] = mapped_column(String(32))
+    started: Mapped[int] = mapped_column(BigInteger)
+    heartbeat: Mapped[int] = mapped_column(BigInteger, index=True)
+
+
+class BlobChunkRow(Base):
+    """One piece (at most ``gateway.blobs_pg.CHUNK_BYTES``) of an envelope, in order."""
+
+    __tablename__ = "blob_chunks"
+    blob_key: Mapped[str] = mapped_column(String(128), primary_key=True)
+    seq: Mapped[int] = mapped_column(Integer, primary_key=True)
+    data: Mapped[bytes] = mapped_column(LargeBinary)

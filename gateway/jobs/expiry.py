@@ -18,7 +18,8 @@ from pathlib import Path
 from sqlalchemy import or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from gateway.blobs import BlobStore, unlink_all
+from gateway.blobs import unlink_all
+from gateway.blobstore import Blobs
 from gateway.db import audit_store, nonce_store
 from gateway.db import audit_trail as audit
 from gateway.db.engine import SessionMaker
@@ -79,7 +80,7 @@ async def _state_of(session: AsyncSession, message_id: str) -> str | None:
 
 
 async def expire_messages(
-    sessionmaker: SessionMaker, blobs: BlobStore | Path, *, now: int, batch: int = EXPIRE_BATCH
+    sessionmaker: SessionMaker, blobs: Blobs | Path, *, now: int, batch: int = EXPIRE_BATCH
 ) -> int:
     """End every pending message whose expiry or whose consent's end passed; returns
     how many this call ended.

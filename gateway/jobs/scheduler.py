@@ -22,13 +22,12 @@ from aiohttp import web
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 
-from gateway.appkeys import IDENTITY, SESSIONMAKER, SETTINGS
+from gateway.appkeys import BLOBS, IDENTITY, SESSIONMAKER, SETTINGS
 from gateway.jobs import deadlines as jobs_deadlines
 from gateway.jobs import expiry as jobs
 from gateway.jobs import retention as jobs_retention
 from gateway.jobs.webhooks import deliver_webhooks
 from gateway.observability.metrics import METRICS
-from gateway.recovery import sweep_orphan_blobs
 
 log = logging.getLogger("gateway.jobs.expiry")
 
@@ -110,10 +109,10 @@ class JobRunner:
 
 def job_table(app: web.Application) -> list[Scheduled]:
     settings, sessionmaker, identity = app[SETTINGS], app[SESSIONMAKER], app[IDENTITY]
-    blob_dir = settings.blobs
+    blobs = app[BLOBS]
 
     async def expire(now: int) -> int:
-        return await jobs.expire_messages(sessionmaker, blob_dir, now=now)
+        return await jobs.expire_messages(sessionmaker, blobs, now=now)
 
     async def checkpoint(now: int) -> int:
         return await jobs.sign_audit_checkpoint(sessionmaker, identity, now=now)
@@ -122,7 +121,7 @@ def job_table(app: web.Application) -> list[Scheduled]:
         return await jobs.purge_nonces(sessionmaker, clock_skew_s=settings.clock_skew_s, now=now)
 
     async def sweep(now: int) -> int:
-        return await sweep_orphan_blobs(blob_dir, sessionmaker, now=now)
+        return await blobs.sweep(sessionmaker, now=now)
 
     async def retention(now: int) -> int:
         return await jobs_retention.apply_retention(

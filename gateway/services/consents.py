@@ -20,7 +20,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from gateway.auth import Caller, require_device
-from gateway.blobs import BlobStore
+from gateway.blobstore import Blobs
 from gateway.db import audit_trail as audit
 from gateway.db import consent_store
 from gateway.db.models import ConsentRow
@@ -244,7 +244,7 @@ async def withdraw_consent(
     reason: str,
     withdrawn_at: int | None,
     policy: ConsentPolicy,
-    blobs: BlobStore,
+    blobs: Blobs,
     now: int,
 ) -> Withdrawal:
     """Register the person's withdrawal (any party unit) and withdraw every pending

@@ -20,7 +20,8 @@ from dataclasses import dataclass
 from typing import Any, BinaryIO
 
 from gateway.auth import Caller, require_device
-from gateway.blobs import BlobStore, unlink_all
+from gateway.blobs import unlink_all
+from gateway.blobstore import Blobs, PgBlobReader
 from gateway.db import audit_trail as audit
 from gateway.db import message_store
 from gateway.db.engine import SessionMaker
@@ -221,7 +222,7 @@ async def status(
 
 @dataclass(frozen=True)
 class OpenBlob:
-    handle: BinaryIO
+    handle: BinaryIO | PgBlobReader
     size: int
 
 
@@ -231,7 +232,7 @@ async def open_for_recipient(
     message_id: str,
     *,
     directory: Directory,
-    blobs: BlobStore,
+    blobs: Blobs,
     now: int,
 ) -> OpenBlob:
     """Open the envelope for a recipient device; the first fetch marks it delivered."""
@@ -253,7 +254,7 @@ async def open_for_recipient(
             # The expiry job deletes it shortly; until then it is not handed out.
             raise MessageExpired()
         try:
-            handle = blobs.open(row.blob_key)
+            handle = await blobs.open_reader(row.blob_key)
         except FileNotFoundError:
             # Neither the file nor its temp name (BlobStore.open publishes a temp file
             # a crash left): nothing to hand out; not the caller's fault.
@@ -302,7 +303,7 @@ async def post_receipt(
     raw: Mapping[str, Any],
     *,
     directory: Directory,
-    blobs: BlobStore,
+    blobs: Blobs,
     now: int,
     vocabulary: Vocabulary | None = None,
 ) -> dict[str, Any]:
@@ -422,7 +423,7 @@ async def recall(
     message_id: str,
     *,
     directory: Directory,
-    blobs: BlobStore,
+    blobs: Blobs,
     now: int,
 ) -> dict[str, Any]:
     """The sender device takes a message back before handover; content deleted at once."""

@@ -21,6 +21,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from gateway.blobs import BlobStore
+from gateway.blobstore import Blobs
 from gateway.db import audit_trail as audit
 from gateway.db import message_store
 from gateway.db.models import MessageRow
@@ -29,11 +30,11 @@ from keys.crypto.keypairs import KeyId
 from keys.domain.lifecycle import PENDING, MessageEvent, is_pending, transition
 
 PENDING_STATES = tuple(str(s) for s in PENDING)
-BlobDir = BlobStore | Path
+BlobDir = Blobs | Path
 
 
-def _store(blobs: BlobDir) -> BlobStore:
-    return blobs if isinstance(blobs, BlobStore) else BlobStore(blobs)
+def _store(blobs: BlobDir) -> Blobs:
+    return BlobStore(blobs) if isinstance(blobs, Path) else blobs
 
 
 def devices_of(kids: Iterable[str]) -> list[str]:
@@ -68,7 +69,9 @@ async def destroy_content(session: AsyncSession, message_id: str, *, blobs: Blob
         return []
     key = row.blob_key
     await message_store.clear_blob_key(session, message_id)
-    return _store(blobs).content_paths(key)
+    # Directory store: files to unlink after the commit. PostgreSQL store: the chunks
+    # are deleted right here, in the transaction that ends the message.
+    return await _store(blobs).destroy(session, key)
 
 
 async def end_pending(

@@ -41,14 +41,13 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from gateway.auth import Caller, require_active_key, require_device
-from gateway.blobs import BlobStore, Upload
+from gateway.blobstore import AnyUpload, Blobs
 from gateway.db import audit_trail as audit
 from gateway.db import message_store, report_store
 from gateway.db.engine import SessionMaker
@@ -131,7 +130,7 @@ async def send_message(
     *,
     directory: Directory,
     settings: Settings,
-    blobs: BlobStore,
+    blobs: Blobs,
     now: int,
     vocabulary: Vocabulary | None = None,
     deadlines: DeadlinePolicy | None = None,
@@ -162,6 +161,7 @@ async def send_message(
             caller,
             message_id,
             upload,
+            blobs=blobs,
             directory=directory,
             settings=settings,
             vocabulary=vocabulary or load_vocabulary(),
@@ -181,13 +181,13 @@ async def send_message(
     return result
 
 
-def _read_header(path: Path) -> EnvelopeHeader:
-    with open(path, "rb") as src:
+def _read_header(upload: AnyUpload) -> EnvelopeHeader:
+    with upload.open_spool() as src:
         return read_header(src)
 
 
-def _verify(path: Path, directory: Directory, max_size: int) -> VerifiedEnvelope:
-    with open(path, "rb", buffering=1 << 20) as src:
+def _verify(upload: AnyUpload, directory: Directory, max_size: int) -> VerifiedEnvelope:
+    with upload.open_spool() as src:
         return verify_envelope(src, directory.signing_key, max_size=max_size)
 
 
@@ -221,7 +221,7 @@ def _check_recipients(header: EnvelopeHeader, directory: Directory) -> None:
             raise RecipientKeyTooOld()
 
 
-def _replay(existing: MessageRow, upload: Upload) -> SendResult:
+def _replay(existing: MessageRow, upload: AnyUpload) -> SendResult:
     if existing.envelope_hash != upload.upload_hash:
         raise MessageIdConflict()
     return SendResult(200, accepted_answer(existing))
@@ -236,8 +236,9 @@ async def _decide(
     sessionmaker: SessionMaker,
     caller: Caller,
     message_id: str,
-    upload: Upload,
+    upload: AnyUpload,
     *,
+    blobs: Blobs,
     directory: Directory,
     settings: Settings,
     vocabulary: Vocabulary,
@@ -245,7 +246,7 @@ async def _decide(
     now: int,
     current_directory: CurrentDirectory | None,
 ) -> tuple[SendResult, bool]:
-    header = await asyncio.to_thread(_read_header, upload.temp)
+    header = await asyncio.to_thread(_read_header, upload)
     if header.message_id != message_id:
         raise MessageIdMismatch()
     if header.sender != caller.kid:
@@ -256,7 +257,7 @@ async def _decide(
         return _replay(existing, upload), False
     # CPU-bound over the whole body: off the event loop. Outside any transaction, so a
     # large envelope never holds a database lock (SQLite's single writer) meanwhile.
-    verified = await asyncio.to_thread(_verify, upload.temp, directory, settings.max_body_bytes)
+    verified = await asyncio.to_thread(_verify, upload, directory, settings.max_body_bytes)
     header = verified.header
     try:
         return await _store(
@@ -265,6 +266,7 @@ async def _decide(
             message_id,
             upload,
             verified,
+            blobs=blobs,
             directory=directory,
             settings=settings,
             deadlines=deadlines,
@@ -312,9 +314,10 @@ async def _store(
     sessionmaker: SessionMaker,
     caller: Caller,
     message_id: str,
-    upload: Upload,
+    upload: AnyUpload,
     verified: VerifiedEnvelope,
     *,
+    blobs: Blobs,
     directory: Directory,
     settings: Settings,
     deadlines: DeadlinePolicy,
@@ -387,6 +390,7 @@ async def _store(
             )
             recipients = [str(k) for k in header.recipients]
             await message_store.insert(session, row, recipients)
+            await blobs.claim(session, upload)  # the row owns the blob from this commit on
             await audit.record(
                 session,
                 "message_accepted",

@@ -6,9 +6,9 @@ import time
 
 from aiohttp import web
 
-from gateway.appkeys import DIRECTORY, SESSIONMAKER, SETTINGS
+from gateway.appkeys import BLOBS, DIRECTORY, SESSIONMAKER, SETTINGS
 from gateway.auth import caller_of
-from gateway.blobs import BlobStore, unlink_all
+from gateway.blobs import unlink_all
 from gateway.services import consents
 from gateway.views.jsonbody import read_json
 from gateway.views.path_ids import consent_id_of
@@ -69,7 +69,7 @@ async def post_withdraw(request: web.Request) -> web.Response:
             reason=reason,
             withdrawn_at=withdrawn_at,
             policy=consents.policy_from(request.app[SETTINGS]),
-            blobs=BlobStore(request.app[SETTINGS].blobs),
+            blobs=request.app[BLOBS],
             now=_now(),
         )
     # After the commit: a rolled-back withdrawal must not have deleted content.

@@ -6,9 +6,10 @@ import time
 
 from aiohttp import web
 
-from gateway.appkeys import DIRECTORY, SESSIONMAKER, SETTINGS
+from gateway.appkeys import BLOBS, DIRECTORY, SESSIONMAKER, SETTINGS
 from gateway.auth import STREAM_CONTENT_TYPE, caller_of, verified_body
-from gateway.blobs import BlobStore, stream_blob
+from gateway.blobs import stream_blob
+from gateway.blobstore import Blobs
 from gateway.observability.metrics import observe_handover
 from gateway.services import message_access, messages
 from gateway.transport import require_whole_blob
@@ -21,8 +22,8 @@ MAX_PAGE = 1000
 DEFAULT_PAGE = 100
 
 
-def _blobs(request: web.Request) -> BlobStore:
-    return BlobStore.of(request.app[SETTINGS])
+def _blobs(request: web.Request) -> Blobs:
+    return request.app[BLOBS]
 
 
 def _now() -> int:

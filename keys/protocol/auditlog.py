@@ -3,8 +3,13 @@
 Every decision the gateway takes becomes an entry ``{"seq", "prev_hash", "created",
 "event", "data"}``; its hash is ``hash32(canonical(entry), b"stafett.audit")`` and the
 next entry names it as ``prev_hash``. The gateway periodically signs a checkpoint
-``{"size", "head", "created", "sig"}`` (``b"stafett/v1/audit-ckpt"`` ‖ canonical without
-sig). ``stafett-keys audit verify`` then detects, each with its own code:
+``{"size", "head", "created", "signer", "sig"}`` (``b"stafett/v1/audit-ckpt"`` ‖
+canonical without sig; ``signer`` is the signing key's kid, e.g. ``gateway/main/2``).
+Checkpoints from before the signer was bound carry no ``signer`` in what is signed;
+a stored one may still name it, so :func:`verify_audit_checkpoint` accepts a signature
+over either form from a key of the verifier's pinned set (both forms are authentic
+statements by that key; the kid is a label, never a reason to trust a key).
+``stafett-keys audit verify`` then detects, each with its own code:
 
 - an entry edited in place (its stored hash no longer matches) — ``audit_entry_altered``;
 - an entry dropped, inserted or moved (seq or prev_hash breaks) — ``audit_chain_broken``;
@@ -46,6 +51,8 @@ ZERO_HASH = "0" * 64
 
 ENTRY_FIELDS = frozenset({"seq", "prev_hash", "created", "event", "data"})
 CHECKPOINT_FIELDS = frozenset({"size", "head", "created", "sig"})
+SIGNED_CHECKPOINT_FIELDS = CHECKPOINT_FIELDS | {"signer"}
+_KID = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}/[a-z0-9][a-z0-9_.-]{0,63}/[0-9]{1,6}$")
 
 # Field names that would carry content or secrets (compared lower-cased, at any depth).
 FORBIDDEN_DATA_KEYS = frozenset(
@@ -124,15 +131,19 @@ class AuditCheckpoint:
     head: str
     created: int
     sig: bytes
+    signer: str | None = None  # the signing key's kid; None: a checkpoint from before
 
-    def unsigned_json(self) -> dict[str, Any]:
-        return {"size": self.size, "head": self.head, "created": self.created}
+    def unsigned_json(self, *, with_signer: bool = True) -> dict[str, Any]:
+        plain: dict[str, Any] = {"size": self.size, "head": self.head, "created": self.created}
+        if with_signer and self.signer is not None:
+            plain["signer"] = self.signer
+        return plain
 
     def to_json(self) -> dict[str, Any]:
         return {**self.unsigned_json(), "sig": b64e(self.sig)}
 
-    def signed_bytes(self) -> bytes:
-        return CHECKPOINT_DOMAIN + canonical_json(self.unsigned_json())
+    def signed_bytes(self, *, with_signer: bool = True) -> bytes:
+        return CHECKPOINT_DOMAIN + canonical_json(self.unsigned_json(with_signer=with_signer))
 
 
 def check_audit_data(data: object) -> None:
@@ -221,32 +232,61 @@ def _check_entry_shape(entry: Mapping[str, Any]) -> None:
         raise AuditEntryInvalid("audit entry data must be an object")
 
 
-def sign_audit_checkpoint(head: AuditHead, created: int, key: SigningKey) -> dict[str, Any]:
-    """The gateway signs ``(size, head)`` so that a rewritten history is detectable."""
-    unsigned = AuditCheckpoint(head.size, head.head, created, bytes(SIGNATURE_BYTES))
+def sign_audit_checkpoint(
+    head: AuditHead, created: int, key: SigningKey, signer: str | None = None
+) -> dict[str, Any]:
+    """The gateway signs ``(size, head)`` so that a rewritten history is detectable;
+    ``signer`` (the key's kid) is bound into the signature."""
+    unsigned = AuditCheckpoint(head.size, head.head, created, bytes(SIGNATURE_BYTES), signer)
     _check_checkpoint_shape(unsigned)
     return AuditCheckpoint(
-        head.size, head.head, created, key.sign(unsigned.signed_bytes())
+        head.size, head.head, created, key.sign(unsigned.signed_bytes()), signer
     ).to_json()
 
 
-def verify_audit_checkpoint(obj: Mapping[str, Any], key: VerifyKey) -> AuditCheckpoint:
-    """Parse a checkpoint and check the gateway's signature on it."""
-    if not isinstance(obj, Mapping) or set(obj) != CHECKPOINT_FIELDS:
-        raise AuditEntryInvalid("an audit checkpoint is {size, head, created, sig}")
+GatewayKeys = VerifyKey | Iterable[VerifyKey]
+
+
+def key_set(keys: GatewayKeys) -> list[VerifyKey]:
+    """One pinned key or a set of them (current and previous after a rotation)."""
+    return [keys] if isinstance(keys, VerifyKey) else list(keys)
+
+
+def verify_audit_checkpoint(obj: Mapping[str, Any], keys: GatewayKeys) -> AuditCheckpoint:
+    """Parse a checkpoint and check that a key of the pinned set signed it.
+
+    Trust comes only from ``keys`` (pinned by the admins out of band): a checkpoint's
+    ``signer`` is bound into the signature but never makes a key trusted. Every key is
+    tried (Ed25519 verifies in microseconds and a set holds a handful), so a checkpoint
+    verifies whichever instance and whichever key version of the gateway signed it.
+    """
+    if not isinstance(obj, Mapping) or not CHECKPOINT_FIELDS <= set(obj) <= (
+        SIGNED_CHECKPOINT_FIELDS
+    ):
+        raise AuditEntryInvalid("an audit checkpoint is {size, head, created[, signer], sig}")
     if not isinstance(obj["sig"], str):
         raise AuditEntryInvalid("audit checkpoint sig must be base64")
+    signer = obj.get("signer")
+    if signer is not None and (not isinstance(signer, str) or not _KID.fullmatch(signer)):
+        raise AuditEntryInvalid("audit checkpoint signer must be a key id")
     try:
         sig = b64d(obj["sig"], size=SIGNATURE_BYTES)
     except NotCanonical as exc:
         raise AuditEntryInvalid("audit checkpoint sig must be base64 of 64 bytes") from exc
-    ckpt = AuditCheckpoint(obj["size"], obj["head"], obj["created"], sig)
+    ckpt = AuditCheckpoint(obj["size"], obj["head"], obj["created"], sig, signer)
     _check_checkpoint_shape(ckpt)
-    try:
-        key.verify(ckpt.signed_bytes(), ckpt.sig)
-    except SignatureInvalid as exc:
-        raise AuditCheckpointSignatureInvalid() from exc
-    return ckpt
+    # With the signer bound (new) or, for a checkpoint signed before it was, without it.
+    forms = [ckpt.signed_bytes()]
+    if signer is not None:
+        forms.append(ckpt.signed_bytes(with_signer=False))
+    for key in key_set(keys):
+        for signed in forms:
+            try:
+                key.verify(signed, ckpt.sig)
+            except SignatureInvalid:
+                continue
+            return ckpt
+    raise AuditCheckpointSignatureInvalid()
 
 
 def _check_checkpoint_shape(ckpt: AuditCheckpoint) -> None:
@@ -263,7 +303,7 @@ def verify_audit_chain(
     entries: Iterable[Mapping[str, Any] | AuditEntry],
     *,
     checkpoints: Iterable[Mapping[str, Any]],
-    gateway_key: VerifyKey,
+    gateway_key: GatewayKeys,
     start: AuditHead | None = None,
 ) -> AuditHead:
     """Verify entries (from ``start``, default the empty chain) against signed checkpoints.
@@ -274,8 +314,9 @@ def verify_audit_chain(
     """
     head = start or AuditHead.empty()
     expected: dict[int, str] = {}
+    keys = key_set(gateway_key)
     for raw_ckpt in checkpoints:
-        ckpt = verify_audit_checkpoint(raw_ckpt, gateway_key)
+        ckpt = verify_audit_checkpoint(raw_ckpt, keys)
         if ckpt.size < head.size:
             continue
         seen = expected.setdefault(ckpt.size, ckpt.head)

@@ -1,0 +1,62 @@
+"""A throwaway PostgreSQL cluster for benchmarks (initdb + pg_ctl from PATH), like the
+test fixture in tests/gateway/conftest.py: fsync off (a benchmark, not a deployment),
+trust authentication on 127.0.0.1, removed on exit."""
+
+from __future__ import annotations
+
+import os
+import pwd
+import shutil
+import socket
+import subprocess
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+
+def _as_postgres(args: list[str]) -> list[str]:
+    # initdb refuses to run as root; the image has a `postgres` user for this.
+    return ["runuser", "-u", "postgres", "--", *args] if os.geteuid() == 0 else args
+
+
+@contextmanager
+def cluster() -> Iterator[str]:
+    """Yield the SQLAlchemy URL of a fresh database ``bench`` on a new cluster."""
+    initdb, pg_ctl = shutil.which("initdb"), shutil.which("pg_ctl")
+    if initdb is None or pg_ctl is None:
+        raise SystemExit("--store postgresql needs initdb and pg_ctl on PATH")
+    base = Path(tempfile.mkdtemp(prefix="stafett-bench-pg-"))
+    data, sockdir = base / "data", base / "sock"
+    sockdir.mkdir()
+    if os.geteuid() == 0:
+        owner = pwd.getpwnam("postgres")
+        for path in (base, sockdir):
+            os.chown(path, owner.pw_uid, owner.pw_gid)
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = int(sock.getsockname()[1])
+    run = {"check": True, "capture_output": True}
+    subprocess.run(_as_postgres([initdb, "-D", str(data), "-A", "trust", "-U", "postgres"]), **run)
+    options = f"-k {sockdir} -h 127.0.0.1 -p {port} -c fsync=off -c max_connections=200"
+    subprocess.run(
+        _as_postgres(
+            [pg_ctl, "-D", str(data), "-o", options, "-l", str(base / "log"), "-w", "start"]
+        ),
+        **run,
+    )
+    try:
+        psql = shutil.which("createdb")
+        assert psql is not None
+        subprocess.run(
+            _as_postgres([psql, "-h", "127.0.0.1", "-p", str(port), "-U", "postgres", "bench"]),
+            **run,
+        )
+        yield f"postgresql+asyncpg://postgres@127.0.0.1:{port}/bench"
+    finally:
+        subprocess.run(
+            _as_postgres([pg_ctl, "-D", str(data), "-m", "immediate", "-w", "stop"]),
+            check=False,
+            capture_output=True,
+        )
+        shutil.rmtree(base, ignore_errors=True)

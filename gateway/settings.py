@@ -33,6 +33,8 @@ _FOREIGN_ENV = frozenset(
         "STAFETT_KDF_COST",
         "STAFETT_KEYS_DIR",
         "STAFETT_GATEWAY_URL",
+        "STAFETT_FUZZ_EXAMPLES",  # tests/integration/test_fuzz_openapi.py
+        "STAFETT_FUZZ_SECONDS",
     }
 )
 

@@ -15,6 +15,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
+
 ENV_PREFIX = "STAFETT_"
 # Variables with the prefix that belong to other parts (tests, CI, clients), not to us.
 # Variables of the other Stafett tools (client, admin CLI, tests) that share the prefix:
@@ -30,6 +33,8 @@ _FOREIGN_ENV = frozenset(
         "STAFETT_KDF_COST",
         "STAFETT_KEYS_DIR",
         "STAFETT_GATEWAY_URL",
+        "STAFETT_FUZZ_EXAMPLES",  # tests/integration/test_fuzz_openapi.py
+        "STAFETT_FUZZ_SECONDS",
     }
 )
 
@@ -47,6 +52,9 @@ class Settings:
     data_dir: Path = Path("stafett-data")
     # None means SQLite in data_dir; PostgreSQL: postgresql+asyncpg://user@host/db
     database_url: str | None = None
+    # The database password from a file (a compose/systemd secret), so it is in neither
+    # the URL nor the environment (threat: `ps e`, `docker inspect`, a logged setting).
+    database_password_file: Path | None = None
     # Loopback by default: TLS and the public face are the proxy's job (deploy/).
     host: str = "127.0.0.1"
     port: int = 8787
@@ -186,6 +194,8 @@ class Settings:
             raise SettingsError("log_format must be text or json")
         if self.log_level.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"):
             raise SettingsError("log_level must be DEBUG, INFO, WARNING, ERROR or CRITICAL")
+        if self.database_password_file is not None and not self.database_url:
+            raise SettingsError("database_password_file needs database_url (PostgreSQL)")
         if self.test_crash_at not in TEST_CRASH_POINTS:
             raise SettingsError(f"test_crash_at must be one of {sorted(TEST_CRASH_POINTS)}")
         if self.test_crash_at and not self.insecure_fast_kdf:
@@ -195,6 +205,8 @@ class Settings:
     @property
     def db_url(self) -> str:
         if self.database_url:
+            if self.database_password_file is not None:
+                return _with_password(self.database_url, self.database_password_file)
             return self.database_url
         return f"sqlite+aiosqlite:///{(self.data_dir / 'gateway.sqlite3').resolve()}"
 
@@ -234,6 +246,24 @@ class Settings:
                 raise SettingsError(f"unknown setting in environment: {key}")
             raw[name] = value
         return cls(**{k: _coerce(k, v) for k, v in raw.items() if _known(k, names)})
+
+
+def _with_password(url: str, path: Path) -> str:
+    """``url`` with the password read from ``path`` (one line; a final newline is not
+    part of it). Errors name the setting, never the file's content."""
+    try:
+        password = path.read_text(encoding="utf-8").rstrip("\r\n")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise SettingsError(f"cannot read database_password_file {path}") from exc
+    if not password or "\n" in password:
+        raise SettingsError("database_password_file must hold one non-empty line")
+    try:
+        parsed = make_url(url)
+    except ArgumentError as exc:
+        raise SettingsError("database_url is not a database URL") from exc
+    if parsed.password is not None:
+        raise SettingsError("database_url already holds a password: drop it from the URL")
+    return parsed.set(password=password).render_as_string(hide_password=False)
 
 
 def _known(key: str, names: set[str]) -> bool:

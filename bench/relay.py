@@ -13,7 +13,7 @@ Measured: everything on the server side, and on the client side the SDK transpor
 (``clients.sdk.transport``: RFC 9421 request signing, one fresh nonce per request) plus the
 receipt's Ed25519 signature. Not measured: sealing (envelopes are sealed before the
 clock starts) and opening (the fetched envelope is checked for length, not decrypted);
-``bench/run.py envelope`` measures those. Body 2 KiB, one recipient device.
+``python -m bench.run envelope`` measures those. Body 2 KiB, one recipient device.
 
 Each of c workers has its own sender (``so-nordost/s<i>``) and recipient device
 (``sav/r<i>``, with one push WebSocket; at level c exactly c sockets are open), all
@@ -42,9 +42,9 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, NamedTuple
 
-import _gateway as g
 import aiohttp
 
+from bench import _gateway as g
 from keys.crypto.keypairs import SigningKey
 from keys.protocol.receipt import make_receipt
 
@@ -159,7 +159,7 @@ class GatewaySide(Side):
     def __init__(self, dep: g.Deployment, waiters: Waiters) -> None:
         super().__init__(waiters)
         self.dep = dep
-        self.pid = dep.gw.proc.pid
+        self.pid = dep.gw.pid
         self.envelope_bytes = 0
 
     def prepare(self, c: int, n: int) -> list[list[Any]]:
@@ -206,8 +206,7 @@ class GatewaySide(Side):
 
 
 class BareItem(NamedTuple):
-    # A NamedTuple, not a dataclass: bench/run.py execs this module without putting it
-    # in sys.modules, which dataclasses need to resolve string annotations.
+    # A NamedTuple: light, and the floor's item carries no behaviour.
     message_id: str
     data: bytes
 
@@ -338,7 +337,7 @@ async def _gateway_side(
     directory = await asyncio.to_thread(g.init_gateway, data_dir, admin_key, **GATEWAY_SETTINGS)
     gw = await g.start_gateway(data_dir, admin_key, tmp / "gateway.log", **GATEWAY_SETTINGS)
     cleanup.append(gw.stop)
-    dep = await g.deploy(gw, directory, n_pairs, http)
+    dep = await g.deploy(gw, admin_key, directory, n_pairs, http)
     return GatewaySide(dep, Waiters())
 
 
@@ -420,4 +419,4 @@ def run(quick: bool) -> dict[str, Any]:
 
 
 if __name__ == "__main__":
-    raise SystemExit("use: python bench/run.py relay [--quick]")
+    raise SystemExit("use: python -m bench.run relay [--quick]")

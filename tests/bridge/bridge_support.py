@@ -12,12 +12,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from cli_support import Cli
-from gateway_harness import RunningGateway
-from sdk_support import sql
+from tests.support.cli import Cli
+from tests.support.gateway import RunningGateway
+from tests.support.sdk import sql
 
 REPO = Path(__file__).resolve().parents[2]
-PNR = "19121212-1212"  # Skatteverket's test personnummer (the one cli_support records)
+PNR = "19121212-1212"  # Skatteverket's test personnummer (the one tests.support.cli records)
 DOC = b"%PDF-1.4 utredning enligt 11 kap. SoL\n" * 500
 
 

@@ -14,9 +14,9 @@ from pathlib import Path
 
 import pytest
 from bridge_support import DOC, consent_to_sav, drop, handovers, messages_from, run_bridge
-from cli_support import Cli
 
 from clients.bridge.crash import POINTS
+from tests.support.cli import Cli
 
 pytestmark = pytest.mark.asyncio
 SIGKILLED = -9

@@ -19,7 +19,8 @@ from bridge_support import (
     start_service,
     wait_for,
 )
-from cli_support import Cli
+
+from tests.support.cli import Cli
 
 pytestmark = pytest.mark.asyncio
 

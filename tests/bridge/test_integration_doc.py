@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pytest
 from bridge_support import REPO, consent_to_sav, handovers
-from cli_support import Cli
+
+from tests.support.cli import Cli
 
 pytestmark = pytest.mark.asyncio
 DOC = REPO / "docs" / "integration.md"

@@ -1,48 +1,13 @@
-"""Fixtures for the ``stafett`` CLI tests: a real gateway (SQLite) and CLI devices.
-
-The gateway comes from ``tests/gateway/gateway_harness.py`` (imported by basename, as
-the gateway and SDK tests do). The CLI runs through its entry function
-``clients.cli.main`` in a worker thread, so the in-process gateway keeps answering on
-the test's event loop; see ``cli_support.Cli``.
+"""The ``stafett`` CLI tests: a clean CLI environment for each (the ``gw`` and ``cli``
+fixtures are in tests.support.fixtures). The CLI runs through ``clients.cli.main`` in a
+worker thread, so the in-process gateway keeps answering on the test's event loop.
 """
 
 from __future__ import annotations
 
-import sys
-from collections.abc import AsyncIterator
-from pathlib import Path
-
 import pytest
-import pytest_asyncio
-
-_GATEWAY_TESTS = Path(__file__).resolve().parents[1] / "gateway"
-_HERE = Path(__file__).resolve().parent
-for _path in (_GATEWAY_TESTS, _HERE):
-    if str(_path) not in sys.path:
-        sys.path.insert(0, str(_path))
-
-from cli_support import Cli, provision  # noqa: E402
-from gateway_harness import RunningGateway, start_gateway, stop_gateway  # noqa: E402
 
 
 @pytest.fixture(autouse=True)
-def _cli_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in ("STAFETT_HOME", "STAFETT_LANG", "STAFETT_GATEWAY_URL"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("STAFETT_PASSPHRASE", "cli test passphrase")
-    monkeypatch.setenv("STAFETT_KDF_COST", "test")
-
-
-@pytest_asyncio.fixture
-async def gw(tmp_path: Path) -> AsyncIterator[RunningGateway]:
-    gateway = await start_gateway(tmp_path / "gw", f"sqlite+aiosqlite:///{tmp_path / 'gw.sqlite3'}")
-    try:
-        yield gateway
-    finally:
-        await stop_gateway(gateway)
-
-
-@pytest_asyncio.fixture
-async def cli(gw: RunningGateway, tmp_path: Path) -> Cli:
-    """Devices sav/sara and so-nordost/nora set up with ``stafett init`` and enrolled."""
-    return await provision(gw, tmp_path / "cli")
+def _cli_env(cli_env: None) -> None:
+    """Every test here runs with ``cli_env`` (tests.support.fixtures)."""

@@ -12,10 +12,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from cli_support import Cli, Outcome, admin_dir, run_keys
-from gateway_harness import rewrite_audit_entry_1
 
 from keys.protocol.auditlog import entry_hash
+from tests.support.cli import Cli, Outcome, admin_dir, run_keys
+from tests.support.gateway import rewrite_audit_entry_1
 
 Export = dict[str, Any]
 

@@ -7,11 +7,11 @@ import time
 from pathlib import Path
 
 import pytest
-from cli_support import PNR, Cli
 
 from clients.cli.render import when
 from gateway.appkeys import SESSIONMAKER
 from gateway.jobs.expiry import expire_messages
+from tests.support.cli import PNR, Cli
 
 
 async def _consent_for_one_day(cli: Cli, tmp_path: Path) -> None:

@@ -6,7 +6,8 @@ import json
 from pathlib import Path
 
 import pytest
-from cli_support import PNR, Cli
+
+from tests.support.cli import PNR, Cli
 
 
 @pytest.mark.asyncio

@@ -9,11 +9,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from cli_support import Cli, admin_workspace, run_keys
-from gateway_harness import RunningGateway
 
 from clients.cli.texts import TEXTS
 from keys.crypto.keystore import load_keystore
+from tests.support.cli import Cli, admin_workspace, run_keys
+from tests.support.gateway import RunningGateway
 
 NORA = "so-nordost/nora"
 

@@ -8,10 +8,10 @@ import json
 from pathlib import Path
 
 import pytest
-from cli_support import Cli
 
 from keys.crypto.keypairs import DeviceKeyPair, KeyId
 from keys.crypto.keystore import KdfCost, load_keystore, save_keystore
+from tests.support.cli import Cli
 
 PASSPHRASE = "cli test passphrase"  # conftest's STAFETT_PASSPHRASE
 

@@ -6,7 +6,8 @@ import socket
 from pathlib import Path
 
 import pytest
-from cli_support import PNR, Cli
+
+from tests.support.cli import PNR, Cli
 
 
 def _files(root: Path) -> set[Path]:

@@ -9,7 +9,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from cli_support import Cli
 from sqlalchemy import text
 
 from clients.cli.render import when
@@ -24,6 +23,7 @@ from gateway.jobs.deadlines import (
 )
 from keys.domain.calendar import BusinessCalendar, unix
 from keys.domain.lifecycle import MessageState
+from tests.support.cli import Cli
 
 DAY = 86_400
 GATEWAY = Path(__file__).resolve().parents[2] / "gateway"

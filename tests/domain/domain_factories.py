@@ -1,4 +1,5 @@
-"""Shared builders for the domain tests: one valid consent, edited per test."""
+"""Builders for the domain tests: one valid consent (``tests.support.factories``) at a
+fixed ``NOW``, edited per test."""
 
 from __future__ import annotations
 
@@ -10,12 +11,12 @@ from keys.crypto.consent_free_text import FreeText
 from keys.domain.consent import Consent, ConsentPolicy
 from keys.protocol.consent_record import ConsentRecord, parse_consent_record
 from keys.protocol.vocabulary import load_vocabulary
+from tests.support.factories import DAY, EVIDENCE, OTHER_SUBJECT, SUBJECT, consent_draft
+
+# Re-exported: the domain tests take every constant from here.
+__all__ = ["DAY", "EVIDENCE", "OTHER_SUBJECT", "SUBJECT"]
 
 NOW = 1_760_000_000  # 2025-10-09T08:53:20Z; a literal, as pure code takes time as a value
-DAY = 86_400
-SUBJECT = "ab" * 32
-OTHER_SUBJECT = "cd" * 32
-EVIDENCE = "ef" * 32
 CONSENT_ID = "0b7e6a52-2f7c-4d7e-9a51-3c4a2f1d9e01"
 ORAL_TEXT = FreeText(
     "Bertil, socialsekreterare SAV", "Muntligt samtycke vid möte på SAV, kl 10.15", bytes(32)
@@ -29,31 +30,15 @@ POLICY = ConsentPolicy(load_vocabulary())
 def draft(**changes: Any) -> dict[str, Any]:
     """A valid, specific, written consent: SAV may ask LAS for a threat assessment and
     send the application; LAS may send the assessment back."""
-    base: dict[str, Any] = {
-        "v": 1,
-        "consent_id": CONSENT_ID,
-        "subject_ref": SUBJECT,
-        "pairs": [
-            {"from": "sav", "to": "las-storgoteborg"},
-            {"from": "las-storgoteborg", "to": "sav"},
-        ],
-        "categories": ["application", "threat_assessment"],
-        "purposes": ["initial_threat_assessment"],
-        "valid_from": NOW - 3600,
-        "valid_until": NOW + 90 * DAY,
-        "form": "written",
-        "evidence_hash": EVIDENCE,
-        "free_text_hash": None,
-        "obtained_by": "sav/anna",
-        "obtained_at": NOW - 7200,
-        "minor": False,
-        "guardians": [],
-        "covers_processing": True,
-        "recorded_by": "sav/anna/1",
-        "created": NOW - 3600,
-    }
-    base.update(changes)
-    return base
+    return consent_draft(
+        now=NOW,
+        consent_id=CONSENT_ID,
+        recorder="sav/anna/1",
+        between=[("sav", "las-storgoteborg"), ("las-storgoteborg", "sav")],
+        categories=["application", "threat_assessment"],
+        purposes=["initial_threat_assessment"],
+        fields={"created": NOW - 3600, **changes},
+    )
 
 
 def oral(**changes: Any) -> dict[str, Any]:

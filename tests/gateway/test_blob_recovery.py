@@ -17,9 +17,14 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-from messages_harness import (
+
+from gateway.appkeys import SESSIONMAKER
+from gateway.blobs import BlobStore, message_dir_name
+from gateway.recovery import EMPTY_PART_GRACE_S, sweep_orphan_blobs
+from gateway.settings import Settings, SettingsError
+from tests.support.gateway import blob_files
+from tests.support.messages import (
     BO,
-    blob_files,
     header_for,
     message_row,
     receipt_for,
@@ -28,11 +33,6 @@ from messages_harness import (
     send,
     send_new,
 )
-
-from gateway.appkeys import SESSIONMAKER
-from gateway.blobs import BlobStore, message_dir_name
-from gateway.recovery import EMPTY_PART_GRACE_S, sweep_orphan_blobs
-from gateway.settings import Settings, SettingsError
 
 
 def unpublish(root: Path, blob_key: str) -> Path:

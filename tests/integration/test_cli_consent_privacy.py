@@ -6,23 +6,17 @@ place of the personnummer, and a withdrawal is confirmed."""
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
 import pytest
 import pytest_asyncio
-from gateway_harness import RunningGateway
 from sqlalchemy import select
 
 from gateway.appkeys import SESSIONMAKER
 from gateway.db.models import Base
 from keys.crypto.consent_free_text import FreeText
-
-_CLI_TESTS = Path(__file__).resolve().parents[1] / "cli"
-if str(_CLI_TESTS) not in sys.path:
-    sys.path.insert(0, str(_CLI_TESTS))
-
-from cli_support import PNR, Cli, provision  # noqa: E402
+from tests.support.cli import PNR, Cli, provision
+from tests.support.gateway import RunningGateway
 
 WITNESS = "Wilma Qvarnstrom-Xyz, kurator"
 NOTE = "Samtal i receptionen kl 14.05, tolk Ubbe Plk"

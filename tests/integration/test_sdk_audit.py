@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import pytest
-from gateway_harness import RunningGateway, rewrite_audit_entry_1
-from sdk_support import admin, sql
 
 from keys.crypto.keypairs import SigningKey
 from keys.errors import (
@@ -13,6 +11,8 @@ from keys.errors import (
     AuditCheckpointSignatureInvalid,
     AuditEntryAltered,
 )
+from tests.support.gateway import RunningGateway, rewrite_audit_entry_1
+from tests.support.sdk import admin, sql
 
 
 async def _grow_trail(gw: RunningGateway, units: int = 4) -> None:

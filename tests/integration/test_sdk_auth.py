@@ -8,8 +8,6 @@ from collections.abc import AsyncIterator
 import pytest
 import pytest_asyncio
 from aiohttp import web
-from gateway_harness import RunningGateway
-from sdk_support import ANNA, BERTIL, admin, client, device_keystore
 
 from clients.errors import UnexpectedResponse
 from clients.sdk import StafettClient
@@ -24,6 +22,8 @@ from keys.protocol.problems import (
     SignatureExpired,
     SignatureFuture,
 )
+from tests.support.gateway import RunningGateway
+from tests.support.sdk import ANNA, BERTIL, admin, client, device_keystore
 
 
 @pytest.mark.asyncio

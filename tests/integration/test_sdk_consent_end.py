@@ -16,8 +16,12 @@ import time
 from pathlib import Path
 
 import pytest
-from gateway_harness import RunningGateway
-from sdk_support import (
+
+from gateway.appkeys import SESSIONMAKER
+from gateway.jobs.expiry import expire_messages
+from keys.protocol.refusals import ConsentExpired
+from tests.support.gateway import RunningGateway
+from tests.support.sdk import (
     ANNA,
     BO,
     blob_files,
@@ -28,10 +32,6 @@ from sdk_support import (
     next_event,
     sql,
 )
-
-from gateway.appkeys import SESSIONMAKER
-from gateway.jobs.expiry import expire_messages
-from keys.protocol.refusals import ConsentExpired
 
 LIFETIME_S = 4  # the consent ends this many seconds after it is recorded
 

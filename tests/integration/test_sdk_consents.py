@@ -9,19 +9,6 @@ from datetime import date
 from typing import Any
 
 import pytest
-from gateway_harness import RunningGateway
-from sdk_support import (
-    ANNA,
-    BO,
-    DAY,
-    OTHER_SUBJECT,
-    SUBJECT,
-    blob_files,
-    client,
-    consent_fields,
-    enrol_unit,
-    sql,
-)
 
 from clients.sdk import StafettClient
 from keys.crypto.keypairs import DeviceKeyPair, KeyId, SigningKey
@@ -38,6 +25,19 @@ from keys.protocol.refusals import (
     ConsentSubjectMismatch,
     ConsentUnknown,
     ConsentWithdrawn,
+)
+from tests.support.gateway import RunningGateway
+from tests.support.sdk import (
+    ANNA,
+    BO,
+    DAY,
+    OTHER_SUBJECT,
+    SUBJECT,
+    blob_files,
+    client,
+    consent_fields,
+    enrol_unit,
+    sql,
 )
 
 FORWARD = [("so-nordost", "sav")]

@@ -27,12 +27,12 @@ from typing import Any
 import aiohttp
 import pytest
 import pytest_asyncio
-from gateway_harness import PASSPHRASE, RunningGateway, start_gateway, stop_gateway
-from sdk_support import ANNA, BERTIL, BO, device_keystore, message_args, record_consent
 
 from clients.errors import GatewayUnavailable
 from clients.sdk import StafettClient
 from keys.protocol.problems import MessageIdConflict
+from tests.support.gateway import PASSPHRASE, RunningGateway, start_gateway, stop_gateway
+from tests.support.sdk import ANNA, BERTIL, BO, device_keystore, message_args, record_consent
 
 SEED = 8_2024
 RANDOM_KILLS = 12

@@ -5,12 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from gateway_harness import RunningGateway, start_gateway, stop_gateway
-from sdk_support import ANNA, BERTIL, BO, admin, client, device_keystore, start_gateway_as
 
 from clients.errors import GatewayUnavailable
 from keys.crypto.keypairs import DeviceKeyPair, KeyId, SigningKey
 from keys.errors import DirectoryEntryInvalid, DirectoryForked, DirectorySignatureInvalid
+from tests.support.gateway import RunningGateway, start_gateway, stop_gateway
+from tests.support.sdk import ANNA, BERTIL, BO, admin, client, device_keystore, start_gateway_as
 
 
 @pytest.mark.asyncio

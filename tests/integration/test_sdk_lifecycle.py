@@ -8,8 +8,13 @@ import time
 from pathlib import Path
 
 import pytest
-from gateway_harness import RunningGateway
-from sdk_support import (
+
+from gateway.appkeys import PUSH_HUB, SESSIONMAKER
+from gateway.jobs.expiry import expire_messages
+from keys.protocol.problems import MessageGone, MessageNotFound
+from keys.protocol.refusals import ConsentWithdrawn
+from tests.support.gateway import RunningGateway
+from tests.support.sdk import (
     ANNA,
     BO,
     blob_files,
@@ -19,11 +24,6 @@ from sdk_support import (
     record_consent,
     sql,
 )
-
-from gateway.appkeys import PUSH_HUB, SESSIONMAKER
-from gateway.jobs.expiry import expire_messages
-from keys.protocol.problems import MessageGone, MessageNotFound
-from keys.protocol.refusals import ConsentWithdrawn
 
 
 @pytest.mark.asyncio

@@ -7,8 +7,11 @@ from pathlib import Path
 
 import aiohttp
 import pytest
-from gateway_harness import RunningGateway
-from sdk_support import (
+
+from clients.sdk import StafettClient
+from keys.protocol.problems import MessageGone, MessageIdConflict, MessageNotFound
+from tests.support.gateway import RunningGateway
+from tests.support.sdk import (
     ANNA,
     BO,
     BODY,
@@ -20,9 +23,6 @@ from sdk_support import (
     record_consent,
     sql,
 )
-
-from clients.sdk import StafettClient
-from keys.protocol.problems import MessageGone, MessageIdConflict, MessageNotFound
 
 
 @pytest.mark.asyncio

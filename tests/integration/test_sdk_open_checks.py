@@ -15,8 +15,18 @@ import uuid
 from pathlib import Path
 
 import pytest
-from gateway_harness import ROOT_ADMIN, RunningGateway
-from sdk_support import (
+
+from clients.errors import AlreadyOpened, EnvelopeExpired, EnvelopeReplayed
+from clients.sdk import StafettClient, sealing
+from clients.sdk.directory_sync import DirectorySync
+from clients.sdk.open_checks import SenderDirectoryForked
+from keys.crypto.keypairs import DeviceKeyPair, KeyId
+from keys.errors import DirectoryForked
+from keys.protocol.directory import Directory, make_entry
+from keys.protocol.envelope import EnvelopeHeader
+from tests.support.factories import ROOT_ADMIN
+from tests.support.gateway import RunningGateway
+from tests.support.sdk import (
     ANNA,
     BERTIL,
     BO,
@@ -27,15 +37,6 @@ from sdk_support import (
     record_consent,
     sql,
 )
-
-from clients.errors import AlreadyOpened, EnvelopeExpired, EnvelopeReplayed
-from clients.sdk import StafettClient, sealing
-from clients.sdk.directory_sync import DirectorySync
-from clients.sdk.open_checks import SenderDirectoryForked
-from keys.crypto.keypairs import DeviceKeyPair, KeyId
-from keys.errors import DirectoryForked
-from keys.protocol.directory import Directory, make_entry
-from keys.protocol.envelope import EnvelopeHeader
 
 
 def _forked(gw: RunningGateway) -> Directory:

@@ -7,8 +7,16 @@ import json
 from pathlib import Path
 
 import pytest
-from gateway_harness import RunningGateway
-from sdk_support import (
+
+from keys.errors import (
+    EnvelopeNotForThisDevice,
+    EnvelopeSenderUnknown,
+    ReceiptMismatch,
+    ReceiptSignatureInvalid,
+)
+from keys.protocol.problems import MessageNotFound
+from tests.support.gateway import RunningGateway
+from tests.support.sdk import (
     ANNA,
     BERTIL,
     BO,
@@ -19,14 +27,6 @@ from sdk_support import (
     record_consent,
     sql,
 )
-
-from keys.errors import (
-    EnvelopeNotForThisDevice,
-    EnvelopeSenderUnknown,
-    ReceiptMismatch,
-    ReceiptSignatureInvalid,
-)
-from keys.protocol.problems import MessageNotFound
 
 
 @pytest.mark.asyncio

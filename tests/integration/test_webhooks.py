@@ -17,12 +17,12 @@ import aiohttp
 import pytest
 import pytest_asyncio
 from aiohttp import web
-from gateway_harness import RunningGateway
-from sdk_support import ANNA, BO, client, message_args, record_consent
 
 from gateway.appkeys import SESSIONMAKER
 from gateway.jobs.webhooks import deliver_webhooks
 from keys.protocol.problems import FieldInvalid, NotFound
+from tests.support.gateway import RunningGateway
+from tests.support.sdk import ANNA, BO, client, message_args, record_consent
 
 pytestmark = pytest.mark.asyncio
 DOC = Path(__file__).resolve().parents[2] / "docs" / "integration.md"

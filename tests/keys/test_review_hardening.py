@@ -42,6 +42,7 @@ from keys.protocol.directory import DirectoryEntry
 from keys.protocol.envelope import EnvelopeHeader, read_header, verify_envelope
 from keys.protocol.envelope_header import MAX_HEADER_BYTES
 from keys.protocol.receipt import make_receipt, parse_receipt
+from tests.support.factories import consent_draft
 
 ANNA = KeyId.parse("so-nordost/anna/2")
 EVA = KeyId.parse("sav/eva/1")
@@ -149,26 +150,14 @@ def test_receipt_fields_with_a_trailing_newline_are_refused(field: str) -> None:
 
 
 def _consent() -> dict[str, Any]:
-    return {
-        "v": 1,
-        "consent_id": "0b7e6a52-2f7c-4d7e-9a51-3c4a2f1d9e01",
-        "subject_ref": "ab" * 32,
-        "pairs": [{"from": "sav", "to": "las-storgoteborg"}],
-        "categories": ["application"],
-        "purposes": ["initial_threat_assessment"],
-        "valid_from": 1_760_000_000,
-        "valid_until": 1_767_000_000,
-        "form": "written",
-        "evidence_hash": "ef" * 32,
-        "free_text_hash": None,
-        "obtained_by": "sav/anna",
-        "obtained_at": 1_760_000_000,
-        "minor": False,
-        "guardians": [],
-        "covers_processing": True,
-        "recorded_by": "sav/anna/1",
-        "created": 1_760_000_000,
-    }
+    return consent_draft(
+        now=1_760_000_000,
+        consent_id="0b7e6a52-2f7c-4d7e-9a51-3c4a2f1d9e01",
+        recorder="sav/anna/1",
+        between=[("sav", "las-storgoteborg")],
+        categories=["application"],
+        purposes=["initial_threat_assessment"],
+    )
 
 
 @pytest.mark.parametrize("field", ["consent_id", "subject_ref", "evidence_hash"])

@@ -11,9 +11,10 @@ from pathlib import Path
 
 import pytest
 from browser_support import browser, check_accessible, needs_chromium, officer_page, screenshot
-from cli_support import Cli
 from playwright.async_api import Page, expect
 from ui_support import running_ui
+
+from tests.support.cli import Cli
 
 pytestmark = [needs_chromium, pytest.mark.slow]
 PNR = "19121212-1212"

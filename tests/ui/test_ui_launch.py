@@ -9,8 +9,9 @@ import re
 import sys
 
 import pytest
-from cli_support import Cli
 from ui_support import http_session
+
+from tests.support.cli import Cli
 
 
 @pytest.mark.asyncio

@@ -9,10 +9,10 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-from cli_support import Cli
 from ui_support import PASSPHRASE, http_session, login, running_ui
 
 from keys.crypto.keypairs import DeviceKeyPair, KeyId
+from tests.support.cli import Cli
 
 
 @pytest.mark.asyncio

@@ -8,11 +8,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import aiohttp
-from cli_support import Cli
 
 from clients.ui.guard import Guard
 from clients.ui.launch import start
 from clients.ui.settings import UiSettings
+from tests.support.cli import Cli
 
 PASSPHRASE = "cli test passphrase"  # tests/cli/conftest.py sets it for the CLI
 

@@ -1,4 +1,6 @@
-"""Fixtures for gateway tests: both stores (SQLite and a real PostgreSQL) and a live app.
+"""The suite's fixtures, loaded for every test through ``pytest_plugins`` in
+``tests/conftest.py``: both stores (SQLite and a real PostgreSQL), a live gateway, and
+CLI devices provisioned against one.
 
 ``store_url`` is parametrised over ``sqlite`` and ``postgres``; every test that uses it
 (directly or through ``gateway``) runs on both. The PostgreSQL cluster is started once
@@ -25,10 +27,11 @@ from typing import Any
 import asyncpg
 import pytest
 import pytest_asyncio
-from gateway_harness import RunningGateway, start_gateway, stop_gateway
 
 from gateway.db.engine import SessionMaker, make_sessionmaker, open_engine
 from gateway.migrations import migrate
+from tests.support.cli import Cli, provision
+from tests.support.gateway import RunningGateway, start_gateway, stop_gateway
 
 StartGateway = Callable[..., Awaitable[RunningGateway]]
 
@@ -139,7 +142,7 @@ async def start(store_url: str, tmp_path: Path) -> AsyncIterator[StartGateway]:
 
 @pytest_asyncio.fixture
 async def gateway(start: StartGateway) -> RunningGateway:
-    """The real app on 127.0.0.1:0 with a seeded directory (see gateway_harness)."""
+    """The real app on 127.0.0.1:0 with a seeded directory (see tests.support.gateway)."""
     return await start()
 
 
@@ -153,3 +156,49 @@ async def db(store_url: str) -> AsyncIterator[SessionMaker]:
         yield make_sessionmaker(engine)
     finally:
         await engine.dispose()
+
+
+@pytest.fixture
+def second_store_url(
+    store_url: str, request: pytest.FixtureRequest, tmp_path: Path
+) -> Iterator[str]:
+    """Another empty database on the same kind of store (for a second, forked gateway)."""
+    if store_url.startswith("sqlite"):
+        yield f"sqlite+aiosqlite:///{tmp_path / 'second.sqlite3'}"
+        return
+    cluster: PgCluster = request.getfixturevalue("pg_cluster")
+    name = f"t_{uuid.uuid4().hex[:16]}"
+    asyncio.run(_admin_sql(cluster, f'CREATE DATABASE "{name}"'))
+    try:
+        yield cluster.url(name)
+    finally:
+        asyncio.run(_admin_sql(cluster, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+# --- the officer's CLI against a live gateway (tests/cli, tests/ui, tests/bridge) ------
+
+
+@pytest.fixture
+def cli_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A clean CLI environment: no developer settings, a test passphrase and KDF cost.
+    The CLI, UI and bridge folders make it autouse in their conftest."""
+    for name in ("STAFETT_HOME", "STAFETT_LANG", "STAFETT_GATEWAY_URL"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("STAFETT_PASSPHRASE", "cli test passphrase")
+    monkeypatch.setenv("STAFETT_KDF_COST", "test")
+
+
+@pytest_asyncio.fixture
+async def gw(tmp_path: Path) -> AsyncIterator[RunningGateway]:
+    """A gateway on SQLite only (the CLI's tests are about the CLI, not the store)."""
+    gateway = await start_gateway(tmp_path / "gw", f"sqlite+aiosqlite:///{tmp_path / 'gw.sqlite3'}")
+    try:
+        yield gateway
+    finally:
+        await stop_gateway(gateway)
+
+
+@pytest_asyncio.fixture
+async def cli(gw: RunningGateway, tmp_path: Path) -> Cli:
+    """Devices sav/sara and so-nordost/nora set up with ``stafett init`` and enrolled."""
+    return await provision(gw, tmp_path / "cli")

@@ -6,14 +6,15 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from gateway_harness import RunningGateway
-from messages_harness import ANNA, DAY, now, record_consent, send_new
 from sqlalchemy import select
 
 from gateway.appkeys import SESSIONMAKER
 from gateway.db.models import AuditEntryRow, EventRow
 from keys.crypto.keypairs import DeviceKeyPair, KeyId
 from keys.protocol.envelope import EnvelopeHeader
+from tests.support.factories import DAY
+from tests.support.gateway import RunningGateway
+from tests.support.messages import ANNA, now, record_consent, send_new
 
 SARA = "socialjour/sara/1"  # socialjour officer: the sender of flow 5
 MOTTAGNING = "so-nordost/mottagning/1"  # so-nordost's designated contact device

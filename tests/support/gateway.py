@@ -1,6 +1,9 @@
-"""Test harness for the gateway: a real app on 127.0.0.1:0 and a signing client.
+"""The one in-process gateway launcher: a real app on 127.0.0.1:0 and a signing client.
 
-Imported by tests/gateway/conftest.py; other test files use it through the fixtures.
+Used through the fixtures (``tests.support.fixtures``: ``start``, ``gateway``, ``gw``)
+by the gateway, SDK, CLI, UI and bridge tests. A gateway in a child process, started
+with the shipped ``stafett-gateway`` CLI, is ``clients.demo.gateway_process`` (the demo,
+``bench/`` and the crash tests).
 """
 
 from __future__ import annotations
@@ -28,9 +31,9 @@ from keys.crypto.keypairs import DeviceKeyPair, KeyId, SigningKey
 from keys.protocol.auditlog import entry_hash
 from keys.protocol.directory import Directory, DirectoryEntry, make_entry
 from keys.protocol.httpsig import content_digest, new_nonce, sign_request
+from tests.support.factories import DAY, ROOT_ADMIN, enrol_pair
 
 PASSPHRASE = "test gateway passphrase"
-ROOT_ADMIN = KeyId.parse("admin/root/1")
 DEVICES = ("so-nordost/anna/1", "so-nordost/bertil/1", "sav/bo/1")
 UNITS = {"so-nordost": "district", "sav": "sav"}
 
@@ -64,17 +67,7 @@ class DirectoryBuilder:
         return entry
 
     def enrol(self, pair: DeviceKeyPair) -> DirectoryEntry:
-        return self.entry(
-            "enrol_device",
-            {
-                "device": str(pair.kid.device),
-                "version": 1,
-                "verify_key": pair.signing_key.verify_key.b64(),
-                "encryption_key": pair.encryption_key.public_key.b64(),
-                "role": "officer",
-                "contact": False,
-            },
-        )
+        return self.entry("enrol_device", enrol_pair(pair))
 
     def rotate(self, pair: DeviceKeyPair, *, min_encryption_version: int) -> DirectoryEntry:
         """Publish ``pair`` as the next key version of its device."""
@@ -258,9 +251,31 @@ def _seed_entries(
     return entries
 
 
+async def start_gateway_as(data_dir: Path, store_url: str, admin_key: SigningKey) -> RunningGateway:
+    """A second gateway whose log is signed by the *same* root admin, with its own
+    history (another start time, other units, no devices): what a forking gateway
+    would show."""
+    gw = await start_gateway(data_dir, store_url, admin_key=admin_key, seed=False)
+    gw.devices.clear()
+    gw.builder.clock -= 7 * DAY  # another history from entry 0 on
+    await gw.append(
+        gw.builder.entry(
+            "add_admin", {"admin": str(ROOT_ADMIN), "verify_key": admin_key.verify_key.b64()}
+        ),
+        gw.builder.entry("create_unit", {"unit": "so-nordost", "kind": "district", "name": "X"}),
+    )
+    return gw
+
+
 async def stop_gateway(gw: RunningGateway) -> None:
     await gw.http.close()
     await gw.runner.cleanup()
+
+
+def blob_files(gw: RunningGateway) -> list[Path]:
+    """Every file under the blob root (a message's files sit in a directory of their own)."""
+    root = gw.settings.blobs
+    return sorted(p for p in root.rglob("*") if p.is_file()) if root.exists() else []
 
 
 async def run_on_two_instances(

@@ -11,14 +11,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from gateway_harness import ROOT_ADMIN, RunningGateway
-
 from clients.cli.device import write_subject_key
 from clients.cli.main import main
 from clients.keys_admin import main as keys_cli
 from clients.keys_admin.store import KEYSTORE, LOG, TRUST_ROOT, trust_root_json
 from keys.crypto.canonical import canonical_json
-from keys.crypto.keystore import KdfCost, Keystore, save_keystore
+from keys.crypto.keystore import KdfCost, save_keystore
+from tests.support.factories import ROOT_ADMIN, admin_keystore, enrol_body
+from tests.support.gateway import RunningGateway
 
 PNR = "19121212-1212\n"  # Skatteverket's test personnummer
 OFFICERS = {"sara": "sav/sara", "nora": "so-nordost/nora"}
@@ -174,14 +174,7 @@ async def provision(gw: RunningGateway, root: Path) -> Cli:
         entries.append(
             gw.builder.entry(
                 "enrol_device",
-                {
-                    "device": req["device"],
-                    "version": 1,
-                    "verify_key": req["verify_key"],
-                    "encryption_key": req["encryption_key"],
-                    "role": "officer",
-                    "contact": False,
-                },
+                enrol_body(req["device"], req["verify_key"], req["encryption_key"]),
             )
         )
     await gw.append(*entries)
@@ -192,11 +185,7 @@ async def admin_dir(cli: Cli) -> Path:
     """The security admin's ``stafett-keys`` directory: the root admin's keystore."""
     keys_dir = cli.root / "admin"
     keys_dir.mkdir()
-    store = Keystore(
-        owner=str(ROOT_ADMIN),
-        admin_key=cli.gw.admin_key,
-        pinned_admins={str(ROOT_ADMIN): cli.gw.admin_key.verify_key},
-    )
+    store = admin_keystore(cli.gw.admin_key)
     passphrase = "cli test passphrase"  # the fixture's STAFETT_PASSPHRASE
     await asyncio.to_thread(
         save_keystore, keys_dir / KEYSTORE, store, passphrase, cost=KdfCost.TEST

@@ -10,10 +10,8 @@ import io
 import struct
 import time
 import uuid
-from pathlib import Path
 from typing import Any
 
-from gateway_harness import Reply, RunningGateway
 from sqlalchemy import func, select
 
 from gateway.appkeys import SESSIONMAKER
@@ -27,19 +25,17 @@ from gateway.db.models import (
 )
 from keys.crypto.canonical import canonical_json, hash32, parse_canonical
 from keys.crypto.keypairs import DeviceKeyPair, DevicePublicKeys, KeyId
-from keys.protocol.consent_record import sign_consent_record
 from keys.protocol.envelope import EnvelopeHeader, seal
 from keys.protocol.receipt import make_receipt
+from tests.support import factories
+from tests.support.factories import DAY, SUBJECT
+from tests.support.gateway import Reply, RunningGateway
 
 ANNA = "so-nordost/anna/1"
 BERTIL = "so-nordost/bertil/1"
 BO = "sav/bo/1"
 LAS = "las-storgoteborg"
 LISA = "las-storgoteborg/lisa/1"
-SUBJECT = "ab" * 32
-OTHER_SUBJECT = "cd" * 32
-EVIDENCE = "ef" * 32
-DAY = 86_400
 ENVELOPE = "application/vnd.stafett.envelope"
 
 
@@ -53,34 +49,20 @@ def new_id() -> str:
 
 def consent_draft(**changes: Any) -> dict[str, Any]:
     """A valid written consent: so-nordost and SAV may exchange a case transfer."""
-    t = now()
-    base: dict[str, Any] = {
-        "v": 1,
-        "consent_id": new_id(),
-        "subject_ref": SUBJECT,
-        "pairs": [{"from": "so-nordost", "to": "sav"}, {"from": "sav", "to": "so-nordost"}],
-        "categories": ["case_transfer", "threat_assessment"],
-        "purposes": ["transfer_to_sav"],
-        "valid_from": t - 3600,
-        "valid_until": t + 90 * DAY,
-        "form": "written",
-        "evidence_hash": EVIDENCE,
-        "free_text_hash": None,
-        "obtained_by": "so-nordost/anna",
-        "obtained_at": t - 7200,
-        "minor": False,
-        "guardians": [],
-        "covers_processing": True,
-        "recorded_by": ANNA,
-        "created": t - 60,
-    }
-    base.update(changes)
-    return base
+    return factories.consent_draft(
+        now=now(),
+        consent_id=new_id(),
+        recorder=ANNA,
+        between=[("so-nordost", "sav"), ("sav", "so-nordost")],
+        categories=["case_transfer", "threat_assessment"],
+        purposes=["transfer_to_sav"],
+        fields=changes,
+    )
 
 
 def signed_consent(gw: RunningGateway, **changes: Any) -> dict[str, Any]:
     draft = consent_draft(**changes)
-    return sign_consent_record(draft, gw.devices[draft["recorded_by"]].signing_key)
+    return factories.signed_consent(draft, gw.devices[draft["recorded_by"]])
 
 
 async def record_consent(gw: RunningGateway, **changes: Any) -> dict[str, Any]:
@@ -270,9 +252,3 @@ async def audit_events(gw: RunningGateway) -> list[tuple[str, str]]:
     async with gw.app[SESSIONMAKER]() as session:
         rows = await session.scalars(select(AuditEntryRow).order_by(AuditEntryRow.seq))
         return [(r.event, r.data_json) for r in rows]
-
-
-def blob_files(gw: RunningGateway) -> list[Path]:
-    """Every file under the blob root (a message's files sit in a directory of their own)."""
-    root = gw.settings.blobs
-    return sorted(p for p in root.rglob("*") if p.is_file()) if root.exists() else []

@@ -19,7 +19,7 @@ import os
 
 import pytest
 
-pytest_plugins = ["tests.support.fixtures"]
+pytest_plugins = ["tests.support.fixtures", "tests.support.keys_admin"]
 
 _passed_on_postgres = 0
 

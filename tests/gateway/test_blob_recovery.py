@@ -4,7 +4,7 @@ publishes what was accepted and destroys the rest without touching an upload in 
 and a message's end destroys every file of it — also one a killed earlier try left.
 
 The crash states are made with the files a kill leaves (the process-level kill itself
-is in ``tests/integration/test_sdk_crash.py``).
+is in ``tests/clients/sdk/test_sdk_crash.py``).
 """
 
 from __future__ import annotations

@@ -175,7 +175,7 @@ def second_store_url(
         asyncio.run(_admin_sql(cluster, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
 
 
-# --- the officer's CLI against a live gateway (tests/cli, tests/ui, tests/bridge) ------
+# --- the officer's CLI against a live gateway (tests/clients/{cli,ui,bridge}) ------
 
 
 @pytest.fixture

@@ -15,14 +15,15 @@ from pathlib import Path
 import pytest
 from directory_builders import Log, replay
 from jsonschema import Draft202012Validator  # type: ignore[import-untyped]
-from test_cli_keys import ok, refused, request_file, verified
 
 from keys.crypto.keypairs import KeyId
 from keys.errors import DirectoryEntryInvalid, DirectoryKeyRevoked, DirectoryUnknownKey
 from keys.protocol.directory_entry import DirectoryEntry
+from tests.support.keys_admin import ok, refused, request_file, verified
+from tests.support.paths import REPO
 
 ANNA = "so-nordost/anna"
-SCHEMA = Path(__file__).resolve().parents[2] / "schemas" / "directory-entry.json"
+SCHEMA = REPO / "schemas" / "directory-entry.json"
 
 
 @pytest.fixture

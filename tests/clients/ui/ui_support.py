@@ -14,7 +14,7 @@ from clients.ui.launch import start
 from clients.ui.settings import UiSettings
 from tests.support.cli import Cli
 
-PASSPHRASE = "cli test passphrase"  # tests/cli/conftest.py sets it for the CLI
+PASSPHRASE = "cli test passphrase"  # tests.support.fixtures.cli_env sets it for the CLI
 
 
 @dataclass

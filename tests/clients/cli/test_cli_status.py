@@ -24,9 +24,10 @@ from gateway.jobs.deadlines import (
 from keys.domain.calendar import BusinessCalendar, unix
 from keys.domain.lifecycle import MessageState
 from tests.support.cli import Cli
+from tests.support.paths import REPO
 
 DAY = 86_400
-GATEWAY = Path(__file__).resolve().parents[2] / "gateway"
+GATEWAY = REPO / "gateway"
 # sav -> district, forward_report_of_concern: due at the end of the next business day
 # (gateway/deadlines.toml); the consent's other flows have no deadline.
 CATEGORY, PURPOSE = "report_of_concern", "forward_report_of_concern"

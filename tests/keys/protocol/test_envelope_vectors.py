@@ -32,8 +32,9 @@ from keys.crypto.keypairs import (
 from keys.errors import EnvelopeError, EnvelopeHeaderInvalid, EnvelopeSenderUnknown
 from keys.protocol.envelope import EnvelopeHeader, open_envelope, seal, verify_envelope
 from tests.support.envelope_vectors import render
+from tests.support.paths import REPO
 
-SCHEMAS = Path(__file__).resolve().parents[2] / "schemas"
+SCHEMAS = REPO / "schemas"
 VECTORS_PATH = SCHEMAS / "vectors" / "envelope-v1.json"
 
 

@@ -37,6 +37,7 @@ from tests.support.envelope_testing import (
     _build_envelope_for_tests,
     _new_content_key_for_tests,
 )
+from tests.support.paths import REPO
 
 
 @pytest.fixture(scope="module")
@@ -276,7 +277,7 @@ def test_the_test_helper_is_not_part_of_the_product() -> None:
     import keys
 
     assert "_build_envelope_for_tests" not in vars(keys)
-    root = Path(__file__).resolve().parents[2]
+    root = REPO
     users = subprocess.run(
         ["grep", "-rl", "--include=*.py", "_envelope_testing", "keys", "gateway", "clients"],
         cwd=root,

@@ -14,9 +14,10 @@ from typing import Any
 
 from tests.support.cli import Cli
 from tests.support.gateway import RunningGateway
+from tests.support.paths import REPO
 from tests.support.sdk import sql
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = REPO
 PNR = "19121212-1212"  # Skatteverket's test personnummer (the one tests.support.cli records)
 DOC = b"%PDF-1.4 utredning enligt 11 kap. SoL\n" * 500
 

@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 
 from keys.domain.deadlines import DeadlinePolicyError, load_deadline_policy, parse_deadline_policy
 from keys.protocol.vocabulary import load_vocabulary
+from tests.support.paths import REPO
 
 TZ = ZoneInfo("Europe/Stockholm")
 POLICY = load_deadline_policy()
@@ -76,7 +77,7 @@ def test_flow_without_rule_has_no_due() -> None:
 
 
 def test_default_policy_is_the_shipped_file() -> None:
-    path = Path(__file__).resolve().parents[2] / "gateway" / "deadlines.toml"
+    path = REPO / "gateway" / "deadlines.toml"
     assert load_deadline_policy(path).rules == POLICY.rules
 
 

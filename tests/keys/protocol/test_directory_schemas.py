@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -13,8 +12,9 @@ from jsonschema import Draft202012Validator  # type: ignore[import-untyped]
 from keys.crypto.keypairs import DeviceKeyPair, KeyId
 from keys.errors import DirectorySignatureInvalid, EnrolmentRequestInvalid
 from keys.protocol.enrolment import EnrolmentRequest, make_enrolment_request
+from tests.support.paths import REPO
 
-SCHEMAS = Path(__file__).resolve().parents[2] / "schemas"
+SCHEMAS = REPO / "schemas"
 
 
 def validator(name: str) -> Draft202012Validator:

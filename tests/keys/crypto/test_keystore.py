@@ -21,6 +21,7 @@ from keys.errors import (
     KeystoreError,
     KeystoreWrongPassphrase,
 )
+from tests.support.paths import TEST_DATA
 
 PASS = "korrekt häst batteri häftklammer"
 DEVICE = DeviceId.parse("so-nordost/anna")
@@ -366,7 +367,7 @@ def test_default_cost_round_trips(tmp_path: Path) -> None:
 
 
 # --- a stored v1 file: the format and the KDF input must stay readable -----------------------
-VECTOR = Path(__file__).resolve().parent.parent / "data" / "keystore" / "v1-test-cost.json"
+VECTOR = TEST_DATA / "keystore" / "v1-test-cost.json"
 
 
 def test_stored_v1_keystore_still_opens() -> None:

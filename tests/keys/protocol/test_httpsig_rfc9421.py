@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import base64
 import json
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -23,6 +22,7 @@ from keys.protocol.httpsig import (
     sign_request,
     verify_request_signature,
 )
+from tests.support.paths import REPO
 
 KEY = SigningKey(bytes(range(32)))
 KID = "so-nordost/anna/3"
@@ -182,9 +182,7 @@ def test_combine_field_lines() -> None:
     assert combine_field_lines([" a", "b ", "c"]) == "a, b, c"
 
 
-VECTORS = json.loads(
-    (Path(__file__).resolve().parents[2] / "schemas/vectors/request-signature-v1.json").read_text()
-)
+VECTORS = json.loads((REPO / "schemas/vectors/request-signature-v1.json").read_text())
 
 
 @pytest.mark.parametrize("case", VECTORS["cases"], ids=lambda c: c["name"])

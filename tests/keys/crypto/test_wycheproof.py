@@ -6,7 +6,6 @@ Vectors: tests/data/wycheproof/ (google/wycheproof 0.9rc5, Apache-2.0, see LICEN
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -14,8 +13,9 @@ from nacl.bindings import crypto_scalarmult
 
 from keys.crypto.keypairs import EncryptionPublicKey, VerifyKey
 from keys.errors import KeyInvalid, SignatureInvalid
+from tests.support.paths import TEST_DATA
 
-DATA = Path(__file__).resolve().parent.parent / "data" / "wycheproof"
+DATA = TEST_DATA / "wycheproof"
 
 # X25519 "acceptable" cases we must refuse: a low-order point makes the shared secret
 # all zeros (anyone can read a sealed box to it), and a non-canonical encoding gives one

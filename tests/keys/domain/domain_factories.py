@@ -4,7 +4,6 @@ fixed ``NOW``, edited per test."""
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from typing import Any
 
 from keys.crypto.consent_free_text import FreeText
@@ -12,6 +11,7 @@ from keys.domain.consent import Consent, ConsentPolicy
 from keys.protocol.consent_record import ConsentRecord, parse_consent_record
 from keys.protocol.vocabulary import load_vocabulary
 from tests.support.factories import DAY, EVIDENCE, OTHER_SUBJECT, SUBJECT, consent_draft
+from tests.support.paths import REPO
 
 # Re-exported: the domain tests take every constant from here.
 __all__ = ["DAY", "EVIDENCE", "OTHER_SUBJECT", "SUBJECT"]
@@ -22,7 +22,7 @@ ORAL_TEXT = FreeText(
     "Bertil, socialsekreterare SAV", "Muntligt samtycke vid möte på SAV, kl 10.15", bytes(32)
 )
 FREE_TEXT_HASH = "12" * 32
-SCHEMAS = Path(__file__).resolve().parents[2] / "schemas"
+SCHEMAS = REPO / "schemas"
 
 POLICY = ConsentPolicy(load_vocabulary())
 

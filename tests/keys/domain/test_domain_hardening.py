@@ -6,12 +6,12 @@ import ast
 import re
 import subprocess
 import sys
-from pathlib import Path
 
 from keys.errors import ALL_ERRORS
 from keys.protocol.refusals import ALL_POLICY_ERRORS, PolicyError
+from tests.support.paths import REPO
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = REPO
 POLICY_DIR = ROOT / "gateway" / "policy"
 FORBIDDEN = ("aiohttp", "sqlalchemy", "apscheduler", "nacl", "asyncio", "os", "socket", "time")
 

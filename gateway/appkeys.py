@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 from aiohttp import web
 
 if TYPE_CHECKING:
-    from gateway.auth import Caller
+    from gateway.caller import Caller
     from gateway.db.engine import SessionMaker
     from gateway.identity import GatewayIdentity
     from gateway.push.notifier import Notifier

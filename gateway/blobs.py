@@ -51,8 +51,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
-from aiohttp import web
-
 from gateway.settings import Settings
 from keys.crypto.canonical import Hasher
 
@@ -264,13 +262,3 @@ def _remove_message_dir(directory: Path) -> None:
         with contextlib.suppress(FileNotFoundError):
             (directory / name).unlink()
     remove_dir_if_empty(directory)
-
-
-async def stream_blob(handle: BinaryIO, response: web.StreamResponse) -> None:
-    """Write an open blob to a prepared response, one chunk at a time."""
-    with handle:
-        while True:
-            chunk = await asyncio.to_thread(handle.read, READ_CHUNK)
-            if not chunk:
-                break
-            await response.write(chunk)

@@ -35,7 +35,7 @@ run: install
 	$(BIN)/python -m clients.demo.run
 
 bench: install
-	$(BIN)/python bench/run.py envelope --quick
+	$(BIN)/python -m bench.run envelope --quick
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache *.egg-info

@@ -1,15 +1,17 @@
 """Shared by the gateway benchmarks: a real gateway process, set up through its real APIs.
 
 The gateway runs as the ``stafett-gateway`` CLI would run it (``init`` then ``serve``,
-here via ``gateway.cli.main`` in a child process), on SQLite in a temp data dir, on a
-loopback port. The bench process is the client: requests are signed by the SDK's
-transport (``clients.sdk.transport.Transport``: RFC 9421 over method, path, query and
-Content-Digest, a fresh nonce each), the directory is appended by a security admin
+in a child process: ``clients.demo.gateway_process``, the demo's launcher), on SQLite in
+a temp data dir, on a loopback port. Consents and enrolments come from the tests' one
+set of factories (``tests.support.factories``). The bench process is the client:
+requests are signed by the SDK's transport (``clients.sdk.transport.Transport``: RFC
+9421 over method, path, query and Content-Digest, a fresh nonce each), the directory
+is appended by a security admin
 through ``POST /v1/directory/entries`` and consents are recorded through
 ``POST /v1/consents`` — nothing is written to the gateway's database behind its back
 (``consent_scale`` adds its bulk filler consents before the gateway starts; it says so).
 
-Not a benchmark itself (the leading underscore keeps it out of ``bench/run.py``).
+Not a benchmark itself (the leading underscore keeps it out of ``bench.run``).
 """
 
 from __future__ import annotations
@@ -17,10 +19,6 @@ from __future__ import annotations
 import asyncio
 import io
 import math
-import os
-import socket
-import subprocess
-import sys
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -29,70 +27,30 @@ from typing import Any
 
 import aiohttp
 
+from clients.demo.gateway_process import GatewayProcess
 from clients.sdk.transport import ENVELOPE_CONTENT_TYPE, Signer, Transport
-from keys.crypto.keypairs import DeviceKeyPair, KeyId, SigningKey
-from keys.protocol.consent_record import sign_consent_record
+from keys.crypto.keypairs import DeviceKeyPair, SigningKey
 from keys.protocol.directory import Directory, DirectoryEntry, make_entry
 from keys.protocol.envelope import EnvelopeHeader, seal
 from keys.protocol.httpsig import content_digest
+from tests.support.factories import (
+    DAY,
+    ROOT_ADMIN,
+    SUBJECT,
+    consent_draft,
+    device,
+    enrol_pair,
+    signed_consent,
+)
 
 PASSPHRASE = "bench gateway passphrase (not a secret)"  # noqa: S105  # throwaway temp key
-ROOT_ADMIN = KeyId.parse("admin/root/1")
 SENDER_UNIT = "so-nordost"
 RECIPIENT_UNIT = "sav"
-SUBJECT = "ab" * 32
 CATEGORY = "case_transfer"
 PURPOSE = "transfer_to_sav"
-DAY = 86_400
 # Lifted for the benches only: they measure throughput and latency, not the per-device
 # token bucket (whose cost — one dict lookup — stays on the path).
 UNLIMITED = {"rate_limit_per_s": "1000000", "rate_limit_burst": "1000000"}
-_RUN_CLI = "import sys; from gateway.cli import main; sys.exit(main(sys.argv[1:]))"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def gateway_env(data_dir: Path, port: int, **settings: str) -> dict[str, str]:
-    # Settings.load refuses unknown STAFETT_* variables: start from a clean slate.
-    env = {k: v for k, v in os.environ.items() if not k.startswith("STAFETT_")}
-    env.update(
-        STAFETT_DATA_DIR=str(data_dir),
-        STAFETT_PORT=str(port),
-        STAFETT_GATEWAY_KEY_PASSPHRASE=PASSPHRASE,
-        # Only the gateway key's keystore KDF at start-up; nothing on the request path.
-        STAFETT_INSECURE_FAST_KDF="true",
-    )
-    env.update({f"STAFETT_{k.upper()}": v for k, v in settings.items()})
-    return env
-
-
-@dataclass
-class GatewayProcess:
-    data_dir: Path
-    port: int
-    proc: subprocess.Popen[bytes]
-    admin_key: SigningKey
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    @property
-    def db_path(self) -> Path:
-        return self.data_dir / "gateway.sqlite3"
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()  # SIGTERM: the CLI shuts down cleanly
-            try:
-                self.proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
 
 
 def init_gateway(data_dir: Path, admin_key: SigningKey, **settings: str) -> Directory:
@@ -101,15 +59,9 @@ def init_gateway(data_dir: Path, admin_key: SigningKey, **settings: str) -> Dire
     Blocking (subprocesses and its own event loop): call it via ``asyncio.to_thread``.
     Returns the directory state the admin continues from.
     """
-    env = gateway_env(data_dir, 0, **settings)
-    pin = f"{ROOT_ADMIN}={admin_key.verify_key.b64()}"
-    for args in (["init", "--pin-admin", pin], ["migrate"]):
-        subprocess.run(
-            [sys.executable, "-c", _RUN_CLI, *args],
-            env=env,
-            check=True,
-            capture_output=True,
-        )
+    gw = GatewayProcess(data_dir, PASSPHRASE, settings)
+    gw.init({str(ROOT_ADMIN): admin_key.verify_key.b64()})
+    gw.command("migrate")
     directory = Directory({str(ROOT_ADMIN): admin_key.verify_key})
     genesis = make_entry(
         directory,
@@ -128,16 +80,8 @@ def share_identity(source: Path, target: Path, **settings: str) -> None:
     """A further instance of the same gateway: ``identity export`` on the first,
     ``init --from`` on the next (blocking; the real commands)."""
     export = source.parent / f"{target.name}.gateway-key"
-    for data_dir, args in (
-        (source, ["identity", "export", "--out", str(export)]),
-        (target, ["init", "--from", str(export)]),
-    ):
-        subprocess.run(
-            [sys.executable, "-c", _RUN_CLI, *args],
-            env=gateway_env(data_dir, 0, **settings),
-            check=True,
-            capture_output=True,
-        )
+    GatewayProcess(source, PASSPHRASE, settings).command("identity", "export", "--out", str(export))
+    GatewayProcess(target, PASSPHRASE, settings).command("init", "--from", str(export))
     export.unlink()
 
 
@@ -163,39 +107,13 @@ async def _store_genesis(
         await engine.dispose()
 
 
-def _spawn_serve(
-    data_dir: Path, port: int, log: Path, settings: dict[str, str]
-) -> subprocess.Popen[bytes]:
-    with open(log, "ab") as log_file:
-        return subprocess.Popen(
-            [sys.executable, "-c", _RUN_CLI, "serve"],
-            env=gateway_env(data_dir, port, **settings),
-            stdout=log_file,
-            stderr=log_file,
-        )
-
-
 async def start_gateway(
     data_dir: Path, admin_key: SigningKey, log: Path, **settings: str
 ) -> GatewayProcess:
     """``stafett-gateway serve`` in a child process; returns once /readyz answers 200."""
-    port = free_port()
-    proc = await asyncio.to_thread(_spawn_serve, data_dir, port, log, settings)
-    gw = GatewayProcess(data_dir, port, proc, admin_key)
-    deadline = time.monotonic() + 30
-    async with aiohttp.ClientSession() as http:
-        while time.monotonic() < deadline:
-            if proc.poll() is not None:
-                raise RuntimeError(f"the gateway exited at start-up; see {log}")
-            try:
-                async with http.get(f"{gw.url}/readyz") as resp:
-                    if resp.status == 200:
-                        return gw
-            except aiohttp.ClientConnectionError:
-                pass
-            await asyncio.sleep(0.1)
-    gw.stop()
-    raise RuntimeError(f"the gateway did not become ready; see {log}")
+    gw = GatewayProcess(data_dir, PASSPHRASE, settings)
+    await asyncio.to_thread(gw.start, log, migrate=False)
+    return gw
 
 
 @dataclass
@@ -203,6 +121,7 @@ class Deployment:
     """The directory and devices the bench set up on a running gateway."""
 
     gw: GatewayProcess
+    admin_key: SigningKey
     http: aiohttp.ClientSession
     senders: list[DeviceKeyPair]
     recipients: list[DeviceKeyPair]
@@ -214,17 +133,17 @@ class Deployment:
         """The SDK transport signing as ``pair`` (the root admin when None)."""
         kid = str(pair.kid) if pair is not None else str(ROOT_ADMIN)
         if kid not in self.transports:
-            key = pair.signing_key if pair is not None else self.gw.admin_key
+            key = pair.signing_key if pair is not None else self.admin_key
             self.transports[kid] = Transport(self.gw.url, Signer(kid, key), session=self.http)
         return self.transports[kid]
 
 
-def _device(kid: str) -> DeviceKeyPair:
-    return DeviceKeyPair.generate(KeyId.parse(kid))
-
-
 async def deploy(
-    gw: GatewayProcess, directory: Directory, n_pairs: int, http: aiohttp.ClientSession
+    gw: GatewayProcess,
+    admin_key: SigningKey,
+    directory: Directory,
+    n_pairs: int,
+    http: aiohttp.ClientSession,
 ) -> Deployment:
     """Two units, ``n_pairs`` sender and recipient devices, and one consent, via the API.
 
@@ -236,27 +155,17 @@ async def deploy(
     def add(type_: str, body: dict[str, Any]) -> None:
         nonlocal clock
         clock += 1
-        entry = make_entry(directory, type_, body, ROOT_ADMIN, gw.admin_key, clock)
+        entry = make_entry(directory, type_, body, ROOT_ADMIN, admin_key, clock)
         directory.append(entry)
         entries.append(entry)
 
     add("create_unit", {"unit": SENDER_UNIT, "kind": "district", "name": "SO Nordost"})
     add("create_unit", {"unit": RECIPIENT_UNIT, "kind": "sav", "name": "SAV"})
-    senders = [_device(f"{SENDER_UNIT}/s{i}/1") for i in range(n_pairs)]
-    recipients = [_device(f"{RECIPIENT_UNIT}/r{i}/1") for i in range(n_pairs)]
+    senders = [device(f"{SENDER_UNIT}/s{i}/1") for i in range(n_pairs)]
+    recipients = [device(f"{RECIPIENT_UNIT}/r{i}/1") for i in range(n_pairs)]
     for pair in senders + recipients:
-        add(
-            "enrol_device",
-            {
-                "device": str(pair.kid.device),
-                "version": 1,
-                "verify_key": pair.signing_key.verify_key.b64(),
-                "encryption_key": pair.encryption_key.public_key.b64(),
-                "role": "officer",
-                "contact": False,
-            },
-        )
-    dep = Deployment(gw, http, senders, recipients, directory)
+        add("enrol_device", enrol_pair(pair))
+    dep = Deployment(gw, admin_key, http, senders, recipients, directory)
     await dep.transport().request(
         "POST", "/v1/directory/entries", json_body={"entries": [e.to_json() for e in entries]}
     )
@@ -266,28 +175,16 @@ async def deploy(
 
 def consent_record(recorder: DeviceKeyPair, consent_id: str | None = None) -> dict[str, Any]:
     """A signed, specific, written consent: so-nordost → sav, one subject, 90 days."""
-    t = int(time.time())
-    draft: dict[str, Any] = {
-        "v": 1,
-        "consent_id": consent_id or str(uuid.uuid4()),
-        "subject_ref": SUBJECT,
-        "pairs": [{"from": SENDER_UNIT, "to": RECIPIENT_UNIT}],
-        "categories": [CATEGORY],
-        "purposes": [PURPOSE],
-        "valid_from": t - 3600,
-        "valid_until": t + 90 * DAY,
-        "form": "written",
-        "evidence_hash": "ef" * 32,
-        "free_text_hash": None,
-        "obtained_by": str(recorder.kid.device),
-        "obtained_at": t - 7200,
-        "minor": False,
-        "guardians": [],
-        "covers_processing": True,
-        "recorded_by": str(recorder.kid),
-        "created": t - 60,
-    }
-    return sign_consent_record(draft, recorder.signing_key)
+    draft = consent_draft(
+        now=int(time.time()),
+        consent_id=consent_id or str(uuid.uuid4()),
+        recorder=str(recorder.kid),
+        between=[(SENDER_UNIT, RECIPIENT_UNIT)],
+        categories=[CATEGORY],
+        purposes=[PURPOSE],
+        subject=SUBJECT,
+    )
+    return signed_consent(draft, recorder)
 
 
 async def record_consent(dep: Deployment, recorder: DeviceKeyPair) -> str:

@@ -14,7 +14,7 @@ audit, events and envelope verification cost, not what HTTP and SQLite cost:
 No authentication, no consent, no audit, no signatures, no persistence of
 notifications. Never expose it: it is a measuring stick, not a service.
 Run: ``python bench/bare_relay.py serve <dir>`` (prints ``{"port": N}`` once listening);
-``python bench/run.py bare_relay --quick`` measures the floor alone.
+``python -m bench.run bare_relay --quick`` measures the floor alone.
 """
 
 from __future__ import annotations
@@ -167,8 +167,9 @@ async def serve(root: Path) -> None:
 
 
 def run(quick: bool) -> dict[str, Any]:
-    """``bench/run.py bare_relay``: the floor alone (``relay`` runs it with the gateway)."""
-    import relay  # bench/ is on sys.path when run through bench/run.py
+    """``python -m bench.run bare_relay``: the floor alone (``relay`` runs it with the
+    gateway). Imported here: ``relay`` imports this module's path, not the reverse."""
+    from bench import relay
 
     return asyncio.run(relay.run_levels(quick, ("bare",)))
 
@@ -178,4 +179,6 @@ if __name__ == "__main__":
         Path(sys.argv[2]).mkdir(parents=True, exist_ok=True)
         asyncio.run(serve(Path(sys.argv[2])))
     else:
-        raise SystemExit("use: python bench/bare_relay.py serve <dir>  (or bench/run.py relay)")
+        raise SystemExit(
+            "use: python bench/bare_relay.py serve <dir>  (or python -m bench.run relay)"
+        )

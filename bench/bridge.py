@@ -36,9 +36,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import _gateway as g
 import aiohttp
 
+from bench import _gateway as g
 from clients.sdk import StafettClient
 from keys.crypto.keypairs import DeviceKeyPair, SigningKey
 from keys.crypto.keystore import KdfCost, Keystore, save_keystore
@@ -54,7 +54,7 @@ def _home(root: Path, pair: DeviceKeyPair, dep: g.Deployment) -> Path:
     store = Keystore(
         owner=str(pair.kid.device),
         keypairs={pair.kid.version: pair},
-        pinned_admins={str(g.ROOT_ADMIN): dep.gw.admin_key.verify_key},
+        pinned_admins={str(g.ROOT_ADMIN): dep.admin_key.verify_key},
     )
     save_keystore(root / "keys.crypto.keystore", store, PASS, cost=KdfCost.TEST)
     config = {"v": 1, "device": str(pair.kid.device), "gateway": dep.gw.url}
@@ -165,7 +165,7 @@ async def _sdk_rate(dep: g.Deployment, work: Path, docs: list[bytes]) -> float:
         store = Keystore(
             owner=str(pair.kid.device),
             keypairs={pair.kid.version: pair},
-            pinned_admins={str(g.ROOT_ADMIN): dep.gw.admin_key.verify_key},
+            pinned_admins={str(g.ROOT_ADMIN): dep.admin_key.verify_key},
         )
         return StafettClient(dep.gw.url, store, spool_dir=work)
 
@@ -285,7 +285,7 @@ async def _run(quick: bool) -> dict[str, Any]:
         gw = await g.start_gateway(work / "gw", admin_key, work / "gw.log", **settings)
         try:
             async with aiohttp.ClientSession() as http:
-                dep = await g.deploy(gw, directory, 1, http)
+                dep = await g.deploy(gw, admin_key, directory, 1, http)
                 homes = (
                     _home(work / "home-s", dep.senders[0], dep),
                     _home(work / "home-r", dep.recipients[0], dep),

@@ -31,10 +31,10 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-import _gateway as g
 import aiohttp
 from sqlalchemy import Table, create_engine, text
 
+from bench import _gateway as g
 from gateway.db.models import ConsentParty, ConsentRow
 from keys.crypto.canonical import canonical_json
 from keys.crypto.keypairs import DeviceKeyPair, KeyId, SigningKey
@@ -180,7 +180,7 @@ async def _prepare(
     print(f"  {name}: {inserted} filler consents in {seconds:.1f} s", file=sys.stderr)
     gw = await g.start_gateway(data_dir, admin_key, tmp / f"{name}.log", **g.UNLIMITED)
     running.append(gw)  # stopped by the caller whatever happens next
-    dep = await g.deploy(gw, directory, 1, http)
+    dep = await g.deploy(gw, admin_key, directory, 1, http)
     facts = {"fillers": inserted, "insert_s": round(seconds, 1)}
     return dep, facts
 
@@ -283,4 +283,4 @@ def run(quick: bool) -> dict[str, Any]:
 
 
 if __name__ == "__main__":
-    raise SystemExit("use: python bench/run.py consent_scale [--quick]")
+    raise SystemExit("use: python -m bench.run consent_scale [--quick]")

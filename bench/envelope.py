@@ -1,6 +1,6 @@
 """Envelope v1 benchmark: memory bound, streaming throughput, small-message latency.
 
-Figures (the last stdout line of ``python bench/run.py envelope [--quick]``):
+Figures (the last stdout line of ``python -m bench.run envelope [--quick]``):
 - ``peak_rss_mib_seal`` / ``peak_rss_mib_open``: peak RSS (VmHWM) of a fresh process
   that seals / opens a ``large_body_mib`` body (1 GiB in both modes). Each runs in its
   own subprocess so neither inherits the other's high-water mark; the body is generated
@@ -246,4 +246,4 @@ if __name__ == "__main__":
     if len(sys.argv) >= 3 and sys.argv[1] == "child":
         print(json.dumps(_child(sys.argv[2], sys.argv[3:])), flush=True)
     else:
-        raise SystemExit("use: python bench/run.py envelope [--quick]")
+        raise SystemExit("use: python -m bench.run envelope [--quick]")

@@ -13,7 +13,7 @@ Measured: everything on the server side, and on the client side the SDK transpor
 (``clients.sdk.transport``: RFC 9421 request signing, one fresh nonce per request) plus the
 receipt's Ed25519 signature. Not measured: sealing (envelopes are sealed before the
 clock starts) and opening (the fetched envelope is checked for length, not decrypted);
-``bench/run.py envelope`` measures those. Body 2 KiB, one recipient device.
+``python -m bench.run envelope`` measures those. Body 2 KiB, one recipient device.
 
 Each of c workers has its own sender (``so-nordost/s<i>``) and recipient device
 (``sav/r<i>``, with one push WebSocket; at level c exactly c sockets are open), all
@@ -52,10 +52,10 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, NamedTuple
 
-import _gateway as g
-import _postgres
 import aiohttp
 
+from bench import _gateway as g
+from bench import _postgres
 from clients.sdk.transport import Signer, Transport
 from keys.crypto.keypairs import DeviceKeyPair, SigningKey
 from keys.protocol.receipt import make_receipt
@@ -174,8 +174,8 @@ class GatewaySide(Side):
         super().__init__(waiters)
         self.dep = dep
         self.instances = list(instances) or [dep.gw]
-        self.pid = dep.gw.proc.pid
-        self.pids = [gw.proc.pid for gw in self.instances]
+        self.pid = dep.gw.pid
+        self.pids = [gw.pid for gw in self.instances]
         self.envelope_bytes = 0
         self._transports: dict[tuple[str, int], Transport] = {}
 
@@ -238,8 +238,7 @@ class GatewaySide(Side):
 
 
 class BareItem(NamedTuple):
-    # A NamedTuple, not a dataclass: bench/run.py execs this module without putting it
-    # in sys.modules, which dataclasses need to resolve string annotations.
+    # A NamedTuple: light, and the floor's item carries no behaviour.
     message_id: str
     data: bytes
 
@@ -394,7 +393,7 @@ async def _gateway_side(
         gw = await g.start_gateway(data_dir, admin_key, tmp / f"gateway{i or ''}.log", **settings)
         cleanup.append(gw.stop)
         gws.append(gw)
-    dep = await g.deploy(gws[0], directory, n_pairs, http)
+    dep = await g.deploy(gws[0], admin_key, directory, n_pairs, http)
     return GatewaySide(dep, Waiters(), gws)
 
 
@@ -495,5 +494,5 @@ def run(quick: bool, argv: Sequence[str] = ()) -> dict[str, Any]:
 
 if __name__ == "__main__":
     raise SystemExit(
-        "use: python bench/run.py relay [--quick] [--store postgresql] [--instances 2]"
+        "use: python -m bench.run relay [--quick] [--store postgresql] [--instances 2]"
     )

@@ -1,4 +1,5 @@
-"""Benchmark dispatcher: ``python bench/run.py <name> [--quick]``.
+"""Benchmark dispatcher: ``python -m bench.run <name> [--quick]`` (from the repository root,
+so ``bench`` and ``tests.support`` import as packages).
 
 Each benchmark is a module ``bench/<name>.py`` with ``run(quick: bool) -> dict``. Progress
 goes to stderr; the last line on stdout is one JSON object with the figures, so CI and
@@ -9,7 +10,7 @@ docs/benchmarks.md can quote it. Add a benchmark by adding a module (``relay``,
 from __future__ import annotations
 
 import argparse
-import importlib.util
+import importlib
 import inspect
 import json
 import sys
@@ -29,13 +30,7 @@ def available() -> list[str]:
 def load(name: str) -> ModuleType:
     if name not in available():
         raise SystemExit(f"unknown benchmark {name!r}; available: {', '.join(available())}")
-    spec = importlib.util.spec_from_file_location(f"stafett_bench_{name}", BENCH_DIR / f"{name}.py")
-    if spec is None or spec.loader is None:
-        raise SystemExit(f"cannot load bench/{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    # Registered before it runs: dataclasses (and pickling) look modules up by name.
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
+    module = importlib.import_module(f"bench.{name}")
     if not callable(getattr(module, "run", None)):
         raise SystemExit(f"bench/{name}.py has no run(quick) function")
     return module

@@ -7,8 +7,8 @@ from typing import TYPE_CHECKING
 from aiohttp import web
 
 if TYPE_CHECKING:
-    from gateway.auth import Caller
     from gateway.blobstore import Blobs
+    from gateway.caller import Caller
     from gateway.db.engine import SessionMaker
     from gateway.identity import GatewayIdentity
     from gateway.push.notifier import Notifier

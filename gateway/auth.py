@@ -30,7 +30,6 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
-from dataclasses import dataclass
 
 from aiohttp import web
 
@@ -45,10 +44,11 @@ from gateway.appkeys import (
     STREAMED_KEY,
     VERIFIED_KID_KEY,
 )
+from gateway.caller import Caller, require_active_key, require_admin, require_device
 from gateway.db import nonce_store
 from gateway.ratelimit import RateLimiter
 from gateway.transport import read_buffered, timed_chunks
-from keys.crypto.keypairs import DeviceId, KeyId, SigningKey, VerifyKey
+from keys.crypto.keypairs import KeyId, SigningKey, VerifyKey
 from keys.errors import DigestMismatch, KeyIdInvalid, SignatureInvalid
 from keys.protocol.directory import Directory
 from keys.protocol.directory_entry import ADMIN_UNIT
@@ -60,12 +60,7 @@ from keys.protocol.httpsig import (
     verify_request_signature,
 )
 from keys.protocol.problems import (
-    AdminRequired,
     BodyTooLarge,
-    DeviceRequired,
-    DeviceRevoked,
-    DeviceUnknown,
-    KeyRetired,
     RateLimited,
     Replayed,
     SignatureExpired,
@@ -97,32 +92,11 @@ STREAM_CHUNK = 64 * 1024
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
-@dataclass(frozen=True)
-class Caller:
-    """Who signed the request. ``device`` is None for a security admin."""
-
-    kid: KeyId
-    unit: str
-    device: DeviceId | None
-    is_admin: bool
-
-
 def caller_of(request: web.Request) -> Caller:
     if CALLER_KEY not in request:
         # Only reachable if a handler outside /v1/ asks: a programming error, a 500.
         raise RuntimeError("no authenticated caller on this request")
     return request[CALLER_KEY]
-
-
-def require_admin(caller: Caller) -> None:
-    if not caller.is_admin:
-        raise AdminRequired()
-
-
-def require_device(caller: Caller) -> DeviceId:
-    if caller.device is None:
-        raise DeviceRequired()
-    return caller.device
 
 
 # What an empty gateway can take: a pinned root admin reading the (empty) directory and
@@ -158,22 +132,6 @@ def _lookup(
     version = record.versions[kid.version]
 
     return version.verify_key, lambda: require_active_key(directory, kid)
-
-
-def require_active_key(directory: Directory, kid: KeyId) -> None:
-    """``kid`` may act for its device in ``directory``: enrolled, the device not revoked
-    (``device_revoked``), the device's current, active version (``key_retired``).
-
-    Run at authentication and again where a decision commits (a send): a device
-    revoked while its request was under way is refused with the same code."""
-    record = directory.devices.get(str(kid.device))
-    if record is None or kid.version not in record.versions:
-        raise DeviceUnknown()
-    # A re-enrolled device is not revoked, but its old (revoked) versions stay so.
-    if record.revoked or record.versions[kid.version].status == "revoked":
-        raise DeviceRevoked()
-    if kid.version != record.current_version or record.versions[kid.version].status != "active":
-        raise KeyRetired()
 
 
 def _unknown(kid: KeyId) -> tuple[VerifyKey, Callable[[], None]]:

@@ -51,15 +51,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO
 
-from aiohttp import web
-
 from gateway.settings import Settings
 from keys.crypto.canonical import Hasher
 
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncSession
 
-    from gateway.blobs_pg import PgBlobReader, PgUpload
+    from gateway.blobs_pg import PgUpload
     from gateway.db.engine import SessionMaker
 
 log = logging.getLogger(__name__)
@@ -302,22 +300,3 @@ def _remove_message_dir(directory: Path) -> None:
         with contextlib.suppress(FileNotFoundError):
             (directory / name).unlink()
     remove_dir_if_empty(directory)
-
-
-async def stream_blob(handle: BinaryIO | PgBlobReader, response: web.StreamResponse) -> None:
-    """Write an open blob to a prepared response, one chunk at a time."""
-    from gateway.blobs_pg import PgBlobReader  # builds on this module
-
-    if isinstance(handle, PgBlobReader):
-        try:
-            async for piece in handle.read_chunks():
-                await response.write(piece)
-        finally:
-            await handle.aclose()
-        return
-    with handle:
-        while True:
-            chunk = await asyncio.to_thread(handle.read, READ_CHUNK)
-            if not chunk:
-                break
-            await response.write(chunk)

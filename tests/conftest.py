@@ -1,4 +1,12 @@
-"""Suite-wide guard: with STAFETT_REQUIRE_POSTGRES=1 (CI) the PostgreSQL half must run.
+"""The suite's root conftest: loads the one test support package, and guards that with
+STAFETT_REQUIRE_POSTGRES=1 (CI) the PostgreSQL half runs.
+
+``tests.support`` is a package (the only one under tests/; imported as ``tests.support``
+from the root on ``pythonpath``); its fixtures (stores, gateway, CLI devices) are a
+plugin, so every folder sees them without importing another folder's conftest. pytest
+accepts ``pytest_plugins`` only in a conftest it loads first: this one.
+
+With STAFETT_REQUIRE_POSTGRES=1 the PostgreSQL half must run.
 
 A missing binary already fails the cluster fixture; this also catches the quieter ways
 the half can vanish — every PostgreSQL test deselected, skipped or filtered out — so a
@@ -10,6 +18,8 @@ from __future__ import annotations
 import os
 
 import pytest
+
+pytest_plugins = ["tests.support.fixtures", "tests.support.keys_admin"]
 
 _passed_on_postgres = 0
 

@@ -10,6 +10,8 @@ so an import inside a function counts as much as one at the top.
 from __future__ import annotations
 
 import ast
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -142,3 +144,41 @@ def test_the_checker_accepts_downward_imports() -> None:
     source = "from keys.crypto.keypairs import SigningKey\nfrom keys.errors import KeysError\n"
     assert violations(source, "keys.domain.consent") == []
     assert violations("from keys.domain import lifecycle\n", "gateway.services.messages") == []
+
+
+# The gateway's inside: services are plain async code over the database and the blob
+# store; HTTP (aiohttp) is the views', the middlewares' and the push hub's. Checked on
+# what really loads (transitively), in a fresh interpreter with aiohttp made unimportable.
+_BLOCKED_IMPORT = """
+import importlib, pkgutil, sys
+
+class Block:
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] in {blocked!r}:
+            raise ImportError(f"blocked: {{name}}")
+        return None
+
+sys.meta_path.insert(0, Block())
+package = importlib.import_module({package!r})
+for info in pkgutil.iter_modules(package.__path__):
+    importlib.import_module(f"{package}.{{info.name}}")
+"""
+
+
+def _imports_without(package: str, blocked: set[str]) -> subprocess.CompletedProcess[str]:
+    source = _BLOCKED_IMPORT.format(package=package, blocked=blocked)
+    return subprocess.run(
+        [sys.executable, "-c", source], cwd=ROOT, capture_output=True, text=True, check=False
+    )
+
+
+def test_the_gateway_services_load_without_aiohttp() -> None:
+    result = _imports_without("gateway.services", {"aiohttp"})
+    assert result.returncode == 0, result.stderr
+
+
+def test_the_blocked_import_probe_can_fail() -> None:
+    # The views are aiohttp's: the same probe must refuse them.
+    result = _imports_without("gateway.views", {"aiohttp"})
+    assert result.returncode != 0
+    assert "blocked: aiohttp" in result.stderr

@@ -13,14 +13,13 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+from clients.demo.gateway_process import GatewayProcess, clean_env, tool
 from clients.demo.support import (
     DEMO_PASSPHRASE,
+    GATEWAY_PASSPHRASE,
     DemoFailed,
-    Gateway,
     Result,
     Runner,
-    clean_env,
-    tool,
 )
 
 PNR = "19121212-1212\n"  # Skatteverket's test number (Tolvan Tolvansson)
@@ -50,7 +49,7 @@ class DemoBase:
                 STAFETT_PASSPHRASE=DEMO_PASSPHRASE, STAFETT_KDF_COST="test", STAFETT_LANG="sv"
             ),
         )
-        self.gateway = Gateway(root / "gateway")
+        self.gateway = GatewayProcess(root / "gateway", GATEWAY_PASSPHRASE)
         self.admin = root / "admin"
         self.files = root / "files"
         self.files.mkdir(parents=True)
@@ -135,7 +134,7 @@ class DemoBase:
         self.say("0. Förtroenderot, gateway, enheter och handläggare")
         self.keys("init", "--admin", "root")
         trust = json.loads((self.admin / "trust-root.json").read_text())
-        self.gateway.init(self.runner, trust["admins"])
+        self.gateway.init(trust["admins"])
         self.gateway.start(self.root / "gateway.log")
         self.check(True, f"gateway på {self.gateway.url} (SQLite, loopback)")
         for unit, (kind, name) in UNITS.items():

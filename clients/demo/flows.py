@@ -26,8 +26,9 @@ from pathlib import Path
 from typing import Any
 
 from clients.demo.base import PNR
+from clients.demo.gateway_process import tool
 from clients.demo.keys import DemoKeys
-from clients.demo.support import DemoFailed, minimal_pdf, stockholm, tool
+from clients.demo.support import DemoFailed, minimal_pdf, stockholm
 from keys.domain.calendar import BusinessCalendar, unix
 
 

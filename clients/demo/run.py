@@ -13,14 +13,8 @@ import os
 import sys
 from pathlib import Path
 
-from clients.demo.support import (
-    DEMO_PASSPHRASE,
-    GATEWAY_PASSPHRASE,
-    DemoFailed,
-    Runner,
-    clean_env,
-    tool,
-)
+from clients.demo.gateway_process import GatewayProcess, clean_env, tool
+from clients.demo.support import DEMO_PASSPHRASE, GATEWAY_PASSPHRASE, DemoFailed, Runner
 
 PORT = 8787
 
@@ -30,29 +24,19 @@ def main() -> int:
     admin, gateway = data / "admin", data / "gateway"
     passphrase = os.environ.get("STAFETT_PASSPHRASE", DEMO_PASSPHRASE)
     env = clean_env(STAFETT_PASSPHRASE=passphrase, STAFETT_KDF_COST="test")
-    gw_env = clean_env(
-        STAFETT_DATA_DIR=str(gateway),
-        STAFETT_PORT=str(PORT),
-        STAFETT_GATEWAY_KEY_PASSPHRASE=GATEWAY_PASSPHRASE,
-        STAFETT_INSECURE_FAST_KDF="1",
-    )
+    gw = GatewayProcess(gateway, GATEWAY_PASSPHRASE, port=PORT)
     runner = Runner(data, env=env)
     data.mkdir(exist_ok=True)
     try:
         if not (admin / "trust-root.json").exists():
             _ok(runner.run([*tool("stafett-keys"), "init", "--admin", "root", "--dir", str(admin)]))
         pins = json.loads((admin / "trust-root.json").read_text())["admins"]
-        argv = [*tool("stafett-gateway"), "init"]
-        for kid, key in pins.items():
-            argv += ["--pin-admin", f"{kid}={key}"]
-        init = _ok(runner.run(argv, env=gw_env))
-        _ok(runner.run([*tool("stafett-gateway"), "migrate"], env=gw_env))
+        gw.init(pins)
+        gw.command("migrate")
     except DemoFailed as exc:
         print(f"make run: {exc}", file=sys.stderr)
         return 1
-    key = next(
-        (line.rsplit(" ", 1)[1] for line in init.splitlines() if line.startswith("verify key")), ""
-    )
+    key = gw.verify_key
     url = f"http://127.0.0.1:{PORT}"
     print(
         f"""
@@ -74,7 +58,7 @@ Then: consent record, send, inbox, open, ack, status, watch (stafett --help).
 """,
         flush=True,
     )
-    os.execvpe(tool("stafett-gateway")[0], [*tool("stafett-gateway"), "serve"], gw_env)  # noqa: S606
+    os.execvpe(tool("stafett-gateway")[0], [*tool("stafett-gateway"), "serve"], gw.env())  # noqa: S606
     return 0  # not reached
 
 

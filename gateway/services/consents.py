@@ -19,8 +19,8 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from gateway.auth import Caller, require_device
 from gateway.blobstore import Blobs
+from gateway.caller import Caller, require_device
 from gateway.db import audit_trail as audit
 from gateway.db import consent_store
 from gateway.db.models import ConsentRow

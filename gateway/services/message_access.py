@@ -19,9 +19,9 @@ from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from typing import Any, BinaryIO
 
-from gateway.auth import Caller, require_device
 from gateway.blobs import unlink_all
 from gateway.blobstore import Blobs, PgBlobReader
+from gateway.caller import Caller, require_device
 from gateway.db import audit_trail as audit
 from gateway.db import message_store
 from gateway.db.engine import SessionMaker

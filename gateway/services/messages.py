@@ -46,8 +46,8 @@ from typing import Any
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from gateway.auth import Caller, require_active_key, require_device
 from gateway.blobstore import AnyUpload, Blobs
+from gateway.caller import Caller, require_active_key, require_device
 from gateway.db import audit_trail as audit
 from gateway.db import message_store, report_store
 from gateway.db.engine import SessionMaker

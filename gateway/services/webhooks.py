@@ -36,7 +36,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from gateway.auth import Caller, require_device
+from gateway.caller import Caller, require_device
 from gateway.db import audit_trail as audit
 from gateway.db.engine import SessionMaker
 from gateway.db.models import EventRow, WebhookDeliveryRow, WebhookRow

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
+from typing import BinaryIO
 
 from aiohttp import web
 
 from gateway.appkeys import BLOBS, DIRECTORY, SESSIONMAKER, SETTINGS
 from gateway.auth import STREAM_CONTENT_TYPE, caller_of, verified_body
-from gateway.blobs import stream_blob
-from gateway.blobstore import Blobs
+from gateway.blobs import READ_CHUNK
+from gateway.blobstore import Blobs, PgBlobReader
 from gateway.observability.metrics import observe_handover
 from gateway.services import message_access, messages
 from gateway.transport import require_whole_blob
@@ -143,3 +145,21 @@ async def post_recall(request: web.Request) -> web.Response:
         now=_now(),
     )
     return web.json_response(body)
+
+
+async def stream_blob(handle: BinaryIO | PgBlobReader, response: web.StreamResponse) -> None:
+    """Write an open blob to a prepared response, one chunk at a time (the blob store
+    opens the file or the PostgreSQL reader; the HTTP side of streaming is the view's)."""
+    if isinstance(handle, PgBlobReader):
+        try:
+            async for piece in handle.read_chunks():
+                await response.write(piece)
+        finally:
+            await handle.aclose()
+        return
+    with handle:
+        while True:
+            chunk = await asyncio.to_thread(handle.read, READ_CHUNK)
+            if not chunk:
+                break
+            await response.write(chunk)

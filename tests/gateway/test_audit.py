@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-from gateway_harness import assert_problem
 from sqlalchemy import update
 
 from gateway.appkeys import SESSIONMAKER
@@ -14,6 +13,7 @@ from gateway.db.models import AuditEntryRow
 from keys.crypto.keypairs import SigningKey
 from keys.errors import AuditEntryAltered
 from keys.protocol.auditlog import verify_audit_chain
+from tests.support.gateway import assert_problem
 
 ENTRIES = "/v1/directory/entries"
 

@@ -5,12 +5,12 @@ from __future__ import annotations
 import time
 
 import pytest
-from gateway_harness import assert_problem
 
 from gateway.appkeys import SESSIONMAKER
 from gateway.db import nonce_store
 from keys.crypto.keypairs import DeviceKeyPair, KeyId, SigningKey
 from keys.protocol.httpsig import content_digest, new_nonce, sign_request
+from tests.support.gateway import assert_problem
 
 ANNA = "so-nordost/anna/1"
 ENTRIES = "/v1/directory/entries"

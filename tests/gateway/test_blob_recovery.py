@@ -4,7 +4,7 @@ publishes what was accepted and destroys the rest without touching an upload in 
 and a message's end destroys every file of it — also one a killed earlier try left.
 
 The crash states are made with the files a kill leaves (the process-level kill itself
-is in ``tests/integration/test_sdk_crash.py``).
+is in ``tests/clients/sdk/test_sdk_crash.py``).
 """
 
 from __future__ import annotations
@@ -17,9 +17,14 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-from messages_harness import (
+
+from gateway.appkeys import SESSIONMAKER
+from gateway.blobs import BlobStore, message_dir_name
+from gateway.recovery import EMPTY_PART_GRACE_S, sweep_orphan_blobs
+from gateway.settings import Settings, SettingsError
+from tests.support.gateway import blob_files
+from tests.support.messages import (
     BO,
-    blob_files,
     header_for,
     message_row,
     receipt_for,
@@ -28,11 +33,6 @@ from messages_harness import (
     send,
     send_new,
 )
-
-from gateway.appkeys import SESSIONMAKER
-from gateway.blobs import BlobStore, message_dir_name
-from gateway.recovery import EMPTY_PART_GRACE_S, sweep_orphan_blobs
-from gateway.settings import Settings, SettingsError
 
 
 def unpublish(root: Path, blob_key: str) -> Path:

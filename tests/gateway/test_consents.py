@@ -7,16 +7,17 @@ import json
 from typing import Any
 
 import pytest
-from messages_harness import (
+from test_auth import assert_problem
+
+from keys.crypto.canonical import b64e
+from keys.protocol.consent_record import signed_bytes
+from tests.support.factories import DAY, EVIDENCE, OTHER_SUBJECT, SUBJECT
+from tests.support.messages import (
     ANNA,
     BERTIL,
     BO,
-    DAY,
-    EVIDENCE,
     LAS,
     LISA,
-    OTHER_SUBJECT,
-    SUBJECT,
     add_las_unit,
     audit_events,
     consent_draft,
@@ -24,10 +25,6 @@ from messages_harness import (
     record_consent,
     signed_consent,
 )
-from test_auth import assert_problem
-
-from keys.crypto.canonical import b64e
-from keys.protocol.consent_record import signed_bytes
 
 CONSENTS = "/v1/consents"
 FREE_TEXT_HASH = "12" * 32

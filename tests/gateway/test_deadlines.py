@@ -9,28 +9,6 @@ from datetime import datetime
 from zoneinfo import ZoneInfo
 
 import pytest
-from deadlines_harness import (
-    FLOW5,
-    SARA,
-    add_flow5_units,
-    audit_data,
-    device_events,
-    flow5_consent_fields,
-    record_flow5_consent,
-    send_flow5,
-)
-from gateway_harness import run_on_two_instances
-from messages_harness import (
-    ANNA,
-    DAY,
-    header_for,
-    message_row,
-    now,
-    record_consent,
-    seal_envelope,
-    send_new,
-    store_consent_as_of,
-)
 from sqlalchemy import update
 
 from gateway.appkeys import DIRECTORY, SESSIONMAKER
@@ -44,6 +22,28 @@ from gateway.services import message_access, messages
 from gateway.services.directory import DirectoryService
 from keys.crypto.keypairs import KeyId
 from keys.domain.deadlines import load_deadline_policy
+from tests.support.deadlines import (
+    FLOW5,
+    SARA,
+    add_flow5_units,
+    audit_data,
+    device_events,
+    flow5_consent_fields,
+    record_flow5_consent,
+    send_flow5,
+)
+from tests.support.factories import DAY
+from tests.support.gateway import run_on_two_instances
+from tests.support.messages import (
+    ANNA,
+    header_for,
+    message_row,
+    now,
+    record_consent,
+    seal_envelope,
+    send_new,
+    store_consent_as_of,
+)
 
 STOCKHOLM = ZoneInfo("Europe/Stockholm")
 # A Friday evening after office hours, and the Monday noon flow 5 makes it due.

@@ -7,7 +7,11 @@ from __future__ import annotations
 import secrets
 
 import pytest
-from deadlines_harness import (
+
+from gateway.appkeys import DIRECTORY, SESSIONMAKER
+from gateway.jobs.deadlines import escalate_overdue, remind_consents_ending
+from keys.protocol.receipt import verify_receipt
+from tests.support.deadlines import (
     SARA,
     add_flow5_units,
     audit_data,
@@ -15,12 +19,9 @@ from deadlines_harness import (
     record_flow5_consent,
     send_flow5,
 )
-from gateway_harness import run_on_two_instances
-from messages_harness import ANNA, BO, DAY, now, receipt_for, record_consent
-
-from gateway.appkeys import DIRECTORY, SESSIONMAKER
-from gateway.jobs.deadlines import escalate_overdue, remind_consents_ending
-from keys.protocol.receipt import verify_receipt
+from tests.support.factories import DAY
+from tests.support.gateway import run_on_two_instances
+from tests.support.messages import ANNA, BO, now, receipt_for, record_consent
 
 
 @pytest.mark.asyncio

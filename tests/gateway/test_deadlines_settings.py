@@ -6,10 +6,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from messages_harness import message_row, record_consent, send_new
 
 from gateway import cli
 from gateway.settings import Settings, SettingsError
+from tests.support.messages import message_row, record_consent, send_new
 
 OWN_POLICY = """
 version = 1

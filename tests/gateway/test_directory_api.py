@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import pytest
-from gateway_harness import assert_problem
 
 from keys.crypto.keypairs import DeviceKeyPair, KeyId, SigningKey
 from keys.protocol.checkpoint import Checkpoint
 from keys.protocol.directory import Directory, DirectoryEntry, make_entry
+from tests.support.gateway import assert_problem
 
 ENTRIES = "/v1/directory/entries"
 

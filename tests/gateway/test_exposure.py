@@ -10,8 +10,10 @@ from __future__ import annotations
 import json
 
 import pytest
-from gateway_harness import RunningGateway, assert_problem
-from messages_harness import (
+
+from keys.protocol.envelope import EnvelopeHeader
+from tests.support.gateway import RunningGateway, assert_problem
+from tests.support.messages import (
     ANNA,
     BERTIL,
     BO,
@@ -24,8 +26,6 @@ from messages_harness import (
     seal_envelope,
     send,
 )
-
-from keys.protocol.envelope import EnvelopeHeader
 
 
 async def _to_nordost(gw: RunningGateway, consent_id: str) -> EnvelopeHeader:

@@ -16,7 +16,6 @@ from typing import Any
 
 import pytest
 import pytest_asyncio
-from gateway_harness import PASSPHRASE, RunningGateway, make_settings, start_gateway, stop_gateway
 
 from clients.keys_admin.audit import Export, verify_export
 from clients.keys_admin.store import CliError
@@ -33,6 +32,13 @@ from gateway.identity import (
 )
 from gateway.jobs.expiry import sign_audit_checkpoint
 from keys.crypto.keypairs import VerifyKey
+from tests.support.gateway import (
+    PASSPHRASE,
+    RunningGateway,
+    make_settings,
+    start_gateway,
+    stop_gateway,
+)
 
 ENTRIES = "/v1/directory/entries"
 

@@ -7,11 +7,11 @@ import logging
 
 import pytest
 from aiohttp import web
-from gateway_harness import assert_problem
 
 from gateway.auth import STREAM_CONTENT_TYPE, verified_body
 from gateway.migrations import head_revision
 from keys.protocol.problems import ERRORS, GatewayError, problem_body
+from tests.support.gateway import assert_problem
 
 ANNA = "so-nordost/anna/1"
 ENTRIES = "/v1/directory/entries"
@@ -132,11 +132,10 @@ async def test_health_and_readiness(gateway) -> None:
 
 @pytest.mark.asyncio
 async def test_not_ready_before_migration(start, store_url, tmp_path) -> None:
-    from gateway_harness import make_settings
-
     from gateway.app import create_app
     from gateway.identity import init_identity
     from keys.crypto.keypairs import SigningKey
+    from tests.support.gateway import make_settings
 
     settings = make_settings(tmp_path / "fresh", store_url)
     identity = init_identity(settings, {"admin/root/1": SigningKey.generate().verify_key})

@@ -15,7 +15,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from gateway_harness import run_on_two_instances
 from sqlalchemy import func, select
 
 from gateway.blobs import BlobStore
@@ -24,6 +23,7 @@ from gateway.db.engine import SessionMaker
 from gateway.db.models import AuditEntryRow, EventRow, MessageRecipient, MessageRow, NonceRow
 from gateway.jobs import expiry as jobs
 from gateway.services.events import events_after
+from tests.support.gateway import run_on_two_instances
 
 ANNA, BO = "so-nordost/anna/1", "sav/bo/1"
 SECRET = b"the content nobody may keep"

@@ -13,7 +13,6 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-from gateway_harness import run_on_two_instances
 from sqlalchemy import func, select
 
 from gateway.blobs import BlobStore
@@ -21,6 +20,7 @@ from gateway.db import message_store
 from gateway.db.engine import SessionMaker
 from gateway.db.models import AuditEntryRow, ConsentRow, EventRow, MessageRow
 from gateway.jobs import expiry as jobs
+from tests.support.gateway import run_on_two_instances
 
 ANNA, BO = "so-nordost/anna/1", "sav/bo/1"
 SUBJECT = "ab" * 32

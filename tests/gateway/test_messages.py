@@ -8,12 +8,15 @@ import json
 from pathlib import Path
 
 import pytest
-from messages_harness import (
+from test_auth import assert_problem
+
+from keys.protocol.envelope import open_envelope
+from tests.support.gateway import blob_files
+from tests.support.messages import (
     ANNA,
     BERTIL,
     BO,
     audit_events,
-    blob_files,
     events,
     header_for,
     message_row,
@@ -24,9 +27,6 @@ from messages_harness import (
     send,
     send_new,
 )
-from test_auth import assert_problem
-
-from keys.protocol.envelope import open_envelope
 
 
 @pytest.mark.asyncio

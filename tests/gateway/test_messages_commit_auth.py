@@ -13,21 +13,20 @@ import time
 from collections.abc import AsyncIterator
 
 import pytest
-from gateway_harness import Reply, RunningGateway, assert_problem
-from messages_harness import (
+from yarl import URL
+
+from keys.protocol.httpsig import content_digest, new_nonce, sign_request
+from tests.support.gateway import Reply, RunningGateway, assert_problem, blob_files
+from tests.support.messages import (
     ANNA,
     BO,
     ENVELOPE,
-    blob_files,
     count_messages,
     header_for,
     record_consent,
     seal_envelope,
     send,
 )
-from yarl import URL
-
-from keys.protocol.httpsig import content_digest, new_nonce, sign_request
 
 ENTRIES = "/v1/directory/entries"
 PADDING = b"Hotbildsbedomning, bilagor.\n" * 20_000  # ~560 KB: several chunks

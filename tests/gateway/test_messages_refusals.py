@@ -5,16 +5,18 @@ from __future__ import annotations
 import json
 
 import pytest
-from messages_harness import (
+from test_auth import assert_problem
+
+from keys.crypto.keypairs import DeviceKeyPair, KeyId
+from tests.support.factories import DAY, OTHER_SUBJECT
+from tests.support.gateway import blob_files
+from tests.support.messages import (
     ANNA,
     BERTIL,
     BO,
-    DAY,
     LAS,
-    OTHER_SUBJECT,
     add_las_unit,
     audit_events,
-    blob_files,
     count_messages,
     header_for,
     header_json,
@@ -27,9 +29,6 @@ from messages_harness import (
     signed_consent,
     store_consent_as_of,
 )
-from test_auth import assert_problem
-
-from keys.crypto.keypairs import DeviceKeyPair, KeyId
 
 
 async def _store_past_consent(gateway) -> str:

@@ -6,11 +6,17 @@ import json
 import time
 
 import pytest
-from messages_harness import (
+from test_auth import assert_problem
+
+from gateway.appkeys import SESSIONMAKER
+from gateway.blobs import BlobStore, unlink_all
+from gateway.services.messages import destroy_content, end_pending
+from keys.domain.lifecycle import MessageEvent
+from tests.support.factories import DAY
+from tests.support.gateway import blob_files
+from tests.support.messages import (
     BO,
-    DAY,
     audit_events,
-    blob_files,
     events,
     message_row,
     now,
@@ -19,12 +25,6 @@ from messages_harness import (
     record_consent,
     send_new,
 )
-from test_auth import assert_problem
-
-from gateway.appkeys import SESSIONMAKER
-from gateway.blobs import BlobStore, unlink_all
-from gateway.services.messages import destroy_content, end_pending
-from keys.domain.lifecycle import MessageEvent
 
 
 @pytest.mark.asyncio

@@ -17,12 +17,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from gateway_harness import RunningGateway
 from jsonschema import Draft202012Validator
 from openapi_spec_validator import validate
 
 from gateway.views.openapi import bundle
 from keys.protocol.problems import ERRORS, status_for_code
+from tests.support.gateway import RunningGateway
 
 SCHEMAS = Path(__file__).resolve().parents[2] / "schemas"
 DOC_PATH = SCHEMAS / "openapi.json"

@@ -12,9 +12,9 @@ import uuid
 
 import pytest
 from aiohttp import web
-from gateway_harness import RunningGateway, assert_problem
 
 from gateway.auth import STREAM_CONTENT_TYPE
+from tests.support.gateway import RunningGateway, assert_problem
 
 ANNA = "so-nordost/anna/1"
 BAD_IDS = [

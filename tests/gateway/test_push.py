@@ -9,7 +9,6 @@ from typing import Any
 
 import aiohttp
 import pytest
-from gateway_harness import RunningGateway
 from yarl import URL
 
 from gateway.appkeys import SESSIONMAKER
@@ -17,6 +16,7 @@ from gateway.db.engine import make_sessionmaker, open_engine
 from gateway.services.events import emit
 from keys.crypto.canonical import NotCanonical
 from keys.protocol.httpsig import content_digest, new_nonce, sign_request
+from tests.support.gateway import RunningGateway
 
 ANNA, BERTIL, BO = "so-nordost/anna/1", "so-nordost/bertil/1", "sav/bo/1"
 # The poll for other instances is set this long so that a test passing within

@@ -9,9 +9,10 @@ from typing import Any
 
 import aiohttp
 import pytest
-from gateway_harness import RunningGateway, stop_gateway
 from test_push import ANNA, BERTIL, NO_POLL, QUICK_S, _signed_headers, connect, post
 from yarl import URL
+
+from tests.support.gateway import RunningGateway, stop_gateway
 
 
 @pytest.mark.asyncio

@@ -7,20 +7,20 @@ import json
 from typing import Any
 
 import pytest
-from messages_harness import (
-    ANNA,
-    BERTIL,
-    BO,
-    audit_events,
-    blob_files,
-    recipient_rows,
-    record_consent,
-    send_new,
-)
 from test_push import assert_silent, connect, receive
 
 from gateway.appkeys import SESSIONMAKER
 from gateway.jobs import expiry as jobs
+from tests.support.gateway import blob_files
+from tests.support.messages import (
+    ANNA,
+    BERTIL,
+    BO,
+    audit_events,
+    recipient_rows,
+    record_consent,
+    send_new,
+)
 
 # A 30 s poll: an event that arrives within test_push.QUICK_S came by the in-process wake.
 NO_POLL = {"events_poll_interval_s": 30.0}

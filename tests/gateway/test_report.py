@@ -16,7 +16,6 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
-from messages_harness import BO, header_for, now, record_consent, seal_envelope, send
 from sqlalchemy import select
 from test_auth import assert_problem
 
@@ -29,6 +28,7 @@ from gateway.migrations import migrate
 from gateway.services.followup import follow_up_report, period_of
 from keys.crypto.keypairs import DeviceKeyPair, KeyId
 from keys.domain.report_period import month_of
+from tests.support.messages import BO, header_for, now, record_consent, seal_envelope, send
 
 STOCKHOLM = ZoneInfo("Europe/Stockholm")
 H = 3600

@@ -7,19 +7,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from gateway_harness import run_on_two_instances
-from messages_harness import (
-    BO,
-    SUBJECT,
-    audit_events,
-    events,
-    message_row,
-    now,
-    receipt_for,
-    recipient_rows,
-    record_consent,
-    send_new,
-)
 from sqlalchemy import func, select
 from test_jobs import insert_pending
 
@@ -29,6 +16,19 @@ from gateway.db.engine import SessionMaker
 from gateway.db.models import EventRow, MessageRecipient, MessageRow, ReceiptRow
 from gateway.jobs.retention import DAY_S, REDACTED, apply_retention
 from gateway.jobs.scheduler import job_table
+from tests.support.factories import SUBJECT
+from tests.support.gateway import run_on_two_instances
+from tests.support.messages import (
+    BO,
+    audit_events,
+    events,
+    message_row,
+    now,
+    receipt_for,
+    recipient_rows,
+    record_consent,
+    send_new,
+)
 
 RETENTION_DAYS = 30
 

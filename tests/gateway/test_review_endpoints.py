@@ -10,13 +10,14 @@ import time
 from collections.abc import AsyncIterator
 
 import pytest
-from gateway_harness import RunningGateway, assert_problem
-from messages_harness import (
+
+from keys.protocol.httpsig import content_digest, new_nonce, sign_request
+from tests.support.factories import SUBJECT
+from tests.support.gateway import RunningGateway, assert_problem, blob_files
+from tests.support.messages import (
     ANNA,
     BO,
     ENVELOPE,
-    SUBJECT,
-    blob_files,
     count_messages,
     header_for,
     message_row,
@@ -27,8 +28,6 @@ from messages_harness import (
     send,
     send_new,
 )
-
-from keys.protocol.httpsig import content_digest, new_nonce, sign_request
 
 
 @pytest.mark.asyncio

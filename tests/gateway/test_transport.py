@@ -15,11 +15,11 @@ from typing import Any
 
 import pytest
 from aiohttp import web
-from gateway_harness import RunningGateway
 
 from gateway.auth import STREAM_CONTENT_TYPE, verified_body
 from gateway.transport import GuardedSite
 from keys.protocol.httpsig import content_digest, new_nonce, sign_request
+from tests.support.gateway import RunningGateway
 
 ANNA = "so-nordost/anna/1"
 BOUND_S = 5.0  # no test waits longer than this for an answer

@@ -13,12 +13,11 @@ import time
 from collections.abc import Iterable
 from pathlib import Path
 
-from gateway_harness import RunningGateway
-from sdk_support import admin_keystore
-
 from clients.admin import StafettAdminClient
 from clients.keys_admin.audit import EXPORT_FORMAT
 from keys.crypto.keypairs import VerifyKey
+from tests.support.gateway import RunningGateway
+from tests.support.sdk import admin_keystore
 
 STAFETT_KEYS = Path(sys.executable).parent / "stafett-keys"
 

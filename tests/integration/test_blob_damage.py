@@ -7,10 +7,10 @@ import os
 from pathlib import Path
 
 import pytest
-from gateway_harness import RunningGateway
-from sdk_support import ANNA, BO, blob_files, client, message_args, record_consent
 
 from keys.protocol.problems import ServiceUnavailable
+from tests.support.gateway import RunningGateway
+from tests.support.sdk import ANNA, BO, blob_files, client, message_args, record_consent
 
 
 @pytest.mark.parametrize("damage", ["truncated", "missing"])

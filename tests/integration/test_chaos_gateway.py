@@ -31,9 +31,16 @@ from pathlib import Path
 import aiohttp
 import pytest
 import pytest_asyncio
-from gateway_harness import RunningGateway, start_gateway, stop_gateway
 from ops_support import envelope_markers, export_audit, files_holding, verify_offline
-from sdk_support import (
+
+from clients.admin import StafettAdminClient
+from clients.errors import GatewayUnavailable
+from clients.sdk import StafettClient
+from keys.protocol.problems import MessageGone, MessageIdConflict, ServiceUnavailable
+from keys.protocol.refusals import InvalidTransition
+from tests.support.gateway import RunningGateway, start_gateway, stop_gateway
+from tests.support.process import GatewayProcess, sdk
+from tests.support.sdk import (
     ANNA,
     BERTIL,
     BO,
@@ -42,13 +49,6 @@ from sdk_support import (
     message_args,
     record_consent,
 )
-from test_sdk_crash import GatewayProcess, sdk
-
-from clients.admin import StafettAdminClient
-from clients.errors import GatewayUnavailable
-from clients.sdk import StafettClient
-from keys.protocol.problems import MessageGone, MessageIdConflict, ServiceUnavailable
-from keys.protocol.refusals import InvalidTransition
 
 SEED = 12_0008
 KILLS = 4

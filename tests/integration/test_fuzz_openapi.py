@@ -30,7 +30,6 @@ from urllib.parse import urlsplit
 import pytest
 import requests
 import schemathesis
-from gateway_harness import RunningGateway, start_gateway, stop_gateway
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from schemathesis import GenerationMode
@@ -41,10 +40,11 @@ from schemathesis.specs.openapi.checks import (
     response_schema_conformance,
     status_code_conformance,
 )
-from sdk_support import ANNA, client, message_args, record_consent
 
 from clients.sdk.transport import Signer
 from keys.protocol.httpsig import content_digest, new_nonce, sign_request
+from tests.support.gateway import RunningGateway, start_gateway, stop_gateway
+from tests.support.sdk import ANNA, client, message_args, record_consent
 
 EXAMPLES = int(os.environ.get("STAFETT_FUZZ_EXAMPLES", "6"))
 # A budget for the whole module: once spent, the remaining examples of an operation

@@ -17,12 +17,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from gateway_harness import RunningGateway
-from sdk_support import ANNA, BO, client, consent_fields, device_keystore, message_args
 
 from gateway.observability.logs import setup_logging
 from keys.crypto.consent_free_text import FreeText
 from keys.protocol.httpsig import content_digest, new_nonce, sign_request
+from tests.support.gateway import RunningGateway
+from tests.support.sdk import ANNA, BO, client, consent_fields, device_keystore, message_args
 
 PERSONNUMMER = "19811228-9874"
 MARKER = b"PLAINTEXT-MARKER-" + secrets.token_hex(8).encode()

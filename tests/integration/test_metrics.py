@@ -11,15 +11,15 @@ from pathlib import Path
 import aiohttp
 import pytest
 from aiohttp import web
-from gateway_harness import PASSPHRASE, RunningGateway
 from prometheus_client.parser import text_string_to_metric_families
-from sdk_support import ANNA, BO, client, message_args, record_consent
 
 from gateway.app import create_app
 from gateway.identity import init_identity
 from gateway.observability.logs import setup_logging
 from gateway.settings import Settings
 from keys.crypto.keypairs import SigningKey
+from tests.support.gateway import PASSPHRASE, RunningGateway
+from tests.support.sdk import ANNA, BO, client, message_args, record_consent
 
 
 @pytest.fixture

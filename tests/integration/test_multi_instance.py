@@ -29,12 +29,18 @@ import asyncpg
 import pytest
 import pytest_asyncio
 from aiohttp import web
-from gateway_harness import PASSPHRASE, RunningGateway, make_settings, start_gateway, stop_gateway
-from sdk_support import ANNA, BO, device_keystore, message_args, record_consent
 
 from clients.keys_admin.audit import Export, verify_export
 from clients.sdk import StafettClient
 from gateway.identity import export_identity, import_identity
+from tests.support.gateway import (
+    PASSPHRASE,
+    RunningGateway,
+    make_settings,
+    start_gateway,
+    stop_gateway,
+)
+from tests.support.sdk import ANNA, BO, device_keystore, message_args, record_consent
 
 pytestmark = [pytest.mark.postgres, pytest.mark.asyncio]
 GATEWAY = Path(sys.executable).with_name("stafett-gateway")

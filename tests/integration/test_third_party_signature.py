@@ -18,12 +18,12 @@ from typing import Any
 import aiohttp
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from gateway_harness import RunningGateway
 from http_message_signatures import HTTPMessageSigner, algorithms
 from http_message_signatures.resolvers import MappingKeyResolver
 from multidict import CIMultiDict
 
 from keys.crypto.keypairs import DeviceKeyPair, EncryptionPrivateKey, KeyId, SigningKey
+from tests.support.gateway import RunningGateway
 
 pytestmark = pytest.mark.asyncio
 KID = "so-nordost/extern/1"

@@ -16,12 +16,12 @@ from typing import Any
 import pytest
 import pytest_asyncio
 from aiohttp import web
-from gateway_harness import RunningGateway
-from sdk_support import ANNA, BO, client, message_args, record_consent, sql
 
 from gateway.appkeys import IDENTITY, SESSIONMAKER
 from gateway.jobs.webhooks import deliver_webhooks
 from keys.protocol.problems import FieldInvalid, NotFound
+from tests.support.gateway import RunningGateway
+from tests.support.sdk import ANNA, BO, client, message_args, record_consent, sql
 
 pytestmark = pytest.mark.asyncio
 DOC = Path(__file__).resolve().parents[2] / "docs" / "integration.md"

@@ -1,0 +1,60 @@
+"""Who made a request, and what each kind of caller may do: plain values and checks.
+
+Built by the authentication middleware (``gateway.auth``, the only aiohttp side of it)
+and passed to the services, which import this module and never aiohttp. The checks
+raise registered problems (``admin_required``, ``device_required``, ``device_revoked``,
+``key_retired``) that the problem middleware renders.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from keys.crypto.keypairs import DeviceId, KeyId
+from keys.protocol.directory import Directory
+from keys.protocol.problems import (
+    AdminRequired,
+    DeviceRequired,
+    DeviceRevoked,
+    DeviceUnknown,
+    KeyRetired,
+)
+
+__all__ = ["Caller", "require_active_key", "require_admin", "require_device"]
+
+
+@dataclass(frozen=True)
+class Caller:
+    """Who signed the request. ``device`` is None for a security admin."""
+
+    kid: KeyId
+    unit: str
+    device: DeviceId | None
+    is_admin: bool
+
+
+def require_admin(caller: Caller) -> None:
+    if not caller.is_admin:
+        raise AdminRequired()
+
+
+def require_device(caller: Caller) -> DeviceId:
+    if caller.device is None:
+        raise DeviceRequired()
+    return caller.device
+
+
+def require_active_key(directory: Directory, kid: KeyId) -> None:
+    """``kid`` may act for its device in ``directory``: enrolled, the device not revoked
+    (``device_revoked``), the device's current, active version (``key_retired``).
+
+    Run at authentication and again where a decision commits (a send): a device
+    revoked while its request was under way is refused with the same code."""
+    record = directory.devices.get(str(kid.device))
+    if record is None or kid.version not in record.versions:
+        raise DeviceUnknown()
+    # A re-enrolled device is not revoked, but its old (revoked) versions stay so.
+    if record.revoked or record.versions[kid.version].status == "revoked":
+        raise DeviceRevoked()
+    if kid.version != record.current_version or record.versions[kid.version].status != "active":
+        raise KeyRetired()

@@ -1,0 +1,12 @@
+"""The web inbox tests: a clean CLI environment for each; ``gw`` and ``cli`` (a real
+gateway, CLI-provisioned devices) come from tests.support.fixtures.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+
+@pytest.fixture(autouse=True)
+def _ui_env(cli_env: None) -> None:
+    """Every test here runs with ``cli_env`` (tests.support.fixtures)."""

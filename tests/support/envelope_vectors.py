@@ -95,7 +95,9 @@ def _case(name: str, content: bytes, n_recipients: int) -> dict[str, Any]:
     header = _header(name, RECIPIENTS[:n_recipients])
     rng = _RecordingRng(name)
     out = io.BytesIO()
-    result = seal(header, io.BytesIO(content), [d.public() for d in devices], sender, out, _rng=rng)
+    result = seal(
+        header, io.BytesIO(content), [d.public() for d in devices], sender, out, version=1, _rng=rng
+    )
     envelope = out.getvalue()
     case: dict[str, Any] = {
         "name": name,

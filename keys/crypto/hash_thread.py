@@ -8,6 +8,7 @@ body overlaps the cipher running on the calling thread.
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from types import TracebackType
 from typing import Protocol
@@ -31,25 +32,38 @@ class ThreadedHasher:
     """
 
     _BATCH_BYTES = 1 << 19
-    _DEPTH = 2  # batches waiting for the thread: what bounds memory
+    _DEPTH = 3  # batches or tasks waiting for the thread: what bounds memory
 
     def __init__(self, base: IncrementalHash) -> None:
         self._hash = base
         self._batch: list[Buffer] = []
         self._batch_bytes = 0
         self._pool: ThreadPoolExecutor | None = None
-        self._pending: deque[Future[None]] = deque()
+        self._pending: deque[Future[object]] = deque()
 
     def update(self, piece: Buffer) -> None:
         self._batch.append(piece)
         self._batch_bytes += memoryview(piece).nbytes
         if self._batch_bytes >= self._BATCH_BYTES:
             batch, self._batch, self._batch_bytes = self._batch, [], 0
-            if self._pool is None:
-                self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="stafett-hash")
-            self._pending.append(self._pool.submit(self._absorb, batch))
-            while len(self._pending) > self._DEPTH:
-                self._pending.popleft().result()
+            self._submit(self._absorb, batch)
+
+    def also(self, task: Callable[[], object]) -> None:
+        """Run ``task`` on the worker too, after everything handed over before it.
+
+        For the file writes that accompany the hash (v2): the worker hashes and writes
+        while the calling thread encrypts or decrypts, so I/O overlaps the cipher as
+        well. Tasks run in the order given; an exception surfaces at a later call or at
+        ``digest``, which also waits for every task.
+        """
+        self._submit(task)
+
+    def _submit(self, fn: Callable[..., object], *args: object) -> None:
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="stafett-hash")
+        self._pending.append(self._pool.submit(fn, *args))
+        while len(self._pending) > self._DEPTH:
+            self._pending.popleft().result()
 
     def _absorb(self, batch: list[Buffer]) -> None:
         for piece in batch:

@@ -33,6 +33,7 @@ as in v1, and only a sender-signed bad envelope gets the finer code.
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import shutil
 import tempfile
@@ -40,6 +41,7 @@ from collections import deque
 from pathlib import Path
 
 from keys.crypto.envelope_v2_stream import Pull, key_commitment
+from keys.crypto.hash_thread import ThreadedHasher
 from keys.crypto.keypairs import DeviceKeyPair, KeyId, VerifyKey
 from keys.crypto.sodium import (
     crypto_secretstream_xchacha20poly1305_TAG_FINAL,
@@ -132,6 +134,7 @@ class _Plaintext:
 
     def __init__(self, fd: int) -> None:
         self._fd = fd
+        self.worker: ThreadedHasher | None = None  # writes go there while it runs
         self._pending: list[bytes] = []
         self._pending_bytes = 0
         self._recent: deque[tuple[int, bytes]] = deque()
@@ -150,9 +153,13 @@ class _Plaintext:
             self.flush()
 
     def flush(self) -> None:
-        _write_all(self._fd, self._pending)
-        self._pending.clear()
-        self._pending_bytes = 0
+        pending, self._pending, self._pending_bytes = self._pending, [], 0
+        if self.worker is not None:
+            # Written by the hashing thread, in order, overlapping decryption here; the
+            # caller's ``digest`` waits for every write before anything is released.
+            self.worker.also(functools.partial(_write_all, self._fd, pending))
+        else:
+            _write_all(self._fd, pending)
 
     def content_length(self) -> int:
         """Check the padding and the trailer; the content length they give."""
@@ -184,30 +191,34 @@ def _decrypt(
     final = False
     frames = FrameCheck()
     with new_body_hasher(2) as hasher:
-        reader.start_tap(hasher)  # hashes the very blocks the views below point into
-        ss_header = reader.exact(SS_HEADER_BYTES)
-        stream = Pull(key, ss_header) if key is not None else None
-        while (clen := frames.next_length(reader)) != 0:
-            if stream is None:
-                reader.skip(clen)  # still hashed: the signature decides what we report
-                continue
-            cipher = bytes(reader.view(clen))  # the public binding takes bytes only
-            try:
-                if final:
-                    raise EnvelopeMalformed("a chunk follows the FINAL chunk")
-                # Altered, reordered, dropped or spliced from another body → refused.
-                plain, tag = stream.pull(cipher, header_hash)
-                if tag == _TAG_FINAL:
-                    final = True
-                elif tag != _TAG_MESSAGE:
-                    raise EnvelopeBodyInvalid("unexpected secretstream tag")
-            except EnvelopeError as exc:
-                failure, stream = exc, None
-                continue
-            plaintext.add(plain)
-        reader.stop_tap()
-        frames.check_end()
-        scan = BodyScan(hasher.digest(), frames.total, frames.chunks)
+        plaintext.worker = hasher
+        try:
+            reader.start_tap(hasher)  # hashes the very blocks the views below point into
+            ss_header = reader.exact(SS_HEADER_BYTES)
+            stream = Pull(key, ss_header) if key is not None else None
+            while (clen := frames.next_length(reader)) != 0:
+                if stream is None:
+                    reader.skip(clen)  # still hashed: the signature decides what we report
+                    continue
+                cipher = bytes(reader.view(clen))  # the public binding takes bytes only
+                try:
+                    if final:
+                        raise EnvelopeMalformed("a chunk follows the FINAL chunk")
+                    # Altered, reordered, dropped or spliced from another body → refused.
+                    plain, tag = stream.pull(cipher, header_hash)
+                    if tag == _TAG_FINAL:
+                        final = True
+                    elif tag != _TAG_MESSAGE:
+                        raise EnvelopeBodyInvalid("unexpected secretstream tag")
+                except EnvelopeError as exc:
+                    failure, stream = exc, None
+                    continue
+                plaintext.add(plain)
+            reader.stop_tap()
+            frames.check_end()
+            scan = BodyScan(hasher.digest(), frames.total, frames.chunks)  # waits for writes
+        finally:
+            plaintext.worker = None  # the worker is joined at the end of this block
     if failure is None and key is not None and not final:
         failure = EnvelopeTruncated()
     return scan, failure

@@ -13,6 +13,7 @@ most a few batches queued for the hashing thread.
 
 from __future__ import annotations
 
+import functools
 import struct
 from typing import BinaryIO
 
@@ -56,12 +57,14 @@ def seal_v2_body(
 
         def flush() -> None:
             nonlocal pending, written
-            # One join (a copy of ~512 KiB), one write, one hand-off to the hashing
-            # thread; the joined bytes are immutable, so the thread reads stable data.
+            # One join (a copy of ~512 KiB) handed to the worker thread, which hashes it
+            # and then writes it (in order; nothing else writes to ``out`` until
+            # ``digest`` has waited for it), so hash and I/O overlap the cipher. The
+            # joined bytes are immutable: the worker reads stable data.
             data = b"".join(pieces)
             pieces.clear()
-            out.write(data)
             hasher.update(data)
+            hasher.also(functools.partial(out.write, data))
             written += len(data)
             pending = 0
 

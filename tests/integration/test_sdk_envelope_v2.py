@@ -30,6 +30,8 @@ async def test_the_sdk_seals_v2_and_the_gateway_verifies_it(
         sent = await anna.send(**message_args(consent_id))
         assert sent.status == 201
         assert _stored_magic(gateway) == b"STAFETT\x02"
+        # The gateway parsed and verified the v2 header: it answers its hash.
+        assert sent.answer["header_hash"] == sent.header_hash
         dest = tmp_path / "received" / "case.txt"
         dest.parent.mkdir()
         opened = await bo.fetch(sent.message_id, dest)

@@ -54,9 +54,14 @@ class ThreadedHasher:
         For the file writes that accompany the hash (v2): the worker hashes and writes
         while the calling thread encrypts or decrypts, so I/O overlaps the cipher as
         well. Tasks run in the order given; an exception surfaces at a later call or at
-        ``digest``, which also waits for every task.
+        ``digest``, which also waits for every task. Before the first batch has gone to
+        the worker (a small stream) nothing is pending, so the task runs here at once:
+        a 2 KiB message never starts a thread.
         """
-        self._submit(task)
+        if self._pool is None:
+            task()
+        else:
+            self._submit(task)
 
     def _submit(self, fn: Callable[..., object], *args: object) -> None:
         if self._pool is None:

@@ -34,6 +34,10 @@ _U32 = struct.Struct(">I")
 _BATCH_BYTES = 1 << 19  # frames joined, written and hashed ~512 KiB at a time
 
 
+def _write_joined(out: BinaryIO, pieces: list[bytes]) -> None:
+    out.write(b"".join(pieces))  # one write call per batch
+
+
 def seal_v2_body(
     prefix: SealedPrefix, body: BinaryIO, sender: DeviceKeyPair, out: BinaryIO, rng: Rng | None
 ) -> SealResult:
@@ -57,15 +61,16 @@ def seal_v2_body(
 
         def flush() -> None:
             nonlocal pending, written
-            # One join (a copy of ~512 KiB) handed to the worker thread, which hashes it
-            # and then writes it (in order; nothing else writes to ``out`` until
-            # ``digest`` has waited for it), so hash and I/O overlap the cipher. The
-            # joined bytes are immutable: the worker reads stable data.
-            data = b"".join(pieces)
+            # ~512 KiB of frames handed to the worker thread, which hashes them and then
+            # joins and writes them (in order; nothing else writes to ``out`` until
+            # ``digest`` has waited for it), so hash, copy and I/O overlap the cipher on
+            # this thread. The pieces are immutable bytes: the worker reads stable data.
+            batch = pieces.copy()
             pieces.clear()
-            hasher.update(data)
-            hasher.also(functools.partial(out.write, data))
-            written += len(data)
+            for piece in batch:
+                hasher.update(piece)
+            hasher.also(functools.partial(_write_joined, out, batch))
+            written += pending
             pending = 0
 
         def push(plain: bytes, tag: int) -> None:

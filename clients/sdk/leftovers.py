@@ -1,7 +1,8 @@
 """Sweep decrypted leftovers of an interrupted open out of an output folder.
 
 Decryption writes into temp files next to the destination and renames them only when
-complete (``keys.protocol.envelope_open``: ``.<dest name>.<8 random>.part``, 0600), and the CLI
+complete (``keys.protocol.envelope_open``: ``.<dest name>.<8 random>.part``, 0600; for
+envelope v2 that name is a private 0700 folder holding the file), and the CLI
 unpacks into a temp folder (``cli_bundle``: ``.<message id>.<8 random>/``) next to its
 bundle (``.<message id>.bundle``). A crash, a kill or a power cut between the two leaves
 partial *plaintext* behind, in a folder an officer may share or back up. Threat:
@@ -27,7 +28,7 @@ _UUID = r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
 # What `stafett open` leaves in --out DIR: the SDK's decrypt temp of the bundle, the
 # decrypted bundle itself, and the unpack temp folder.
 _CLI_FILES = re.compile(rf"\.\.{_UUID}\.bundle\.{_RANDOM}\.part|\.{_UUID}\.bundle")
-_CLI_DIRS = re.compile(rf"\.{_UUID}\.{_RANDOM}")
+_CLI_DIRS = re.compile(rf"\.{_UUID}\.{_RANDOM}|\.\.{_UUID}\.bundle\.{_RANDOM}\.part")
 
 
 def partial_outputs_of(dest: Path) -> re.Pattern[str]:
@@ -37,7 +38,8 @@ def partial_outputs_of(dest: Path) -> re.Pattern[str]:
 
 def remove_partial_outputs(dest: Path) -> int:
     """Remove leftover decrypt temp files of ``dest`` (SDK ``fetch``); returns how many."""
-    return _sweep(dest.parent, partial_outputs_of(dest), None)
+    pattern = partial_outputs_of(dest)  # a v1 temp file or a v2 private temp folder
+    return _sweep(dest.parent, pattern, pattern)
 
 
 def remove_cli_leftovers(out_dir: Path) -> int:

@@ -18,9 +18,6 @@ mode), which is what lets the hashing thread and the cipher overlap on two cores
 
 from __future__ import annotations
 
-from collections import deque
-from concurrent.futures import Future, ThreadPoolExecutor
-from types import TracebackType
 from typing import Any
 
 import nacl.exceptions
@@ -35,9 +32,18 @@ from nacl.bindings import (
     crypto_secretstream_xchacha20poly1305_STATEBYTES,
 )
 
+from keys.crypto.hash_thread import Buffer, ThreadedHasher
 from keys.errors import EnvelopeBodyInvalid
 
-Buffer = bytes | bytearray | memoryview
+__all__ = [
+    "ABYTES",
+    "HEADERBYTES",
+    "Blake2b",
+    "Buffer",
+    "SecretStreamPull",
+    "SecretStreamPush",
+    "StreamHasher",
+]
 ABYTES: int = crypto_secretstream_xchacha20poly1305_ABYTES
 HEADERBYTES: int = crypto_secretstream_xchacha20poly1305_HEADERBYTES
 _KEYBYTES: int = crypto_secretstream_xchacha20poly1305_KEYBYTES
@@ -182,63 +188,12 @@ class SecretStreamPull:
         return clen - ABYTES, int(self._tag[0])
 
 
-class StreamHasher:
+class StreamHasher(ThreadedHasher):
     """BLAKE2b-256 with a personalisation, fed piece by piece, in stream order.
 
-    Large streams are hashed on one worker thread in ≥ 512 KiB batches (libsodium runs
-    without the GIL), so hashing overlaps encryption/decryption on a second core. At
-    most ``_DEPTH`` batches wait, which keeps memory bounded. Small streams never start
-    a thread. Pieces must not be modified after ``update`` (pass ``bytes``, views of
-    ``bytes``, or a buffer the caller never touches again). Use as a context manager so
-    the worker is always joined.
+    Large streams are hashed on one worker thread (libsodium runs without the GIL), so
+    hashing overlaps encryption/decryption on a second core (``ThreadedHasher``).
     """
 
-    _BATCH_BYTES = 1 << 19
-    _DEPTH = 2  # batches waiting for the thread: what bounds memory (a few MiB)
-
     def __init__(self, person: bytes) -> None:
-        self._hash = Blake2b(person)
-        self._batch: list[Buffer] = []
-        self._batch_bytes = 0
-        self._pool: ThreadPoolExecutor | None = None
-        self._pending: deque[Future[None]] = deque()
-
-    def update(self, piece: Buffer) -> None:
-        self._batch.append(piece)
-        self._batch_bytes += _nbytes(piece)
-        if self._batch_bytes >= self._BATCH_BYTES:
-            batch, self._batch, self._batch_bytes = self._batch, [], 0
-            if self._pool is None:
-                self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="stafett-hash")
-            self._pending.append(self._pool.submit(self._absorb, batch))
-            while len(self._pending) > self._DEPTH:
-                self._pending.popleft().result()
-
-    def _absorb(self, batch: list[Buffer]) -> None:
-        for piece in batch:
-            self._hash.update(piece)
-
-    def digest(self) -> bytes:
-        # The single worker runs batches in submission order; the state is touched by
-        # this thread only once every batch has finished.
-        while self._pending:
-            self._pending.popleft().result()
-        self._absorb(self._batch)
-        self._batch, self._batch_bytes = [], 0
-        return self._hash.digest()
-
-    def close(self) -> None:
-        for future in self._pending:
-            future.cancel()
-        if self._pool is not None:
-            self._pool.shutdown(wait=True)
-            self._pool = None
-        self._pending.clear()
-
-    def __enter__(self) -> StreamHasher:
-        return self
-
-    def __exit__(
-        self, et: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.close()
+        super().__init__(Blake2b(person))

@@ -47,3 +47,34 @@ def secretstream_round_trip_seconds(total_bytes: int, chunk_bytes: int) -> float
         )
         crypto_secretstream_xchacha20poly1305_pull(pull_state, cipher, ad)
     return time.perf_counter() - start
+
+
+def secretstream_push_pull_seconds(total_bytes: int, chunk_bytes: int) -> tuple[float, float]:
+    """Seconds to push ``total_bytes`` and, separately, to pull them back (same chunks).
+
+    For ``bench/hashes.py``: a body hash must keep up with each direction on its own.
+    """
+    pool = [os.urandom(chunk_bytes) for _ in range(_POOL_BYTES // chunk_bytes)]
+    key = crypto_secretstream_xchacha20poly1305_keygen()
+    ad = bytes(32)
+    push_state = crypto_secretstream_xchacha20poly1305_state()
+    pull_state = crypto_secretstream_xchacha20poly1305_state()
+    header = crypto_secretstream_xchacha20poly1305_init_push(push_state, key)
+    crypto_secretstream_xchacha20poly1305_init_pull(pull_state, header, key)
+    tag = crypto_secretstream_xchacha20poly1305_TAG_MESSAGE
+    chunks = max(1, total_bytes // chunk_bytes)
+    ciphers = [b""] * len(pool)
+    push_s = pull_s = 0.0
+    # In rounds of one pool: push a pool's worth, then pull it back, so the ciphertext
+    # held in memory stays one pool (64 MiB) however large ``total_bytes`` is.
+    for first in range(0, chunks, len(pool)):
+        n = min(len(pool), chunks - first)
+        start = time.perf_counter()
+        for i in range(n):
+            ciphers[i] = crypto_secretstream_xchacha20poly1305_push(push_state, pool[i], ad, tag)
+        push_s += time.perf_counter() - start
+        start = time.perf_counter()
+        for i in range(n):
+            crypto_secretstream_xchacha20poly1305_pull(pull_state, ciphers[i], ad)
+        pull_s += time.perf_counter() - start
+    return push_s, pull_s

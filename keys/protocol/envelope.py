@@ -1,4 +1,8 @@
-"""Envelope v1: streaming, multi-recipient, signed end-to-end encryption.
+"""Envelopes: streaming, multi-recipient, signed end-to-end encryption (v1 and v2).
+
+``seal`` writes v2 by default (``envelope_seal_v2``; docs/protocol.md, "Envelope v2":
+v1's layout plus a commitment to ``K`` in ``H``, SHA-256 for ``hB``, a one-pass open).
+``verify_envelope`` and ``open_envelope`` take both. v1 below.
 
 Byte format: docs/protocol.md, "Envelope v1". In short: the header ``H`` binds every
 routing and consent field; a fresh content key ``K`` is sealed to each recipient
@@ -21,25 +25,20 @@ Threats and where they are met:
 Known limitation of v1 (not fixable without a format change): XChaCha20-Poly1305 is not
 key-committing, so a malicious *sender* could try to build one body that decrypts under
 two content keys given to two co-recipients. The zero-padding and length-trailer checks
-make that far costlier than for bare AEAD, but not impossible by design; a v2 should
-bind a commitment to ``K`` into ``H``.
+make that far costlier than for bare AEAD, but not impossible by design. v2 closes it
+with a commitment to ``K`` in ``H``.
 """
 
 from __future__ import annotations
 
-import hashlib
 import struct
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import BinaryIO
 
-from keys.crypto.canonical import hash32
 from keys.crypto.envelope_stream import ABYTES, SecretStreamPush, StreamHasher
-from keys.crypto.keypairs import DeviceKeyPair, DevicePublicKeys, EncryptionPublicKey, KeyId
+from keys.crypto.keypairs import DeviceKeyPair, DevicePublicKeys, KeyId
 from keys.crypto.sodium import (
-    crypto_box,
-    crypto_scalarmult_base,
-    crypto_secretstream_xchacha20poly1305_keygen,
     crypto_secretstream_xchacha20poly1305_TAG_FINAL,
     crypto_secretstream_xchacha20poly1305_TAG_MESSAGE,
 )
@@ -47,14 +46,10 @@ from keys.errors import EnvelopeHeaderInvalid
 from keys.protocol.envelope_format import (
     END,
     FULL_FRAME,
-    MAGIC,
-    MAX_WRAPPED_BYTES,
     SS_HEADER_BYTES,
     BlockReader,
     FrameReader,
     SenderResolver,
-    encode_wrapped,
-    frame_length,
     read_prefix,
     read_signature,
     resolve,
@@ -64,9 +59,20 @@ from keys.protocol.envelope_format import (
 )
 from keys.protocol.envelope_header import CHUNK_BYTES, EnvelopeHeader
 from keys.protocol.envelope_open import OpenedEnvelope, open_envelope
+from keys.protocol.envelope_parts import (
+    Rng,
+    SealResult,
+    read_up_to,
+    seal_prefix,
+    tail_chunks,
+)
+from keys.protocol.envelope_seal_v2 import seal_v2_body
 from keys.protocol.padding import TRAILER_BYTES, padded_length
 
+ENVELOPE_VERSION = 2  # what ``seal`` writes unless told otherwise (key-committing)
+
 __all__ = [
+    "ENVELOPE_VERSION",
     "EnvelopeHeader",
     "OpenedEnvelope",
     "SealResult",
@@ -80,26 +86,12 @@ __all__ = [
 
 _TAG_MESSAGE: int = crypto_secretstream_xchacha20poly1305_TAG_MESSAGE
 _TAG_FINAL: int = crypto_secretstream_xchacha20poly1305_TAG_FINAL
-_KEY_BYTES = 32
 _U32 = struct.Struct(">I")
 # Frames are encrypted straight into a batch buffer, written and hashed a batch at a
 # time: one write and one hash hand-off per ~512 KiB instead of two writes per frame.
 _BATCH_FRAMES = 8
 _BATCH_BYTES = _BATCH_FRAMES * (4 + FULL_FRAME)
 _READ_BYTES = _BATCH_FRAMES * CHUNK_BYTES  # content read 512 KiB at a time
-
-Rng = Callable[[int], bytes]
-"""Test seam: ``rng(n) -> n bytes``. Only for published test vectors, never in use."""
-
-
-@dataclass(frozen=True)
-class SealResult:
-    header_hash: bytes  # hH
-    wrapped_keys_hash: bytes  # hW
-    body_hash: bytes  # hB
-    content_length: int
-    padded_length: int  # P, what the envelope size reveals
-    total_length: int  # bytes written to ``out``
 
 
 @dataclass(frozen=True)
@@ -111,48 +103,7 @@ class VerifiedEnvelope:
     sender_fingerprint: str
 
 
-# --- seal -------------------------------------------------------------------------------
-def _wrap_key(public: EncryptionPublicKey, message: bytes, rng: Rng | None) -> bytes:
-    if rng is None:
-        return public.seal(message)  # libsodium crypto_box_seal, fresh ephemeral key
-    # crypto_box_seal's construction with an explicit ephemeral secret, so published
-    # vectors are exact bytes: epk ‖ crypto_box(m, nonce=BLAKE2b-192(epk ‖ pk), pk, esk).
-    esk = rng(_KEY_BYTES)
-    epk = crypto_scalarmult_base(esk)
-    nonce = hashlib.blake2b(epk + bytes(public), digest_size=24).digest()
-    return bytes(epk + crypto_box(message, nonce, bytes(public), esk))
-
-
-def _read_up_to(body: BinaryIO, n: int) -> bytes:
-    data = body.read(n)
-    if len(data) == n or not data:
-        return data
-    parts = bytearray(data)  # a pipe or socket may return short reads before EOF
-    while len(parts) < n:
-        more = body.read(n - len(parts))
-        if not more:
-            break
-        parts += more
-    return bytes(parts)
-
-
-def _tail_chunks(head: bytes, zeros: int, trailer: bytes) -> Iterator[bytes]:
-    """The rest of the padded plaintext (head ‖ zeros ‖ trailer) in 64 KiB pieces."""
-    buf = bytearray(head)
-    while zeros:
-        take = min(zeros, CHUNK_BYTES - len(buf))
-        buf += bytes(take)
-        zeros -= take
-        if len(buf) == CHUNK_BYTES:
-            yield bytes(buf)
-            buf.clear()
-    buf += trailer
-    while len(buf) > CHUNK_BYTES:
-        yield bytes(buf[:CHUNK_BYTES])
-        del buf[:CHUNK_BYTES]
-    yield bytes(buf)
-
-
+# --- seal ---------------------------------------------------------------------------------
 def seal(
     header: EnvelopeHeader,
     body: BinaryIO,
@@ -160,36 +111,31 @@ def seal(
     sender: DeviceKeyPair,
     out: BinaryIO,
     *,
+    version: int = ENVELOPE_VERSION,
     _rng: Rng | None = None,
 ) -> SealResult:
     """Stream ``body`` into an envelope on ``out`` for every device in ``recipients``.
 
     ``recipients`` must be exactly the keys named in ``header.recipients`` (the caller
     took them from the verified directory) and ``sender`` the key named in
-    ``header.sender``. ``_rng`` exists only to produce published test vectors.
+    ``header.sender``. ``version`` 2 (the default) is key-committing; 1 exists for
+    interoperability and the published v1 vectors. ``_rng`` exists only to produce
+    published test vectors. ``header`` is given without a key commitment; the header
+    as sealed is ``SealResult.header``.
     """
+    if version not in (1, 2):
+        raise ValueError("envelope version must be 1 or 2")
     if sender.kid != header.sender:
         raise EnvelopeHeaderInvalid("header sender is not the sealing key")
     by_kid = {str(r.kid): r for r in recipients}
     if len(by_kid) != len(recipients) or sorted(by_kid) != [str(r) for r in header.recipients]:
         raise EnvelopeHeaderInvalid("recipient keys do not match header recipients")
-
-    header_bytes = header.canonical()
-    h_h = hash32(header_bytes, b"stafett.hdr")
-    key = _rng(_KEY_BYTES) if _rng else crypto_secretstream_xchacha20poly1305_keygen()
-    # hH inside each box binds K to this header: a box moved to another header fails.
-    wrapped = encode_wrapped(
-        [(r, _wrap_key(by_kid[str(r)].encryption_key, h_h + key, _rng)) for r in header.recipients]
-    )
-    if len(wrapped) > MAX_WRAPPED_BYTES:
-        raise EnvelopeHeaderInvalid("too many recipients for the wrapped-keys section")
-    h_w = hash32(wrapped, b"stafett.wrap")
-
-    prefix = b"".join(
-        (MAGIC, frame_length(len(header_bytes)), header_bytes, frame_length(len(wrapped)), wrapped)
-    )
-    out.write(prefix)
-    written = len(prefix)
+    prefix = seal_prefix(header, by_kid, version, _rng)
+    if version == 2:
+        return seal_v2_body(prefix, body, sender, out, _rng)
+    header, h_h, key, h_w = prefix.header, prefix.header_hash, prefix.key, prefix.wrapped_hash
+    out.write(prefix.data)
+    written = len(prefix.data)
 
     # A chosen stream header only for published vectors (drawn last, after the boxes).
     stream = SecretStreamPush(key, _rng(SS_HEADER_BYTES) if _rng is not None else None)
@@ -235,7 +181,7 @@ def seal(
         # goes out at once; what is left at the end of the body starts the tail.
         content_length = 0
         while True:
-            block = _read_up_to(body, _READ_BYTES)
+            block = read_up_to(body, _READ_BYTES)
             content_length += len(block)
             view = memoryview(block)
             whole = len(block) - len(block) % CHUNK_BYTES
@@ -249,7 +195,7 @@ def seal(
         tail = total - (content_length - len(data))  # plaintext bytes still to push
         frames = -(-tail // CHUNK_BYTES)
         remaining = tail + frames * (4 + ABYTES) + len(END)
-        pieces = _tail_chunks(
+        pieces = tail_chunks(
             data,
             total - content_length - TRAILER_BYTES,
             content_length.to_bytes(TRAILER_BYTES, "little"),
@@ -268,7 +214,7 @@ def seal(
     signature = sender.signing_key.sign(signed_message(h_h, h_w, h_b))
     out.write(signature)
     written += len(signature)
-    return SealResult(h_h, h_w, h_b, content_length, total, written)
+    return SealResult(h_h, h_w, h_b, content_length, total, written, header)
 
 
 # --- gateway side -------------------------------------------------------------------------
@@ -284,7 +230,7 @@ def verify_envelope(
     reader = BlockReader(src, max_size=max_size)
     prefix = read_prefix(reader)
     sender_key = resolve(resolve_sender, prefix.header.sender)
-    body = scan_body(reader)
+    body = scan_body(reader, prefix.version)
     verify_signature(sender_key, prefix, body, read_signature(reader))
     return VerifiedEnvelope(
         header=prefix.header,

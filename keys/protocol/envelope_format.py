@@ -1,7 +1,10 @@
-"""Envelope v1 framing: constants, the bounded reader, W, and pass 1 (scan + verify).
+"""Envelope v1 and v2 framing: constants, the bounded reader, W, and pass 1 (scan + verify).
 
-Pass 1 is shared by the gateway (``verify_envelope``) and the recipient
-(``open_envelope``): it checks framing, parses the header and the wrapped keys,
+The two versions share the framing; they differ in the magic's last byte, the header's
+``v`` (v2 adds ``key_commitment``), the body hash (v1 BLAKE2b, v2 SHA-256) and the
+signature domain. Pass 1 is the gateway's check (``verify_envelope``, both versions)
+and the v1 recipient's first pass (``open_envelope``): it checks framing, parses the
+header and the wrapped keys,
 hashes the body as it streams past and verifies the sender's signature, all without
 the content key. Memory stays bounded whatever the body size: one 1 MiB read block
 plus at most a few MiB of blocks queued for the hashing thread.
@@ -17,6 +20,8 @@ from typing import BinaryIO, Protocol
 
 from keys.crypto.canonical import NotCanonical, b64d, b64e, canonical_json, hash32, parse_canonical
 from keys.crypto.envelope_stream import ABYTES, HEADERBYTES, Buffer, StreamHasher
+from keys.crypto.envelope_v2_stream import body_hasher
+from keys.crypto.hash_thread import ThreadedHasher
 from keys.crypto.keypairs import SIGNATURE_BYTES, KeyId, VerifyKey
 from keys.errors import (
     DirectoryError,
@@ -34,6 +39,8 @@ from keys.protocol.envelope_header import CHUNK_BYTES, MAX_HEADER_BYTES, Envelop
 from keys.protocol.padding import is_padded_length
 
 MAGIC = b"STAFETT\x01"
+MAGIC_V2 = b"STAFETT\x02"
+_MAGICS = {MAGIC: 1, MAGIC_V2: 2}
 MAX_WRAPPED_BYTES = 64 * 1024
 SS_HEADER_BYTES: int = HEADERBYTES
 FULL_FRAME = CHUNK_BYTES + ABYTES  # every chunk but the last carries exactly 64 KiB
@@ -41,6 +48,7 @@ MIN_FRAME = 1 + ABYTES  # a chunk with no plaintext is never produced (P ≥ 8)
 BOX_BYTES = 32 + 16 + 64  # sealed box: ephemeral pk ‖ MAC ‖ (hH ‖ K)
 END = b"\x00\x00\x00\x00"
 SIG_DOMAIN = b"stafett/v1/sig"
+SIG_DOMAIN_V2 = b"stafett/v2/sig"
 _U32 = struct.Struct(">I")
 
 
@@ -54,9 +62,20 @@ class SenderResolver(Protocol):
         ...
 
 
-def signed_message(header_hash: bytes, wrapped_hash: bytes, body_hash: bytes) -> bytes:
-    """What the sender signs: domain-separated, so no other Stafett signature fits."""
-    return SIG_DOMAIN + header_hash + wrapped_hash + body_hash
+def signed_message(
+    header_hash: bytes, wrapped_hash: bytes, body_hash: bytes, version: int = 1
+) -> bytes:
+    """What the sender signs: domain-separated, so no other Stafett signature fits.
+
+    The version is in the domain: a v1 signature can never be presented as a v2 one
+    (whose ``hB`` is another hash function) or the other way round.
+    """
+    return (SIG_DOMAIN_V2 if version == 2 else SIG_DOMAIN) + header_hash + wrapped_hash + body_hash
+
+
+def new_body_hasher(version: int) -> ThreadedHasher:
+    """``hB``'s hash for ``version``: v1 BLAKE2b-256 "stafett.body", v2 SHA-256."""
+    return body_hasher() if version == 2 else StreamHasher(b"stafett.body")
 
 
 class FrameReader:
@@ -112,7 +131,7 @@ class BlockReader:
         self.offset = offset
         self._block = b""
         self._pos = 0
-        self._tap: StreamHasher | None = None
+        self._tap: ThreadedHasher | None = None
         self._tap_from = 0
         self._read_size = self.FIRST_BLOCK_BYTES
 
@@ -167,7 +186,7 @@ class BlockReader:
         value: int = _U32.unpack(self.view(4))[0]
         return value
 
-    def start_tap(self, tap: StreamHasher) -> None:
+    def start_tap(self, tap: ThreadedHasher) -> None:
         self._tap, self._tap_from = tap, self._pos
 
     def stop_tap(self) -> None:
@@ -229,11 +248,13 @@ class EnvelopePrefix:
     header_hash: bytes
     wrapped: tuple[tuple[KeyId, bytes], ...]
     wrapped_hash: bytes
+    version: int = 1
 
 
 def read_prefix(reader: Reader) -> EnvelopePrefix:
-    if reader.exact(len(MAGIC)) != MAGIC:
-        raise EnvelopeMalformed("not a Stafett v1 envelope (magic)")
+    version = _MAGICS.get(reader.exact(len(MAGIC)))
+    if version is None:
+        raise EnvelopeMalformed("not a Stafett v1 or v2 envelope (magic)")
     hlen = reader.u32()
     if not 0 < hlen <= MAX_HEADER_BYTES:
         raise EnvelopeMalformed("header length out of range")
@@ -244,6 +265,10 @@ def read_prefix(reader: Reader) -> EnvelopePrefix:
         raise EnvelopeMalformed("wrapped-keys length out of range")
     wrapped_bytes = reader.exact(wlen)
     wrapped = decode_wrapped(wrapped_bytes)
+    # Threat: a v2 magic on a v1 header would be a "v2" envelope without key commitment
+    # (and the other way round a header whose hash rules the reader would get wrong).
+    if header.version != version:
+        raise EnvelopeHeaderInvalid("the header's version differs from the magic's")
     # Threat: a header naming one set of recipients while W serves another would let
     # the gateway check consent for devices that are not the ones who can read it.
     if tuple(str(kid) for kid, _ in wrapped) != tuple(str(r) for r in header.recipients):
@@ -253,6 +278,7 @@ def read_prefix(reader: Reader) -> EnvelopePrefix:
         header_hash=hash32(header_bytes, b"stafett.hdr"),
         wrapped=wrapped,
         wrapped_hash=hash32(wrapped_bytes, b"stafett.wrap"),
+        version=version,
     )
 
 
@@ -265,35 +291,49 @@ class BodyScan:
     chunks: int
 
 
-def scan_body(reader: BlockReader) -> BodyScan:
+def scan_body(reader: BlockReader, version: int = 1) -> BodyScan:
     """Check body framing and hash it as framed on the wire (``hB``), no key needed.
 
     The hash is fed whole blocks of the file (the body section is contiguous on the
     wire), on the hashing thread; this thread only walks the frame lengths.
     """
-    with StreamHasher(b"stafett.body") as hasher:
+    with new_body_hasher(version) as hasher:
         reader.start_tap(hasher)
         reader.skip(SS_HEADER_BYTES)
-        total = chunks = 0
-        short_seen = False
-        while True:
-            clen = reader.u32()
-            if clen == 0:
-                break
-            # One framing per body: only the last chunk may be shorter than 64 KiB, so
-            # chunk boundaries carry no information and cannot be played with.
-            if short_seen or not MIN_FRAME <= clen <= FULL_FRAME:
-                raise EnvelopeMalformed("chunk length out of range or a short chunk not last")
-            short_seen = clen != FULL_FRAME
+        frames = FrameCheck()
+        while (clen := frames.next_length(reader)) != 0:
             reader.skip(clen)
-            total += clen - ABYTES
-            chunks += 1
         reader.stop_tap()
-        if chunks == 0:
+        frames.check_end()
+        return BodyScan(hasher.digest(), frames.total, frames.chunks)
+
+
+class FrameCheck:
+    """The body's framing rules, one frame length at a time (both versions, both sides)."""
+
+    def __init__(self) -> None:
+        self.total = self.chunks = 0
+        self._short_seen = False
+
+    def next_length(self, reader: Reader) -> int:
+        """The next frame's ciphertext length, checked; 0 at the end sentinel."""
+        clen = reader.u32()
+        if clen == 0:
+            return 0
+        # One framing per body: only the last chunk may be shorter than 64 KiB, so
+        # chunk boundaries carry no information and cannot be played with.
+        if self._short_seen or not MIN_FRAME <= clen <= FULL_FRAME:
+            raise EnvelopeMalformed("chunk length out of range or a short chunk not last")
+        self._short_seen = clen != FULL_FRAME
+        self.total += clen - ABYTES
+        self.chunks += 1
+        return clen
+
+    def check_end(self) -> None:
+        if self.chunks == 0:
             raise EnvelopeTruncated("the body has no chunks: it was truncated")
-        if not is_padded_length(total):
+        if not is_padded_length(self.total):
             raise EnvelopeMalformed("body length is not a Padmé length")
-        return BodyScan(hasher.digest(), total, chunks)
 
 
 def resolve(resolve_sender: Callable[[KeyId], VerifyKey], kid: KeyId) -> VerifyKey:
@@ -312,7 +352,9 @@ def resolve(resolve_sender: Callable[[KeyId], VerifyKey], kid: KeyId) -> VerifyK
 def verify_signature(
     key: VerifyKey, prefix: EnvelopePrefix, body: BodyScan, signature: bytes
 ) -> None:
-    message = signed_message(prefix.header_hash, prefix.wrapped_hash, body.body_hash)
+    message = signed_message(
+        prefix.header_hash, prefix.wrapped_hash, body.body_hash, prefix.version
+    )
     try:
         key.verify(message, signature)
     except SignatureInvalid as exc:

@@ -17,8 +17,9 @@ from keys.crypto.canonical import NotCanonical, canonical_json, hash32, parse_ca
 from keys.crypto.keypairs import KeyId, is_valid_name
 from keys.errors import EnvelopeHeaderInvalid, KeyIdInvalid
 
-VERSION = 1
-CHUNK_BYTES = 65536  # plaintext bytes per secretstream chunk (fixed in v1)
+VERSION = 1  # the header version without a key commitment (envelope v1)
+VERSIONS = (1, 2)  # v2: the same fields plus "key_commitment"
+CHUNK_BYTES = 65536  # plaintext bytes per secretstream chunk (fixed in v1 and v2)
 PAD_SCHEME = "padme"
 MAX_HEADER_BYTES = 16 * 1024
 MAX_RECIPIENTS = 64  # keeps W far below its 64 KiB limit (≈ 300 bytes per entry)
@@ -46,6 +47,7 @@ _KEYS = frozenset(
         "in_reply_to",
     }
 )
+_KEYS_V2 = _KEYS | {"key_commitment"}
 
 
 def _bad(field: str, why: str) -> EnvelopeHeaderInvalid:
@@ -87,6 +89,13 @@ class EnvelopeHeader:
     checkpoint_size: int
     checkpoint_head: str
     in_reply_to: str | None
+    # v2 only: hex of the commitment to the content key K, filled in by ``seal`` (the
+    # caller builds the header without it: K does not exist yet). None: a v1 header.
+    key_commitment: str | None = None
+
+    @property
+    def version(self) -> int:
+        return 1 if self.key_commitment is None else 2
 
     def __post_init__(self) -> None:
         # Normalise first so that two callers listing the same recipients in another
@@ -110,6 +119,10 @@ class EnvelopeHeader:
             # "<uuid>\n" or "<category>\n" through as a second spelling of a signed field.
             if not isinstance(value, str) or not regex.fullmatch(value):
                 raise _bad(field, "has the wrong form")
+        if self.key_commitment is not None and (
+            not isinstance(self.key_commitment, str) or not _HEX32_RE.fullmatch(self.key_commitment)
+        ):
+            raise _bad("key_commitment", "must be 64 hex characters or absent")
         if self.in_reply_to is not None and (
             not isinstance(self.in_reply_to, str) or not _UUID_RE.fullmatch(self.in_reply_to)
         ):
@@ -136,8 +149,8 @@ class EnvelopeHeader:
 
     def to_json(self) -> dict[str, Any]:
         """The header as a JSON object (the exact content of ``H``)."""
-        return {
-            "v": VERSION,
+        value: dict[str, Any] = {
+            "v": self.version,
             "message_id": self.message_id,
             "sender": str(self.sender),
             "recipient_unit": self.recipient_unit,
@@ -152,20 +165,25 @@ class EnvelopeHeader:
             "checkpoint": {"size": self.checkpoint_size, "head": self.checkpoint_head},
             "in_reply_to": self.in_reply_to,
         }
+        if self.key_commitment is not None:
+            value["key_commitment"] = self.key_commitment
+        return value
 
     @classmethod
     def from_json(cls, value: Any) -> EnvelopeHeader:
-        """Validate a JSON object and build the header; refuse anything not in v1 form."""
+        """Validate a JSON object and build the header; refuse anything not in v1/v2 form."""
         if not isinstance(value, dict):
             raise EnvelopeHeaderInvalid("header must be a JSON object")
-        if set(value) != _KEYS:
+        version = value.get("v")
+        if not _is_int(version) or version not in VERSIONS:
+            raise _bad("v", "must be 1 or 2")
+        if set(value) != (_KEYS_V2 if version == 2 else _KEYS):
             # Threat: an unknown field would be signed but ignored by this reader and
-            # honoured by another — two readings of one signed header.
+            # honoured by another — two readings of one signed header. A v2 header
+            # without its key commitment would be a v2 envelope without key commitment.
             raise EnvelopeHeaderInvalid("header fields are missing or unknown")
-        if not _is_int(value["v"]) or value["v"] != VERSION:
-            raise _bad("v", "must be 1")
         if value["body"] != {"chunk": CHUNK_BYTES, "pad": PAD_SCHEME}:
-            raise _bad("body", "must be {chunk: 65536, pad: padme} in v1")
+            raise _bad("body", "must be {chunk: 65536, pad: padme}")
         checkpoint = value["checkpoint"]
         if not isinstance(checkpoint, dict) or set(checkpoint) != {"size", "head"}:
             raise _bad("checkpoint", "must hold exactly size and head")
@@ -186,6 +204,7 @@ class EnvelopeHeader:
             checkpoint_size=checkpoint["size"],
             checkpoint_head=checkpoint["head"],
             in_reply_to=value["in_reply_to"],
+            key_commitment=value.get("key_commitment"),
         )
         # One header, one spelling: unsorted recipients or a kid like "a/b/01" that
         # parses to the same KeyId would otherwise give a second byte form.

@@ -1,4 +1,6 @@
-"""Envelope v1, recipient side: verify everything, then decrypt into a temp file.
+"""Opening an envelope: v2 in one pass (``envelope_open_v2``), v1 in two (below).
+
+Envelope v1, recipient side: verify everything, then decrypt into a temp file.
 
 Order (docs/protocol.md, "Open"): framing → header → sender key from the verified
 directory → signature over the whole stream (pass 1) → own wrapped key, unsealed and
@@ -38,12 +40,10 @@ from keys.crypto.sodium import (
 )
 from keys.errors import (
     EnvelopeBodyInvalid,
-    EnvelopeError,
     EnvelopeMalformed,
     EnvelopeNotForThisDevice,
     EnvelopeSignatureInvalid,
     EnvelopeTruncated,
-    EnvelopeWrappedKeyInvalid,
 )
 from keys.protocol.envelope_format import (
     FULL_FRAME,
@@ -59,6 +59,7 @@ from keys.protocol.envelope_format import (
     verify_signature,
 )
 from keys.protocol.envelope_header import CHUNK_BYTES, EnvelopeHeader
+from keys.protocol.envelope_open_v2 import open_one_pass, unwrap
 from keys.protocol.padding import TRAILER_BYTES, min_content_length, padded_length
 
 _TAG_MESSAGE: int = crypto_secretstream_xchacha20poly1305_TAG_MESSAGE
@@ -74,24 +75,6 @@ class OpenedEnvelope:
     sender_fingerprint: str
     header_hash: bytes
     opened_with: KeyId  # which of the device's key versions held the wrapped key
-
-
-def _unwrap(boxes: list[tuple[DeviceKeyPair, bytes]], header_hash: bytes) -> tuple[KeyId, bytes]:
-    failure: EnvelopeError = EnvelopeWrappedKeyInvalid()
-    for keypair, box in boxes:
-        try:
-            plain = keypair.encryption_key.unseal(box)
-        except EnvelopeWrappedKeyInvalid as exc:
-            failure = exc
-            continue
-        # Constant time: the comparison must not tell a forger how much of hH matched.
-        if len(plain) != len(header_hash) + _KEY_BYTES or not same_hash(
-            plain[: len(header_hash)], header_hash
-        ):
-            failure = EnvelopeWrappedKeyInvalid("the wrapped key belongs to another header")
-            continue
-        return keypair.kid, plain[len(header_hash) :]
-    raise failure
 
 
 def _decrypt_body(
@@ -215,11 +198,22 @@ def _open_stream(
     mine = [(held[str(kid)], box) for kid, box in prefix.wrapped if str(kid) in held]
     if not mine:
         raise EnvelopeNotForThisDevice()  # cheap refusal before hashing the body
+    if prefix.version == 2:
+        kid, content_length = open_one_pass(
+            reader, prefix, sender_key, mine, dest_path, durable=durable
+        )
+        return OpenedEnvelope(
+            header=prefix.header,
+            content_length=content_length,
+            sender_fingerprint=sender_key.fingerprint(),
+            header_hash=prefix.header_hash,
+            opened_with=kid,
+        )
     body_offset = reader.offset
     body = scan_body(reader)
     verify_signature(sender_key, prefix, body, read_signature(reader))
     # Verified: only now is anything decrypted.
-    kid, key = _unwrap(mine, prefix.header_hash)
+    kid, key = unwrap(mine, prefix.header_hash)
 
     # Pass 2 reads the same descriptor again, so replacing or renaming the file between
     # the passes changes nothing. Writing *into* it still would, and who can do that is

@@ -89,13 +89,21 @@ def _header(name: str, recipients: tuple[str, ...]) -> EnvelopeHeader:
     )
 
 
-def _case(name: str, content: bytes, n_recipients: int) -> dict[str, Any]:
+def _case(name: str, content: bytes, n_recipients: int, version: int = 1) -> dict[str, Any]:
     sender = _device(SENDER)
     devices = [_device(kid) for kid in RECIPIENTS[:n_recipients]]
-    header = _header(name, RECIPIENTS[:n_recipients])
-    rng = _RecordingRng(name)
+    rng = _RecordingRng(name if version == 1 else f"v{version}/{name}")
     out = io.BytesIO()
-    result = seal(header, io.BytesIO(content), [d.public() for d in devices], sender, out, _rng=rng)
+    result = seal(
+        _header(name, RECIPIENTS[:n_recipients]),
+        io.BytesIO(content),
+        [d.public() for d in devices],
+        sender,
+        out,
+        version=version,
+        _rng=rng,
+    )
+    header = result.header  # as sealed (v2: with the key commitment)
     envelope = out.getvalue()
     case: dict[str, Any] = {
         "name": name,

@@ -15,11 +15,20 @@ from pathlib import Path
 from typing import Any
 
 from keys.crypto.canonical import b64d, b64e, canonical_json, hash32, parse_canonical
+from keys.crypto.envelope_v2_stream import body_hash
 from keys.crypto.keypairs import DeviceKeyPair, KeyId, VerifyKey
 from keys.errors import EnvelopeSenderUnknown
-from keys.protocol.envelope import EnvelopeHeader, seal
+from keys.protocol.envelope import EnvelopeHeader, SealResult
+from keys.protocol.envelope import seal as seal_any_version
 
 MAGIC = b"STAFETT\x01"
+MAGIC_V2 = b"STAFETT\x02"
+
+
+def seal(*args: Any, **kwargs: Any) -> SealResult:
+    """``keys.protocol.envelope.seal`` writing v1 unless told: the v1 tests test v1."""
+    kwargs.setdefault("version", 1)
+    return seal_any_version(*args, **kwargs)
 
 
 def kid(text: str) -> KeyId:
@@ -78,12 +87,21 @@ def seal_bytes(
     parties: Parties,
     content: bytes,
     recipients: tuple[DeviceKeyPair, ...] | None = None,
+    *,
+    version: int = 1,
     **header_overrides: Any,
 ) -> bytes:
     devices = recipients if recipients is not None else (parties.anna, parties.bo)
     header = make_header(tuple(d.kid for d in devices), parties.sender.kid, **header_overrides)
     out = io.BytesIO()
-    seal(header, io.BytesIO(content), [d.public() for d in devices], parties.sender, out)
+    seal(
+        header,
+        io.BytesIO(content),
+        [d.public() for d in devices],
+        parties.sender,
+        out,
+        version=version,
+    )
     return out.getvalue()
 
 
@@ -98,10 +116,11 @@ class Dissected:
     # byte ranges in the original envelope, for region-aware tampering tests
     regions: dict[str, tuple[int, int]] = field(default_factory=dict)
     cipher_ranges: list[tuple[int, int]] = field(default_factory=list)  # ss_hdr + each chunk
+    version: int = 1
 
     @classmethod
     def parse(cls, data: bytes) -> Dissected:
-        assert data[:8] == MAGIC
+        assert data[:8] in (MAGIC, MAGIC_V2)
         pos = 8
         regions: dict[str, tuple[int, int]] = {"magic": (0, 8), "hlen": (8, 12)}
         (hlen,) = struct.unpack(">I", data[pos : pos + 4])
@@ -131,7 +150,8 @@ class Dissected:
         regions["body"] = (body_start, pos)
         regions["signature"] = (pos, pos + 64)
         assert pos + 64 == len(data)
-        return cls(header, wrapped, ss_header, chunks, data[pos:], regions, cipher_ranges)
+        version = 2 if data[:8] == MAGIC_V2 else 1
+        return cls(header, wrapped, ss_header, chunks, data[pos:], regions, cipher_ranges, version)
 
     def body(self) -> bytes:
         frames = b"".join(struct.pack(">I", len(c)) + c for c in self.chunks)
@@ -139,7 +159,7 @@ class Dissected:
 
     def assemble(self) -> bytes:
         return (
-            MAGIC
+            (MAGIC_V2 if self.version == 2 else MAGIC)
             + struct.pack(">I", len(self.header))
             + self.header
             + struct.pack(">I", len(self.wrapped))
@@ -150,11 +170,12 @@ class Dissected:
 
     def resign(self, sender: DeviceKeyPair) -> bytes:
         """Assemble with a fresh, valid signature by ``sender``."""
+        v2 = self.version == 2
         message = (
-            b"stafett/v1/sig"
+            (b"stafett/v2/sig" if v2 else b"stafett/v1/sig")
             + hash32(self.header, b"stafett.hdr")
             + hash32(self.wrapped, b"stafett.wrap")
-            + hash32(self.body(), b"stafett.body")
+            + (body_hash(self.body()) if v2 else hash32(self.body(), b"stafett.body"))
         )
         self.signature = sender.signing_key.sign(message)
         return self.assemble()

@@ -10,12 +10,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from envelope_support import (
+from envelope_support import (  # seal: v1 unless told (these tests are about v1)
     Dissected,
     Parties,
     box_bytes,
     kid,
     make_header,
+    seal,
     seal_bytes,
     with_box,
     write,
@@ -35,7 +36,7 @@ from keys.errors import (
     EnvelopeTruncated,
     EnvelopeWrappedKeyInvalid,
 )
-from keys.protocol.envelope import EnvelopeHeader, open_envelope, read_header, seal, verify_envelope
+from keys.protocol.envelope import EnvelopeHeader, open_envelope, read_header, verify_envelope
 from keys.protocol.padding import padded_length
 
 

@@ -17,7 +17,7 @@ from typing import Any
 
 import jsonschema  # type: ignore[import-untyped]
 import pytest
-from envelope_support import Dissected
+from envelope_support import Dissected, seal  # seal: v1 unless told
 
 from keys.crypto.canonical import b64d, canonical_json, hash32
 from keys.crypto.keypairs import (
@@ -30,7 +30,7 @@ from keys.crypto.keypairs import (
     VerifyKey,
 )
 from keys.errors import EnvelopeError, EnvelopeHeaderInvalid, EnvelopeSenderUnknown
-from keys.protocol.envelope import EnvelopeHeader, open_envelope, seal, verify_envelope
+from keys.protocol.envelope import EnvelopeHeader, open_envelope, verify_envelope
 from tests.support.envelope_vectors import render
 from tests.support.paths import REPO
 

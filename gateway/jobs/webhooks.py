@@ -3,7 +3,7 @@
 A plain async function (``deliver_webhooks(sessionmaker, now=..., key=...)``); the
 scheduler only triggers it. The HTTP client has a short timeout, follows no redirects
 (threat: a registered endpoint bouncing the gateway to an internal address) and
-connects only to public addresses (``gateway.services.webhook_target``: SSRF).
+connects only to public addresses (``gateway.webhook_target``: SSRF).
 Nothing about a failure but its HTTP status or error class is kept or logged.
 """
 
@@ -13,8 +13,9 @@ import asyncio
 
 import aiohttp
 
+from gateway import webhook_target
 from gateway.db.engine import SessionMaker
-from gateway.services import webhook_target, webhooks
+from gateway.services import webhooks
 from keys.crypto.keypairs import SigningKey
 from keys.domain import webhooks as policy
 

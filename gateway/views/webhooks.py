@@ -6,9 +6,10 @@ import time
 
 from aiohttp import web
 
+from gateway import webhook_target
 from gateway.appkeys import IDENTITY, SESSIONMAKER, SETTINGS
 from gateway.auth import caller_of
-from gateway.services import webhook_target, webhooks
+from gateway.services import webhooks
 from gateway.views.jsonbody import read_json
 
 

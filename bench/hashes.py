@@ -1,6 +1,6 @@
 """Body-hash candidates for envelope v2 against the secretstream cipher, on this machine.
 
-``python bench/run.py hashes [--quick]``: throughput (MB/s, one core, 1 MiB updates over
+``python -m bench.run hashes [--quick]``: throughput (MB/s, one core, 1 MiB updates over
 a 64 MiB pool larger than the L3 cache) of each candidate hash next to
 ``crypto_secretstream_xchacha20poly1305`` push and pull with the envelope's 64 KiB chunks
 (PyNaCl's public wrappers, ``keys.crypto.stream_baseline``). Issue 13 asks for a body hash

@@ -481,7 +481,7 @@ async def run_levels(
 
 
 def run(quick: bool, argv: Sequence[str] = ()) -> dict[str, Any]:
-    parser = argparse.ArgumentParser(prog="bench/run.py relay")
+    parser = argparse.ArgumentParser(prog="python -m bench.run relay")
     parser.add_argument("--store", choices=("sqlite", "postgresql"), default="sqlite")
     parser.add_argument("--instances", type=int, choices=(1, 2, 3, 4), default=1)
     args = parser.parse_args(list(argv))

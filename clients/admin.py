@@ -8,9 +8,8 @@ from typing import Any
 from clients.sdk import StafettClient
 from clients.sdk.answers import as_list, as_object
 from clients.sdk.transport import Signer
-from keys.crypto.keypairs import VerifyKey
 from keys.errors import KeystoreError
-from keys.protocol.auditlog import AuditHead, verify_audit_chain
+from keys.protocol.auditlog import AuditHead, GatewayKeys, verify_audit_chain
 
 __all__ = ["StafettAdminClient"]
 
@@ -47,7 +46,7 @@ class StafettAdminClient(StafettClient):
         return as_object(await self.transport.request("GET", "/v1/audit/checkpoint"))
 
     async def verify_audit(
-        self, gateway_key: VerifyKey, *, known_checkpoints: Sequence[Mapping[str, Any]] = ()
+        self, gateway_key: GatewayKeys, *, known_checkpoints: Sequence[Mapping[str, Any]] = ()
     ) -> AuditHead:
         """Fetch the whole audit chain and the signed checkpoint, and verify both.
 

@@ -10,6 +10,7 @@ from aiohttp import web
 from gateway.appkeys import (
     BLOBS,
     DIRECTORY,
+    GATEWAY_KEY_ANSWER,
     IDENTITY,
     NOTIFIER,
     RATE_LIMITER,
@@ -45,6 +46,7 @@ def create_app(settings: Settings, identity: GatewayIdentity | None = None) -> w
     app[SETTINGS] = settings
     gateway_identity = identity or load_identity(settings)
     app[IDENTITY] = gateway_identity
+    app[GATEWAY_KEY_ANSWER] = {}
     app[DIRECTORY] = DirectoryService(gateway_identity.pinned_admins)
     app[RATE_LIMITER] = RateLimiter(settings.rate_limit_per_s, settings.rate_limit_burst)
     app[NOTIFIER] = Notifier()

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
@@ -20,6 +20,8 @@ if TYPE_CHECKING:
 SETTINGS: web.AppKey[Settings] = web.AppKey("settings")
 SESSIONMAKER: web.AppKey[SessionMaker] = web.AppKey("sessionmaker")
 IDENTITY: web.AppKey[GatewayIdentity] = web.AppKey("identity")
+# GET /v1/gateway/key's answer, built at the first request (gateway.views.directory).
+GATEWAY_KEY_ANSWER: web.AppKey[dict[str, Any]] = web.AppKey("gateway_key_answer")
 # The envelope store (gateway.blobstore): set with the engine, in app._database.
 BLOBS: web.AppKey[Blobs] = web.AppKey("blobs")
 DIRECTORY: web.AppKey[DirectoryService] = web.AppKey("directory")

@@ -17,10 +17,17 @@ from keys.protocol.problems import (
     DeviceRequired,
     DeviceRevoked,
     DeviceUnknown,
+    IntegrationDeviceRequired,
     KeyRetired,
 )
 
-__all__ = ["Caller", "require_active_key", "require_admin", "require_device"]
+__all__ = [
+    "Caller",
+    "require_active_key",
+    "require_admin",
+    "require_device",
+    "require_integration_device",
+]
 
 
 @dataclass(frozen=True)
@@ -42,6 +49,23 @@ def require_device(caller: Caller) -> DeviceId:
     if caller.device is None:
         raise DeviceRequired()
     return caller.device
+
+
+def require_integration_device(directory: Directory, caller: Caller) -> DeviceId:
+    """``caller`` is a device enrolled with role ``integration`` (the unit's case-system
+    bridge), not an officer's computer (``integration_device_required``).
+
+    Threat: an officer's device — or whoever took it over — pointing the unit's
+    notifications at an endpoint of their choosing, or deleting the endpoint the case
+    system relies on. The role is in the verified directory, set by a security admin
+    at enrolment, so who may do this is decided in the key ceremony, not by the
+    gateway's operators.
+    """
+    device = require_device(caller)
+    record = directory.devices.get(str(device))
+    if record is None or record.role != "integration":
+        raise IntegrationDeviceRequired()
+    return device
 
 
 def require_active_key(directory: Directory, kid: KeyId) -> None:

@@ -25,6 +25,11 @@ ENV_PREFIX = "STAFETT_"
 _FOREIGN_ENV = frozenset(
     {
         "STAFETT_REQUIRE_POSTGRES",
+        "STAFETT_REQUIRE_BROWSER",  # .ci/run: the web inbox's browser tests must run
+        "STAFETT_UI_SCREENSHOTS",  # tests/clients/ui: where to save the screenshots
+        "STAFETT_CHROMIUM",  # tests/clients/ui: which Chromium binary
+        "STAFETT_BRIDGE_CRASH_AT",  # the bridge's own test-mode switch (clients/bridge)
+        "STAFETT_BENCH_ENVELOPE_VERSION",  # bench/envelope.py
         "STAFETT_CONFIG",
         "STAFETT_KEYSTORE",
         "STAFETT_PASSPHRASE",
@@ -112,6 +117,11 @@ class Settings:
     webhook_timeout_s: float = 10.0
     # Plain http://127.0.0.1 endpoints (tests, a local relay); https only otherwise.
     webhook_allow_loopback_http: bool = False
+    # Settled webhook deliveries (delivered/failed; ids, states, times) are deleted this
+    # many days after they settled, by the retention job. At least the longest message
+    # lifetime: a delivery row is also what keeps a later event of the same kind about
+    # the same message from being notified twice (webhook dedupe).
+    webhook_retention_days: int = 30
     # Test mode: cheap keystore KDF parameters. Never set in production.
     insecure_fast_kdf: bool = False
     # Test mode only (refused without insecure_fast_kdf): the gateway SIGKILLs itself at
@@ -159,6 +169,7 @@ class Settings:
             "consent_reminder_interval_s",
             "retention_days",
             "retention_interval_s",
+            "webhook_retention_days",
             "unauth_rate_limit_burst",
             "body_min_bytes_per_s",
             "max_connections",
@@ -180,6 +191,8 @@ class Settings:
                 raise SettingsError(f"{name} must be positive")
         if self.push_queue_size < 1:
             raise SettingsError("push_queue_size must be at least 1")
+        if self.webhook_retention_days * 86400 < self.max_ttl_s:
+            raise SettingsError("webhook_retention_days must cover max_ttl_s")
         if self.default_ttl_s > self.max_ttl_s:
             raise SettingsError("default_ttl_s must not exceed max_ttl_s")
         if not 0 <= self.port <= 65535:

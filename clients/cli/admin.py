@@ -21,18 +21,19 @@ import time
 from pathlib import Path
 
 from clients.admin import StafettAdminClient
-from clients.cli.common import Context
+from clients.cli.common import Context, warn_gateway_keys
 from clients.cli.device import write_subject_key
 from clients.cli.state import CliFailure, open_keystore, read_passphrase, write_json
 from clients.keys_admin.audit import EXPORT_FORMAT
 from clients.keys_admin.store import KEYSTORE, Workspace
+from clients.sdk.gateway_trust import GatewayTrust
 from keys.crypto.keypairs import VerifyKey
 
 _BATCH = 500
 
 
 def _admin_client(
-    ctx: Context, keys_dir: Path, gateway_key: VerifyKey | None
+    ctx: Context, keys_dir: Path, gateway_key: VerifyKey | GatewayTrust | None
 ) -> StafettAdminClient:
     passphrase = read_passphrase(ctx.texts)
     keystore = open_keystore(keys_dir / KEYSTORE, passphrase, ctx.texts, keys_dir)
@@ -70,13 +71,19 @@ async def cmd_push_directory(ctx: Context, args: argparse.Namespace) -> None:
 
 
 async def cmd_audit_verify(ctx: Context, args: argparse.Namespace) -> None:
-    key_b64 = args.gateway_key or ctx.home.gateway_key_b64()
-    if not key_b64:
+    trust = GatewayTrust([VerifyKey.from_b64(args.gateway_key)]) if args.gateway_key else None
+    trust = trust or ctx.gateway_key()
+    if trust is None:
         raise CliFailure(ctx.texts("no_gateway_key"), status=2)
-    gateway_key = VerifyKey.from_b64(key_b64)
-    client = _admin_client(ctx, _keys_dir(args), gateway_key)
+    client = _admin_client(ctx, _keys_dir(args), trust)
     try:
-        head = await client.verify_audit(gateway_key)
+        # A rotated gateway key is accepted only as announced by a trusted one (the
+        # argument is in clients.sdk.gateway_trust); a key given with --gateway-key
+        # learns for this run only, the device's pins are saved.
+        learned = trust.learn(await client.gateway_key())
+        if not args.gateway_key:
+            warn_gateway_keys(ctx, learned)
+        head = await client.verify_audit(trust.keys)
     finally:
         await client.close()
     ctx.out.line(ctx.texts("audit_ok", size=head.size, head=head.head))

@@ -14,6 +14,7 @@ from clients.cli.texts import Texts
 from clients.local.directory import replay_known
 from clients.sdk import StafettClient
 from clients.sdk.directory_sync import DirectorySync, KeyChange, OwnKeyNotice
+from clients.sdk.gateway_trust import GatewayKeyChange, GatewayTrust
 from keys.crypto.keypairs import VerifyKey
 from keys.errors import SubjectIdInvalid
 from keys.protocol.directory import Directory
@@ -26,6 +27,7 @@ class Context:
     texts: Texts
     out: Output
     pnr_stdin: bool = False
+    _gateway_trust: GatewayTrust | None = None
 
     @property
     def vocabulary(self) -> Vocabulary:
@@ -37,9 +39,13 @@ class Context:
             return vocab.label(group, term, self.texts.language)
         return term
 
-    def gateway_key(self) -> VerifyKey | None:
-        key = self.home.gateway_key_b64()
-        return VerifyKey.from_b64(key) if key else None
+    def gateway_key(self) -> GatewayTrust | None:
+        """The gateway keys this device trusts (the pin and the keys accepted since),
+        one object per run so a key learned during it counts for the rest."""
+        if self._gateway_trust is None:
+            keys = [VerifyKey.from_b64(k) for k in self.home.gateway_keys_b64()]
+            self._gateway_trust = GatewayTrust(keys) if keys else None
+        return self._gateway_trust
 
     def client(self) -> StafettClient:
         keystore = self.home.keystore()
@@ -126,11 +132,28 @@ async def sync_with_warnings(ctx: Context, client: StafettClient) -> tuple[Direc
         # Crypto-shredding must not wait for the rest of the command to succeed: the
         # keystore on disk is rewritten without the destroyed versions at once.
         ctx.home.save_keystore()
+    warn_gateway_keys(ctx, result.gateway_keys)
     for change in result.changes:
         ctx.out.warn(describe_change(ctx.texts, change))
     for notice in result.own:
         ctx.out.warn(describe_own(ctx.texts, client.kid.device, notice))
     return result.directory, result.directory.size - before
+
+
+def warn_gateway_keys(ctx: Context, changes: Iterable[GatewayKeyChange]) -> None:
+    """Save each gateway key accepted this run and say so loudly: a gateway key change
+    the officer never hears of is what a substituted gateway would look like."""
+    for change in changes:
+        ctx.home.add_gateway_key(change.verify_key)
+        ctx.out.warn(
+            ctx.texts(
+                "gateway_key_changed",
+                kid=change.kid,
+                fpr=change.fingerprint,
+                previous=change.previous,
+                seq=change.seq,
+            )
+        )
 
 
 def describe_change(texts: Texts, change: KeyChange) -> str:

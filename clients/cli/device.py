@@ -173,6 +173,26 @@ async def cmd_subject_key_import(ctx: Context, args: argparse.Namespace) -> None
     ctx.out.emit({"subject_key": True})
 
 
+async def cmd_gateway_key_pin(ctx: Context, args: argparse.Namespace) -> None:
+    """Trust a gateway key given by the security admin (out of band, by fingerprint):
+    the way in when a rotation was not announced by a key this device trusts (a
+    device pinned nothing yet, or the admins replaced a compromised gateway key)."""
+    key = VerifyKey.from_b64(args.key)  # validated (size, point) before saving
+    ctx.home.add_gateway_key(key.b64())
+    ctx.out.warn(ctx.texts("gateway_key_pinned", fpr=key.fingerprint()))
+    ctx.out.emit({"pinned": key.fingerprint()})
+
+
+async def cmd_gateway_key_show(ctx: Context, args: argparse.Namespace) -> None:
+    keys = [VerifyKey.from_b64(k) for k in ctx.home.gateway_keys_b64()]
+    for key in keys:
+        ctx.out.line(ctx.texts("gateway_key_line", fpr=key.fingerprint(), b64=key.b64()))
+    if not keys:
+        ctx.out.line(ctx.texts("none"))
+    listed = [{"fingerprint": k.fingerprint(), "verify_key": k.b64()} for k in keys]
+    ctx.out.emit({"gateway_keys": listed})
+
+
 async def cmd_directory(ctx: Context, args: argparse.Namespace) -> None:
     async with ctx.client() as client:
         directory, new = await sync_with_warnings(ctx, client)

@@ -151,6 +151,17 @@ def _parser() -> argparse.ArgumentParser:
 
     add(sub, "directory", cli_device.cmd_directory, "sync and verify the key directory")
 
+    gk = sub.add_parser("gateway-key", help="the gateway keys this device trusts")
+    gk_actions = gk.add_subparsers(dest="action", required=True, parser_class=_Parser)
+    add(gk_actions, "show", cli_device.cmd_gateway_key_show, "list the trusted gateway keys")
+    p = add(
+        gk_actions,
+        "pin",
+        cli_device.cmd_gateway_key_pin,
+        "trust a gateway key the security admin gave you (compare its fingerprint)",
+    )
+    p.add_argument("key", help="the gateway's verify key (base64)")
+
     consent = sub.add_parser("consent", help="consents").add_subparsers(
         dest="action", required=True, parser_class=_Parser
     )

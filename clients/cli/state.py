@@ -4,7 +4,7 @@ Layout::
 
     keys.crypto.keystore      device key pairs, pinned admins, the city subject key and the last
                        verified directory checkpoint (keys.crypto.keystore: argon2id + MAC, 0600)
-    config.json        {"v":1,"device","gateway","gateway_key"}: not secret
+    config.json        {"v":1,"device","gateway","gateway_key","gateway_keys_added"}: not secret
     sent/<id>.json     what this device sealed (hH, recipient kids): a receipt is verified
                        against these, never against the gateway's word
     opened/<id>.json   hH of what this device opened and verified: what ``ack`` signs
@@ -125,6 +125,28 @@ class Home:
     def gateway_key_b64(self) -> str | None:
         value = self.config().get("gateway_key")
         return value if isinstance(value, str) and value else None
+
+    def gateway_keys_b64(self) -> list[str]:
+        """The pinned gateway key first, then every key trusted since: announced by a
+        trusted key (``clients.sdk.gateway_trust``) or pinned by ``stafett gateway-key
+        pin``. Public keys: not secret, but what this device holds the gateway to."""
+        config = self.config()
+        added = config.get("gateway_keys_added")
+        keys = [config.get("gateway_key"), *(added if isinstance(added, list) else [])]
+        return [k for k in keys if isinstance(k, str) and k]
+
+    def add_gateway_key(self, key_b64: str) -> None:
+        """Trust one more gateway key from now on (the first one becomes the pin)."""
+        config = self.config()
+        if key_b64 in self.gateway_keys_b64():
+            return
+        if not self.gateway_key_b64():
+            config["gateway_key"] = key_b64
+        else:
+            added = config.get("gateway_keys_added")
+            config["gateway_keys_added"] = [*(added if isinstance(added, list) else []), key_b64]
+        config.pop("v", None)
+        self.save_config(config)
 
     # --- keystore ---------------------------------------------------------------------
     def keystore(self) -> Keystore:

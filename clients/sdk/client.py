@@ -41,6 +41,7 @@ from clients.sdk import leftovers, open_checks, sealing
 from clients.sdk.answers import as_list, as_object, field, seg
 from clients.sdk.directory_sync import DirectorySync, SyncResult
 from clients.sdk.events import stream_events
+from clients.sdk.gateway_trust import GatewayTrust
 from clients.sdk.results import OpenedMessage, PushEvent, SendResult, VerifiedReceipt
 from clients.sdk.transport import Clock, Progress, Signer, Transport
 from keys.crypto.keypairs import DeviceKeyPair, KeyId, VerifyKey
@@ -65,7 +66,7 @@ class StafettClient:
         *,
         session: aiohttp.ClientSession | None = None,
         clock: Clock = time.time,
-        gateway_key: VerifyKey | None = None,
+        gateway_key: VerifyKey | GatewayTrust | None = None,
         spool_dir: Path | None = None,
         retries: int = 3,
         retry_backoff_s: float = 0.5,

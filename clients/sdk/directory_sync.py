@@ -12,6 +12,10 @@ checks the hash chain, the signing admin and the entry rules. Then:
 - a gateway whose new entries do not continue the head this client already verified
   in memory is also a fork, not a transmission error.
 
+The gateway's own key may rotate: a checkpoint signed by a key this client does not
+trust yet is accepted only if a trusted key announced it (``clients.sdk.gateway_trust``,
+the trust argument is there); accepted keys are returned in ``SyncResult.gateway_keys``.
+
 Key changes of devices this client already knew (rotation, revocation, destroyed key,
 raised minimum encryption version) are returned, so the CLI can warn loudly: a silent
 key change is how a substituted key would look to an officer.
@@ -31,6 +35,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from clients.errors import UnexpectedResponse
+from clients.sdk.gateway_trust import GatewayKeyChange, GatewayTrust
 from clients.sdk.transport import Transport
 from keys.crypto.keypairs import VerifyKey
 from keys.crypto.keystore import Keystore
@@ -99,19 +104,30 @@ class SyncResult:
     fetched: int  # entries appended by this sync
     own: list[OwnKeyNotice] = field(default_factory=list)
     shredded: tuple[int, ...] = ()  # key versions deleted from the keystore by this sync
+    # Gateway keys accepted by this sync, each announced by a trusted one (warn, save).
+    gateway_keys: list[GatewayKeyChange] = field(default_factory=list)
 
 
 class DirectorySync:
     """Holds the verified directory across syncs (entries are fetched after the last one)."""
 
-    def __init__(self, keystore: Keystore, *, gateway_key: VerifyKey | None = None) -> None:
+    def __init__(
+        self, keystore: Keystore, *, gateway_key: VerifyKey | GatewayTrust | None = None
+    ) -> None:
+        """``gateway_key``: the pinned gateway key (or the trusted set, which learns a
+        rotated key announced by a trusted one: ``clients.sdk.gateway_trust``); None
+        leaves checkpoints unverified."""
         self.keystore = keystore
-        self.gateway_key = gateway_key
+        if isinstance(gateway_key, VerifyKey):
+            gateway_key = GatewayTrust([gateway_key])
+        self.gateway_trust = gateway_key
+        self._gateway_keys: list[GatewayKeyChange] = []
         self.directory = Directory(dict(keystore.pinned_admins))
 
     async def sync(self, transport: Transport) -> SyncResult:
         changes: list[KeyChange] = []
         own: list[OwnKeyNotice] = []
+        self._gateway_keys = []
         fetched = 0
         for _ in range(_MAX_ROUNDS):
             fetched += await self._fetch_new(transport, changes, own)
@@ -127,7 +143,7 @@ class DirectorySync:
         # Remember the new head: the caller saves the keystore (it holds the passphrase).
         self.keystore.known_checkpoint = (self.directory.size, self.directory.head.hex())
         shredded = self._shred_destroyed(own)
-        return SyncResult(self.directory, changes, fetched, own, shredded)
+        return SyncResult(self.directory, changes, fetched, own, shredded, self._gateway_keys)
 
     def _shred_destroyed(self, own: list[OwnKeyNotice]) -> tuple[int, ...]:
         """Delete every private key version the verified directory says is destroyed.
@@ -229,9 +245,11 @@ class DirectorySync:
     async def _checkpoint(self, transport: Transport) -> Checkpoint:
         answer = await transport.request("GET", "/v1/directory/checkpoint")
         checkpoint = Checkpoint.from_json(answer)
-        if self.gateway_key is not None:
+        if self.gateway_trust is not None:
             # Signed by the gateway: a history it served can be held against it later.
-            checkpoint.verify(self.gateway_key)
+            # A key new to this client must be announced by one it trusts.
+            learned = await self.gateway_trust.verify_directory_checkpoint(checkpoint, transport)
+            self._gateway_keys.extend(learned)
         return checkpoint
 
     def _check_known_checkpoint(self) -> None:

@@ -25,8 +25,11 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
+import aiohttp_jinja2
 from aiohttp import web
 from aiohttp.typedefs import Middleware
+
+from clients.cli.texts import Texts
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -108,9 +111,45 @@ class Guard:
         return self.clock() - self.last_active
 
 
-def refusal(status: int, code: str) -> web.Response:
-    """A plain refusal; the stable ``code`` says which check failed (no detail leaks)."""
-    return web.Response(status=status, text=f"refused: {code}\n", content_type="text/plain")
+# Stable code → the texts of its page: (title, what happened, what to do). The page
+# names the code and says what to do in plain words; it never shows what was expected
+# (the port, the allowed origins) or the token, so it helps the officer and nobody else.
+_PAGES = {
+    "no_session": (
+        "ui_refusal_session_title",
+        "ui_refusal_session_what",
+        "ui_refusal_restart",
+    ),
+    "login_used": ("ui_refusal_login_title", "ui_refusal_login_what", "ui_refusal_restart"),
+    "host": ("ui_refusal_address_title", "ui_refusal_address_what", "ui_refusal_address_todo"),
+    "origin": (
+        "ui_refusal_address_title",
+        "ui_refusal_address_what",
+        "ui_refusal_address_todo",
+    ),
+    "cross_site": (
+        "ui_refusal_address_title",
+        "ui_refusal_address_what",
+        "ui_refusal_address_todo",
+    ),
+    "csrf": ("ui_refusal_form_title", "ui_refusal_form_what", "ui_refusal_form_todo"),
+}
+
+
+def refusal(request: web.Request, status: int, code: str, language: str) -> web.Response:
+    """A refusal page in plain Swedish (or English): what happened and what to do, with
+    the stable ``code`` so support can tell the cases apart (no further detail leaks).
+
+    Rendered from ``refusal.html``, which stands alone (no CSRF token, no device name:
+    the requester has no session); the security headers come from :func:`add_headers`
+    like on every response.
+    """
+    title, what, todo = _PAGES[code]
+    t = Texts(language)
+    context = {"t": t, "lang": t.language, "title": t(title), "what": t(what), "todo": t(todo)}
+    response = aiohttp_jinja2.render_template("refusal.html", request, {**context, "code": code})
+    response.set_status(status)
+    return response
 
 
 def set_session_cookie(response: web.StreamResponse, session: str) -> None:
@@ -139,18 +178,18 @@ def middleware(guard: Guard) -> Middleware:
 async def _check(guard: Guard, request: web.Request, handler: Handler) -> web.StreamResponse:
     # DNS rebinding: another name resolving to 127.0.0.1 arrives with its own Host.
     if request.headers.get("Host") not in guard.hosts():
-        return refusal(421, "host")
+        return refusal(request, 421, "host", guard.language)
     site = request.headers.get("Sec-Fetch-Site")
     if site is not None and site not in ("same-origin", "none"):
-        return refusal(403, "cross_site")
+        return refusal(request, 403, "cross_site", guard.language)
     origin = request.headers.get("Origin")
     unsafe = request.method not in ("GET", "HEAD")
     if (unsafe or origin is not None) and origin not in guard.origins():
-        return refusal(403, "origin")
+        return refusal(request, 403, "origin", guard.language)
     if not request.path.startswith(OPEN_PREFIXES) and not guard.has_session(request):
-        return refusal(403, "no_session")
+        return refusal(request, 403, "no_session", guard.language)
     if unsafe and not await _csrf_ok(guard, request):
-        return refusal(403, "csrf")
+        return refusal(request, 403, "csrf", guard.language)
     return await handler(request)
 
 

@@ -57,6 +57,7 @@ async def cmd_ui(ctx: Context, args: argparse.Namespace) -> None:
         home=home.root,
         gateway_url=home.gateway_url(),
         gateway_key_b64=home.gateway_key_b64(),
+        gateway_keys_b64=tuple(home.gateway_keys_b64()),
         idle_s=max(0.5, float(args.idle_minutes)) * 60,
         language=ctx.texts.language,
     )

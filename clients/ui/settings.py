@@ -13,6 +13,9 @@ class UiSettings:
     home: Path  # the CLI's state folder: keys.crypto.keystore, config.json, sent/, opened/
     gateway_url: str
     gateway_key_b64: str | None = None
+    # Gateway keys trusted since the pin (announced by a trusted key, or pinned with
+    # `stafett gateway-key pin`): clients.sdk.gateway_trust.
+    gateway_keys_b64: tuple[str, ...] = ()
     idle_s: float = DEFAULT_IDLE_S
     language: str = "sv"
     # How often the idle lock is checked; tests shorten it with ``idle_s``.

@@ -16,9 +16,12 @@ import uuid
 from collections.abc import Callable
 from pathlib import Path
 
+from clients.cli.state import Home
+from clients.cli.texts import Texts
 from clients.local.directory import replay_known
 from clients.sdk import StafettClient
 from clients.sdk.directory_sync import DirectorySync, KeyChange, OwnKeyNotice
+from clients.sdk.gateway_trust import GatewayKeyChange, GatewayTrust
 from clients.ui import device
 from clients.ui.content import OpenedContent, read_bundle
 from clients.ui.settings import UiSettings
@@ -43,6 +46,7 @@ class Vault:
         # Key changes seen since the unlock (shown on the directory page and as a banner).
         self.changes: list[KeyChange] = []
         self.own: list[OwnKeyNotice] = []
+        self.gateway_keys: list[GatewayKeyChange] = []  # accepted this session (announced)
         self.unlocked_at = 0.0
         self.on_lock: list[Callable[[], None]] = []
         self._lock = asyncio.Lock()
@@ -68,8 +72,9 @@ class Vault:
                 return
             home = self.settings.home
             keystore = await asyncio.to_thread(device.open_keystore, home, passphrase)
-            key_b64 = self.settings.gateway_key_b64
-            gateway_key = VerifyKey.from_b64(key_b64) if key_b64 else None
+            pinned = [self.settings.gateway_key_b64, *self.settings.gateway_keys_b64]
+            keys = [VerifyKey.from_b64(k) for k in pinned if k]
+            gateway_key = GatewayTrust(keys) if keys else None
             device.fresh_private_dir(self.private_dir)
             client = StafettClient(
                 self.settings.gateway_url,
@@ -99,6 +104,11 @@ class Vault:
         result = await client.sync_directory()
         self.changes.extend(result.changes)
         self.own.extend(result.own)
+        self.gateway_keys.extend(result.gateway_keys)
+        for change in result.gateway_keys:
+            # Saved like the CLI does (config.json), so the next session trusts it too.
+            home = Home(self.settings.home, Texts(self.settings.language))
+            await asyncio.to_thread(home.add_gateway_key, change.verify_key)
         await self._save_if_changed()
         return result.directory
 

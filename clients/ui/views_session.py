@@ -9,7 +9,7 @@ from aiohttp import web
 
 from clients.cli.texts import Texts
 from clients.ui import live
-from clients.ui.guard import set_session_cookie
+from clients.ui.guard import refusal, set_session_cookie
 from clients.ui.pages import BROKER, GUARD, PUMP, VAULT, FormErrors, render, see_other, texts
 from keys.errors import KeysError
 
@@ -27,7 +27,9 @@ def _next(value: str | None) -> str:
 async def login(request: web.Request) -> web.StreamResponse:
     session = request.app[GUARD].redeem(request.match_info["token"])
     if session is None:
-        return render(request, "refused.html", {}, status=403)
+        # A spent or wrong link: the same page as the guard's refusals, without the
+        # CSRF token and the navigation that base.html would carry.
+        return refusal(request, 403, "login_used", request.app[GUARD].language)
     response = web.Response(status=303, headers={"Location": "/unlock"})
     set_session_cookie(response, session)
     return response

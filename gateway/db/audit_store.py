@@ -61,3 +61,24 @@ async def latest_checkpoint(session: AsyncSession) -> AuditCheckpointRow | None:
 async def insert_checkpoint(session: AsyncSession, row: AuditCheckpointRow) -> None:
     session.add(row)
     await session.flush()
+
+
+async def key_rotations(session: AsyncSession) -> list[tuple[AuditEntryRow, AuditCheckpointRow]]:
+    """Every ``gateway_key_rotated`` entry with the checkpoint that covers exactly it
+    (size = its seq + 1: the one ``stafett-gateway identity rotate`` signed with the
+    previous key in the same transaction). An entry without that checkpoint is left out.
+
+    A scan of the chain by event; the caller runs it once per process (the key set of
+    a running instance does not change).
+    """
+    entries = await session.scalars(
+        select(AuditEntryRow)
+        .where(AuditEntryRow.event == "gateway_key_rotated")
+        .order_by(AuditEntryRow.seq)
+    )
+    out = []
+    for entry in entries:
+        checkpoint = await session.get(AuditCheckpointRow, entry.seq + 1)
+        if checkpoint is not None:
+            out.append((entry, checkpoint))
+    return out

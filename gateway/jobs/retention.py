@@ -10,6 +10,9 @@ read — and then removed:
 - the message row keeps its id, units, category, purpose, state and times (what the
   report and the audit entries refer to); ``subject_ref`` and ``sender_kid`` become
   :data:`REDACTED` and its ``message_recipients`` rows are deleted;
+- a webhook delivery that settled (delivered, or failed after its last try) is deleted
+  ``settings.webhook_retention_days`` after it settled (``db/webhook_delivery_store``);
+  pending ones stay;
 - an event is deleted once it is consumed and old: older than the retention period and
   about a message that has ended, or about no message (a consent reminder). An event
   about a pending message is kept (its message ends within ``max_ttl_s`` anyway). A
@@ -32,6 +35,7 @@ from __future__ import annotations
 
 from sqlalchemy import delete, or_, select, update
 
+from gateway.db import webhook_delivery_store
 from gateway.db.engine import SessionMaker
 from gateway.db.models import EventRow, MessageRecipient, MessageRow
 from keys.domain.lifecycle import TERMINAL
@@ -93,10 +97,21 @@ async def _delete_old_events(sessionmaker: SessionMaker, *, before: int) -> int:
 
 
 async def apply_retention(
-    sessionmaker: SessionMaker, *, now: int, retention_days: int, batch: int = RETENTION_BATCH
+    sessionmaker: SessionMaker,
+    *,
+    now: int,
+    retention_days: int,
+    batch: int = RETENTION_BATCH,
+    webhook_retention_days: int | None = None,
 ) -> int:
     """Remove what the gateway no longer needs (module docstring); returns how many
-    message rows were scrubbed plus how many events were deleted."""
+    message rows were scrubbed plus how many events and settled webhook deliveries
+    (``webhook_retention_days`` after they settled; None: keep them) were deleted."""
     before = now - retention_days * DAY_S
     scrubbed = await _scrub_messages(sessionmaker, before=before, batch=batch)
-    return scrubbed + await _delete_old_events(sessionmaker, before=before)
+    removed = scrubbed + await _delete_old_events(sessionmaker, before=before)
+    if webhook_retention_days is not None:
+        removed += await webhook_delivery_store.purge_settled(
+            sessionmaker, before=now - webhook_retention_days * DAY_S, batch=batch
+        )
+    return removed

@@ -125,7 +125,10 @@ def job_table(app: web.Application) -> list[Scheduled]:
 
     async def retention(now: int) -> int:
         return await jobs_retention.apply_retention(
-            sessionmaker, now=now, retention_days=settings.retention_days
+            sessionmaker,
+            now=now,
+            retention_days=settings.retention_days,
+            webhook_retention_days=settings.webhook_retention_days,
         )
 
     async def deliver(now: int) -> int:

@@ -1,6 +1,9 @@
 """Webhooks: registration per unit, and the delivery queue the job works through.
 
-Registration (``POST /v1/webhooks``) is by a device of the unit; the endpoint receives
+Registration (``POST /v1/webhooks``) and deletion are by the unit's **integration
+device** (role ``integration`` in the verified directory, given by a security admin at
+enrolment: the case-system bridge); any device of the unit may list the webhooks and
+their deliveries (officers see failures). The endpoint receives
 that unit's events only (``events.unit`` = the webhook's unit: one unit never sees
 another's). The secret is returned once and never stored: the row holds a random salt
 and the secret is derived from it, the webhook id and the gateway's identity key
@@ -36,12 +39,13 @@ from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from gateway.caller import Caller, require_device
+from gateway.caller import Caller, require_device, require_integration_device
 from gateway.db import audit_trail as audit
 from gateway.db.engine import SessionMaker
 from gateway.db.models import EventRow, WebhookDeliveryRow, WebhookRow
 from keys.crypto.keypairs import SigningKey
 from keys.domain import webhooks as policy
+from keys.protocol.directory import Directory
 from keys.protocol.problems import FieldInvalid, NotFound, RateLimited
 
 MAX_PER_UNIT = 5
@@ -75,10 +79,17 @@ def _public(row: WebhookRow, failed: int = 0) -> dict[str, Any]:
 
 
 async def register(
-    sessionmaker: SessionMaker, caller: Caller, url: str, *, now: int, key: SigningKey
+    sessionmaker: SessionMaker,
+    caller: Caller,
+    url: str,
+    *,
+    now: int,
+    key: SigningKey,
+    directory: Directory,
 ) -> dict[str, Any]:
-    """``key``: the gateway's identity key, from which the secret is derived."""
-    require_device(caller)
+    """``key``: the gateway's identity key, from which the secret is derived;
+    ``directory``: the verified directory, whose role decides who may register."""
+    require_integration_device(directory, caller)
     async with sessionmaker.begin() as session:
         count = await session.scalar(
             select(func.count()).select_from(WebhookRow).where(WebhookRow.unit == caller.unit)
@@ -139,8 +150,15 @@ async def list_for(sessionmaker: SessionMaker, caller: Caller) -> list[dict[str,
     return out
 
 
-async def delete(sessionmaker: SessionMaker, caller: Caller, webhook_id: str, *, now: int) -> None:
-    require_device(caller)
+async def delete(
+    sessionmaker: SessionMaker,
+    caller: Caller,
+    webhook_id: str,
+    *,
+    now: int,
+    directory: Directory,
+) -> None:
+    require_integration_device(directory, caller)
     async with sessionmaker.begin() as session:
         row = await _own(session, caller, webhook_id)
         await session.execute(

@@ -7,8 +7,9 @@ import time
 from aiohttp import web
 
 from gateway import webhook_target
-from gateway.appkeys import IDENTITY, SESSIONMAKER, SETTINGS
+from gateway.appkeys import DIRECTORY, IDENTITY, SESSIONMAKER, SETTINGS
 from gateway.auth import caller_of
+from gateway.caller import require_integration_device
 from gateway.services import webhooks
 from gateway.views.jsonbody import read_json
 
@@ -18,6 +19,9 @@ def _now() -> int:
 
 
 async def post_webhook(request: web.Request) -> web.Response:
+    # Who first: an officer's device must not get as far as making the gateway resolve
+    # a host name of its choosing (the service checks again where it decides).
+    require_integration_device(request.app[DIRECTORY].directory, caller_of(request))
     body = await read_json(request, required={"url"})
     allow = request.app[SETTINGS].webhook_allow_loopback_http
     url = webhooks.check_url(body["url"], allow_loopback_http=allow)
@@ -28,6 +32,7 @@ async def post_webhook(request: web.Request) -> web.Response:
         url,
         now=_now(),
         key=request.app[IDENTITY].signing_key,
+        directory=request.app[DIRECTORY].directory,
     )
     return web.json_response(answer, status=201)
 
@@ -43,6 +48,7 @@ async def delete_webhook(request: web.Request) -> web.Response:
         caller_of(request),
         request.match_info["webhook_id"],
         now=_now(),
+        directory=request.app[DIRECTORY].directory,
     )
     return web.Response(status=204)
 

@@ -134,6 +134,14 @@ class DeviceRequired(GatewayError):
     code, status, title = "device_required", 403, "Only a unit device may do this"
 
 
+class IntegrationDeviceRequired(GatewayError):
+    code, status, title = (
+        "integration_device_required",
+        403,
+        "Only the unit's integration device may do this",
+    )
+
+
 class Forbidden(GatewayError):
     code, status, title = "forbidden", 403, "The caller may not access this resource"
 

@@ -84,6 +84,7 @@ SWEDISH: dict[str, str] = {
     "forbidden": "Du har inte åtkomst till detta",
     "gateway_error": "Begäran nekades",
     "headers_too_large": "Begärans huvuden är för stora",
+    "integration_device_required": "Bara enhetens integrationsdator (t.ex. bryggan till verksamhetssystemet) får göra detta",
     "internal_error": "Internt fel",
     "json_invalid": "Innehållet är inte ett giltigt JSON-objekt",
     "key_id_invalid": "Nyckel-id har inte formen enhet/dator/version",

@@ -33,6 +33,7 @@ from aiohttp import web
 from clients.keys_admin.audit import Export, verify_export
 from clients.sdk import StafettClient
 from gateway.identity import export_identity, import_identity
+from tests.support.factories import device, enrol_pair
 from tests.support.gateway import (
     PASSPHRASE,
     RunningGateway,
@@ -157,8 +158,17 @@ async def test_two_instances_one_gateway(pg_url: str, tmp_path: Path) -> None:
         tmp_path / "a", pg_url, webhook_allow_loopback_http=True
     )
     try:
-        async with StafettClient(str(setup.url), device_keystore(setup, BO)) as bo:
-            await bo.transport.request("POST", "/v1/webhooks", json_body={"url": hooks.url})
+        # The unit's integration device (role integration) registers the webhook.
+        bridge = device("sav/bridge/1")
+        await setup.append(
+            setup.builder.entry("enrol_device", {**enrol_pair(bridge), "role": "integration"})
+        )
+        setup.devices[str(bridge.kid)] = bridge
+        keystore = device_keystore(setup, str(bridge.kid))
+        async with StafettClient(str(setup.url), keystore) as integration:
+            await integration.transport.request(
+                "POST", "/v1/webhooks", json_body={"url": hooks.url}
+            )
     finally:
         await stop_gateway(setup)
     # The second instance gets the same gateway key (identity export / init --from).

@@ -18,8 +18,11 @@ import pytest_asyncio
 from aiohttp import web
 
 from gateway.appkeys import IDENTITY, SESSIONMAKER
+from gateway.jobs.retention import DAY_S, apply_retention
 from gateway.jobs.webhooks import deliver_webhooks
-from keys.protocol.problems import FieldInvalid, NotFound
+from gateway.settings import Settings, SettingsError
+from keys.protocol.problems import FieldInvalid, IntegrationDeviceRequired, NotFound
+from tests.support.factories import device, enrol_pair
 from tests.support.gateway import RunningGateway
 from tests.support.sdk import ANNA, BO, client, message_args, record_consent, sql
 
@@ -77,6 +80,19 @@ async def endpoints() -> AsyncIterator[Callable[[], Any]]:
         await runner.cleanup()
 
 
+async def _bridge(gw: RunningGateway, unit: str = "sav") -> str:
+    """Enrol the unit's integration device (role ``integration``): the one device of a
+    unit that may register and delete its webhooks. Returns its kid."""
+    kid = f"{unit}/bridge/1"
+    if kid not in gw.devices:
+        pair = device(kid)
+        await gw.append(
+            gw.builder.entry("enrol_device", {**enrol_pair(pair), "role": "integration"})
+        )
+        gw.devices[kid] = pair
+    return kid
+
+
 async def _register(gw: RunningGateway, kid: str, url: str) -> dict[str, Any]:
     async with client(gw, kid) as sdk:
         answer = await sdk.transport.request("POST", "/v1/webhooks", json_body={"url": url})
@@ -108,8 +124,8 @@ async def test_a_unit_gets_its_own_events_signed_and_nothing_personal(
 ) -> None:
     gw = await start(**SETTINGS)
     sav, nordost = await endpoints(), await endpoints()
-    sav_hook = await _register(gw, BO, sav.url)
-    await _register(gw, ANNA, nordost.url)
+    sav_hook = await _register(gw, await _bridge(gw, "sav"), sav.url)
+    await _register(gw, await _bridge(gw, "so-nordost"), nordost.url)
     message_id = await _send_to_sav(gw)
     now = int(time.time())
     await _deliver(gw, now)
@@ -150,7 +166,7 @@ async def test_retries_stop_after_four_tries_and_the_failure_is_visible(
     gw = await start(**SETTINGS)
     sav = await endpoints()
     sav.status = 503
-    hook = await _register(gw, BO, sav.url)
+    hook = await _register(gw, await _bridge(gw), sav.url)
     await _send_to_sav(gw)
     t = int(time.time())
     tries = []
@@ -175,7 +191,7 @@ async def test_two_instances_deliver_each_event_once(start: Any, endpoints: Any)
     first = await start(**SETTINGS)
     second = await start(**SETTINGS, seed=False, admin_key=first.admin_key)
     sav = await endpoints()
-    await _register(first, BO, sav.url)
+    await _register(first, await _bridge(first), sav.url)
     for _ in range(3):
         await _send_to_sav(first)
     now = int(time.time())
@@ -189,17 +205,19 @@ async def test_one_unit_cannot_see_or_remove_another_units_webhook(
     start: Any, endpoints: Any
 ) -> None:
     gw = await start(**SETTINGS)
-    hook = await _register(gw, BO, (await endpoints()).url)
-    async with client(gw, ANNA) as anna:
+    hook = await _register(gw, await _bridge(gw), (await endpoints()).url)
+    # Another unit's officer and its integration device alike: unknown, not disclosed.
+    async with client(gw, ANNA) as anna, client(gw, await _bridge(gw, "so-nordost")) as nordost:
         assert (await anna.transport.request("GET", "/v1/webhooks"))["webhooks"] == []
-        for method, path in (
-            ("DELETE", f"/v1/webhooks/{hook['webhook_id']}"),
-            ("GET", f"/v1/webhooks/{hook['webhook_id']}/deliveries"),
+        for sdk, method, path in (
+            (nordost, "DELETE", f"/v1/webhooks/{hook['webhook_id']}"),
+            (anna, "GET", f"/v1/webhooks/{hook['webhook_id']}/deliveries"),
+            (nordost, "GET", f"/v1/webhooks/{hook['webhook_id']}/deliveries"),
         ):
             with pytest.raises(NotFound):
-                await anna.transport.request(method, path)
-    async with client(gw, BO) as bo:
-        await bo.transport.request("DELETE", f"/v1/webhooks/{hook['webhook_id']}")
+                await sdk.transport.request(method, path)
+    async with client(gw, await _bridge(gw)) as bridge, client(gw, BO) as bo:
+        await bridge.transport.request("DELETE", f"/v1/webhooks/{hook['webhook_id']}")
         assert (await bo.transport.request("GET", "/v1/webhooks"))["webhooks"] == []
 
 
@@ -208,7 +226,7 @@ async def test_one_unit_cannot_see_or_remove_another_units_webhook(
 )
 async def test_only_https_endpoints_are_registered(start: Any, url: str) -> None:
     gw = await start(**SETTINGS)
-    async with client(gw, BO) as bo:
+    async with client(gw, await _bridge(gw)) as bo:
         with pytest.raises(FieldInvalid):
             await bo.transport.request("POST", "/v1/webhooks", json_body={"url": url})
 
@@ -227,7 +245,7 @@ async def test_only_https_endpoints_are_registered(start: Any, url: str) -> None
 )
 async def test_internal_addresses_are_refused_at_registration(start: Any, url: str) -> None:
     gw = await start(webhook_interval_s=0)  # loopback not allowed: production settings
-    async with client(gw, BO) as bo:
+    async with client(gw, await _bridge(gw)) as bo:
         with pytest.raises(FieldInvalid):
             await bo.transport.request("POST", "/v1/webhooks", json_body={"url": url})
         assert (await bo.transport.request("GET", "/v1/webhooks"))["webhooks"] == []
@@ -235,7 +253,7 @@ async def test_internal_addresses_are_refused_at_registration(start: Any, url: s
 
 async def test_private_addresses_are_refused_even_when_loopback_is_allowed(start: Any) -> None:
     gw = await start(**SETTINGS)
-    async with client(gw, BO) as bo:
+    async with client(gw, await _bridge(gw)) as bo:
         with pytest.raises(FieldInvalid):
             await bo.transport.request(
                 "POST", "/v1/webhooks", json_body={"url": "https://10.1.2.3/hook"}
@@ -248,7 +266,7 @@ async def test_the_address_is_checked_again_at_delivery(start: Any, endpoints: A
     # before any connection, and the failure is recorded without the address.
     gw = await start(**SETTINGS)
     sav = await endpoints()
-    hook = await _register(gw, BO, sav.url)
+    hook = await _register(gw, await _bridge(gw), sav.url)
     await _send_to_sav(gw)
     await _deliver(gw, int(time.time()), allow_loopback=False)
     assert sav.got == []
@@ -257,3 +275,84 @@ async def test_the_address_is_checked_again_at_delivery(start: Any, endpoints: A
     (delivery,) = listed["deliveries"]
     assert delivery["last_error"] == "address_refused"
     assert delivery["attempts"] == 1
+
+
+async def test_only_the_units_integration_device_registers_or_deletes_webhooks(
+    start: Any, endpoints: Any
+) -> None:
+    # An officer's computer (role officer) may look, not point the unit's notifications
+    # somewhere or remove the case system's endpoint; the refusal changes nothing.
+    gw = await start(**SETTINGS)
+    sav = await endpoints()
+    async with client(gw, BO) as bo:
+        with pytest.raises(IntegrationDeviceRequired):
+            await bo.transport.request("POST", "/v1/webhooks", json_body={"url": sav.url})
+        assert (await bo.transport.request("GET", "/v1/webhooks"))["webhooks"] == []
+    hook = await _register(gw, await _bridge(gw), sav.url)
+    async with client(gw, BO) as bo:
+        with pytest.raises(IntegrationDeviceRequired):
+            await bo.transport.request("DELETE", f"/v1/webhooks/{hook['webhook_id']}")
+        (listed,) = (await bo.transport.request("GET", "/v1/webhooks"))["webhooks"]
+    assert listed["webhook_id"] == hook["webhook_id"]
+    assert listed["created_by"] == "sav/bridge/1"
+    # A security admin is not a unit device either.
+    reply = await gw.admin.post("/v1/webhooks", {"url": sav.url})
+    assert reply.status == 403
+    assert reply.json()["code"] == "device_required"
+
+
+async def _states(gw: RunningGateway, hook: dict[str, Any]) -> list[str]:
+    async with client(gw, BO) as bo:
+        listed = await bo.transport.request("GET", f"/v1/webhooks/{hook['webhook_id']}/deliveries")
+    return sorted(d["state"] for d in listed["deliveries"])
+
+
+async def test_retention_purges_settled_deliveries_and_keeps_pending_ones(
+    start: Any, endpoints: Any
+) -> None:
+    gw = await start(**SETTINGS)
+    sav = await endpoints()
+    hook = await _register(gw, await _bridge(gw), sav.url)
+    t = int(time.time())
+    await _send_to_sav(gw)
+    await _deliver(gw, t)  # delivered at t
+    sav.status = 503
+    await _send_to_sav(gw)
+    for offset in (10, 70, 250, 730):
+        await _deliver(gw, t + offset)  # four tries: failed at t + 730
+    await _send_to_sav(gw)
+    await _deliver(gw, t + 800)  # one try: pending, next at t + 860
+    assert await _states(gw, hook) == ["delivered", "failed", "pending"]
+
+    async def retention(at: int) -> int:
+        return await apply_retention(
+            gw.app[SESSIONMAKER],
+            now=at,
+            retention_days=30,
+            webhook_retention_days=gw.settings.webhook_retention_days,
+        )
+
+    period = gw.settings.webhook_retention_days * DAY_S
+    await retention(t + period - 1)  # within the period: nothing goes
+    assert await _states(gw, hook) == ["delivered", "failed", "pending"]
+    await retention(t + period + 100)
+    assert await _states(gw, hook) == ["failed", "pending"]
+    await retention(t + period + 730)
+    assert await _states(gw, hook) == ["pending"]
+    async with client(gw, BO) as bo:
+        (listed,) = (await bo.transport.request("GET", "/v1/webhooks"))["webhooks"]
+    assert listed["failed_deliveries"] == 0
+    # Accepted work is never purged: the pending delivery is still tried and delivered.
+    await retention(t + 100 * period)
+    sav.status = 204
+    await _deliver(gw, t + 100 * period)
+    assert await _states(gw, hook) == ["delivered"]
+    assert await retention(t + 100 * period) == 0  # settled just now: kept for the period
+
+
+async def test_the_delivery_retention_covers_the_longest_message_lifetime() -> None:
+    # A settled delivery row is what stops a later event about the same message from
+    # being notified twice; purging it before the message can end would allow that.
+    with pytest.raises(SettingsError):
+        Settings(webhook_retention_days=29, max_ttl_s=30 * DAY_S)
+    assert Settings(webhook_retention_days=30, max_ttl_s=30 * DAY_S).webhook_retention_days == 30

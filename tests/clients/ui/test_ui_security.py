@@ -25,6 +25,51 @@ async def test_pages_need_the_session_cookie(cli: Cli) -> None:
 
 
 @pytest.mark.asyncio
+async def test_refusal_pages_say_in_plain_words_what_happened_and_what_to_do(cli: Cli) -> None:
+    async with running_ui(cli, "nora") as ui, http_session() as s:
+        await login(s, ui)
+        # The officer closed the browser: a new browser has no session.
+        async with http_session() as closed, closed.get(ui.url("/inbox")) as resp:
+            assert resp.status == 403
+            assert resp.content_type == "text/html"
+            page = await resp.text()
+            assert "Du är inte inloggad i Stafett" in page
+            assert "Starta om Stafett med kommandot stafett ui och öppna den nya länken" in page
+            assert "Felkod: no_session" in page
+            assert resp.headers["Content-Security-Policy"].startswith("default-src 'none'")
+            assert resp.headers["Cache-Control"] == "no-store"
+            assert resp.headers["X-Frame-Options"] == "DENY"
+            # Nothing that helps an intruder: no CSRF token, no device, no expected host.
+            assert ui.guard.csrf not in page
+            assert "nora" not in page
+            assert str(ui.guard.port) not in page
+            assert "<script" not in page
+        # The link was used already (the officer opened it twice).
+        async with http_session() as other, other.get(ui.login_url) as resp:
+            assert resp.status == 403
+            page = await resp.text()
+            assert "Länken fungerar inte" in page
+            assert "kommandot stafett ui" in page
+            assert "Felkod: login_used" in page
+            assert ui.guard.csrf not in page
+        # A form without its token: what to do differs (reload), nothing changed.
+        async with s.post(ui.url("/lock"), data={}, headers={"Origin": ui.origin}) as resp:
+            assert resp.status == 403
+            page = await resp.text()
+            assert "Formuläret kunde inte skickas" in page
+            assert "Inget ändrades" in page
+            assert ui.guard.csrf not in page
+        # The language setting switches the page to English.
+        ui.guard.language = "en"
+        async with http_session() as closed, closed.get(ui.url("/sent")) as resp:
+            page = await resp.text()
+            assert '<html lang="en">' in page
+            assert "You are not signed in to Stafett" in page
+            assert "Restart Stafett with the command stafett ui" in page
+            assert "Error code: no_session" in page
+
+
+@pytest.mark.asyncio
 async def test_login_token_works_once_and_sets_a_strict_httponly_cookie(cli: Cli) -> None:
     async with running_ui(cli, "nora") as ui, http_session() as s:
         async with s.get(ui.url("/login/wrong-token"), allow_redirects=False) as resp:

@@ -157,8 +157,8 @@ async def test_two_instances_one_gateway(pg_url: str, tmp_path: Path) -> None:
         tmp_path / "a", pg_url, webhook_allow_loopback_http=True
     )
     try:
-        async with StafettClient(str(setup.url), device_keystore(setup, BO)) as bo:
-            await bo.transport.request("POST", "/v1/webhooks", json_body={"url": hooks.url})
+        async with StafettClient(str(setup.url), device_keystore(setup, BO)) as owner:
+            await owner.transport.request("POST", "/v1/webhooks", json_body={"url": hooks.url})
     finally:
         await stop_gateway(setup)
     # The second instance gets the same gateway key (identity export / init --from).

@@ -254,3 +254,57 @@ def test_the_sql_checker_allows_the_plumbing() -> None:
     )
     assert sql_violations(source, "gateway.services.messages") == []
     assert sql_violations("from sqlalchemy import select\n", "gateway.db.message_store") == []
+
+
+# nacl stays behind keys/crypto at run time too: `keys/__init__` loads its curated API
+# lazily (PEP 562), so a module that needs only the registry or the domain's refusals
+# does not pull in crypto through the package. Checked with nacl made unimportable.
+_NACL_FREE = ["keys.errors", "keys.protocol.refusals", "keys.protocol.vocabulary"]
+_PROBE = """
+import importlib, sys
+
+class Block:
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] == "nacl":
+            raise ImportError(f"blocked: {{name}}")
+        return None
+
+sys.meta_path.insert(0, Block())
+for name in {modules!r}:
+    importlib.import_module(name)
+"""
+
+
+def _import_without_nacl(modules: list[str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-c", _PROBE.format(modules=modules)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+
+
+def test_the_registry_and_the_refusals_load_without_nacl() -> None:
+    result = _import_without_nacl(_NACL_FREE)
+    assert result.returncode == 0, result.stderr
+
+
+def test_the_nacl_probe_can_fail() -> None:
+    result = _import_without_nacl(["keys.crypto.keypairs"])
+    assert result.returncode != 0
+    assert "blocked: nacl" in result.stderr
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="keys.domain still loads nacl: consent imports keys.crypto.keypairs (KeyId, "
+    "is_valid_name) and keys.protocol.consent_record, and keys.crypto.canonical/keypairs "
+    "import nacl at module level (issue 9, open)",
+)
+def test_every_domain_module_loads_without_nacl() -> None:
+    domain = sorted(
+        module_name(p) for p in (ROOT / "keys" / "domain").glob("*.py") if p.name != "__init__.py"
+    )
+    result = _import_without_nacl(domain)
+    assert result.returncode == 0, result.stderr

@@ -43,6 +43,31 @@ from tests.support.factories import (
     signed_consent,
 )
 
+# What the benchmarks use (``from bench import _gateway as g``), re-exports included.
+__all__ = [
+    "CATEGORY",
+    "DAY",
+    "PASSPHRASE",
+    "PURPOSE",
+    "RECIPIENT_UNIT",
+    "ROOT_ADMIN",
+    "SENDER_UNIT",
+    "SUBJECT",
+    "UNLIMITED",
+    "Deployment",
+    "GatewayProcess",
+    "Sealed",
+    "consent_record",
+    "deploy",
+    "init_gateway",
+    "percentile",
+    "put_envelope",
+    "record_consent",
+    "seal_one",
+    "share_identity",
+    "start_gateway",
+]
+
 PASSPHRASE = "bench gateway passphrase (not a secret)"  # noqa: S105  # throwaway temp key
 SENDER_UNIT = "so-nordost"
 RECIPIENT_UNIT = "sav"

@@ -36,21 +36,26 @@ def cluster() -> Iterator[str]:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = int(sock.getsockname()[1])
-    run = {"check": True, "capture_output": True}
-    subprocess.run(_as_postgres([initdb, "-D", str(data), "-A", "trust", "-U", "postgres"]), **run)
+    subprocess.run(
+        _as_postgres([initdb, "-D", str(data), "-A", "trust", "-U", "postgres"]),
+        check=True,
+        capture_output=True,
+    )
     options = f"-k {sockdir} -h 127.0.0.1 -p {port} -c fsync=off -c max_connections=200"
     subprocess.run(
         _as_postgres(
             [pg_ctl, "-D", str(data), "-o", options, "-l", str(base / "log"), "-w", "start"]
         ),
-        **run,
+        check=True,
+        capture_output=True,
     )
     try:
         psql = shutil.which("createdb")
         assert psql is not None
         subprocess.run(
             _as_postgres([psql, "-h", "127.0.0.1", "-p", str(port), "-U", "postgres", "bench"]),
-            **run,
+            check=True,
+            capture_output=True,
         )
         yield f"postgresql+asyncpg://postgres@127.0.0.1:{port}/bench"
     finally:

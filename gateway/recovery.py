@@ -28,12 +28,11 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 from aiohttp import web
-from sqlalchemy import select
 
 from gateway.appkeys import BLOBS, SESSIONMAKER
 from gateway.blobs import HEX32, PART, BlobStore, remove_dir_if_empty
+from gateway.db import message_store
 from gateway.db.engine import SessionMaker
-from gateway.db.models import MessageRow
 
 log = logging.getLogger("gateway.recovery")
 
@@ -168,8 +167,5 @@ async def _referenced(sessionmaker: SessionMaker, keys: set[str]) -> set[str]:
     async with sessionmaker() as session:
         for start in range(0, len(ordered), 500):
             batch = ordered[start : start + 500]
-            rows = await session.scalars(
-                select(MessageRow.blob_key).where(MessageRow.blob_key.in_(batch))
-            )
-            found.update(k for k in rows if k is not None)
+            found |= await message_store.referenced_blob_keys(session, batch)
     return found

@@ -31,7 +31,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-import jsonschema  # type: ignore[import-untyped]  # no stubs shipped; used in two calls
+import jsonschema
 
 import schemas
 from clients.cli import bundle as cli_bundle

@@ -25,7 +25,7 @@ from collections.abc import AsyncGenerator, Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import Any, Self
 from zoneinfo import ZoneInfo
 
 import aiohttp
@@ -106,7 +106,7 @@ class StafettClient:
     def unit(self) -> str:
         return self.kid.unit
 
-    async def __aenter__(self) -> StafettClient:
+    async def __aenter__(self) -> Self:
         return self
 
     async def __aexit__(

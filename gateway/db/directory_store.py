@@ -4,10 +4,29 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from gateway.db.models import DirectoryEntryRow
+
+_DIRECTORY_LOCK_ID = 0x5354_4146_4449  # "STAF" "DI": advisory lock for appends (PostgreSQL)
+
+
+async def lock_for_read(session: AsyncSession) -> None:
+    """PostgreSQL: a shared advisory lock until the transaction ends, against
+    :func:`lock_for_append`'s exclusive one. (SQLite: a no-op; the transaction holds the
+    single write lock from its start.)"""
+    if session.get_bind().dialect.name == "postgresql":
+        await session.execute(
+            text("SELECT pg_advisory_xact_lock_shared(:k)"), {"k": _DIRECTORY_LOCK_ID}
+        )
+
+
+async def lock_for_append(session: AsyncSession) -> None:
+    """PostgreSQL: the exclusive advisory lock of appends until the transaction ends.
+    (SQLite: a no-op, as above.)"""
+    if session.get_bind().dialect.name == "postgresql":
+        await session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _DIRECTORY_LOCK_ID})
 
 
 async def stored_size(session: AsyncSession) -> int:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Collection, Iterable
 from typing import Any
 
-from sqlalchemy import delete, exists, select, tuple_, update
+from sqlalchemy import delete, exists, func, or_, select, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from gateway.db.models import ConsentRow, MessageRecipient, MessageRow, ReceiptRow
@@ -215,3 +215,96 @@ async def mark_exposed(
         .values(exposed_at=now)
     )
     return sorted(newly)
+
+
+# --- for the jobs, the start-up recovery and the metrics ------------------------------
+async def due_for_ending(
+    session: AsyncSession,
+    *,
+    states: Collection[str],
+    now: int,
+    limit: int,
+    exclude: Collection[str],
+) -> list[tuple[str, int, int | None]]:
+    """Messages in ``states`` whose expiry or whose consent's end passed, locked
+    for this transaction: ``(id, expires, the consent's valid_until)``.
+
+    SKIP LOCKED: rows another instance (or a receipt, a recall) holds are left to it;
+    this instance takes the rest, so two jobs split the work instead of queueing on it.
+    Only the message rows are locked (``of``): a consent row is read, never written here.
+    Expiry is inclusive (``keys.domain.lifecycle.is_expired``: now >= expires), and
+    so is a consent's end. The consent is looked at as well as the (capped) expiry:
+    messages accepted before the cap existed may wait past their consent's end.
+    """
+    consent_end = (
+        select(ConsentRow.valid_until)
+        .where(ConsentRow.id == MessageRow.consent_id)
+        .scalar_subquery()
+    )
+    query = (
+        select(MessageRow.id, MessageRow.expires, consent_end)
+        .where(
+            MessageRow.state.in_(list(states)),
+            or_(MessageRow.expires <= now, consent_end <= now),
+        )
+        .order_by(MessageRow.expires, MessageRow.id)
+        .limit(limit)
+        .with_for_update(of=MessageRow, skip_locked=True)
+    )
+    if exclude:
+        query = query.where(MessageRow.id.not_in(list(exclude)))
+    return [
+        (str(m), int(e), None if c is None else int(c)) for m, e, c in await session.execute(query)
+    ]
+
+
+async def state_of(session: AsyncSession, message_id: str) -> str | None:
+    state = await session.scalar(select(MessageRow.state).where(MessageRow.id == message_id))
+    return None if state is None else str(state)
+
+
+async def scrub_ended(
+    session: AsyncSession, *, states: Collection[str], before: int, redacted: str, limit: int
+) -> int:
+    """Replace subject reference and sender key id by ``redacted`` and delete the
+    recipient rows of at most ``limit`` messages in ``states`` since ``before`` (oldest
+    first); returns how many messages. Rows another instance (or a late receipt) holds
+    are skipped (SKIP LOCKED)."""
+    ids = list(
+        await session.scalars(
+            select(MessageRow.id)
+            .where(
+                MessageRow.state.in_(list(states)),
+                MessageRow.state_changed_at <= before,
+                or_(MessageRow.subject_ref != redacted, MessageRow.sender_kid != redacted),
+            )
+            .order_by(MessageRow.state_changed_at, MessageRow.id)
+            .limit(limit)
+            .with_for_update(skip_locked=True)
+        )
+    )
+    if ids:
+        await session.execute(
+            update(MessageRow)
+            .where(MessageRow.id.in_(ids))
+            .values(subject_ref=redacted, sender_kid=redacted)
+        )
+        await session.execute(delete(MessageRecipient).where(MessageRecipient.message_id.in_(ids)))
+    return len(ids)
+
+
+async def referenced_blob_keys(session: AsyncSession, blob_keys: Collection[str]) -> set[str]:
+    """The subset of ``blob_keys`` some message row references."""
+    rows = await session.scalars(
+        select(MessageRow.blob_key).where(MessageRow.blob_key.in_(list(blob_keys)))
+    )
+    return {k for k in rows if k is not None}
+
+
+async def count_in_states(session: AsyncSession, states: Collection[str]) -> int:
+    query = select(func.count()).where(MessageRow.state.in_(list(states)))
+    return int((await session.execute(query)).scalar_one())
+
+
+async def accepted_at(session: AsyncSession, message_id: str) -> int | None:
+    return await session.scalar(select(MessageRow.accepted_at).where(MessageRow.id == message_id))

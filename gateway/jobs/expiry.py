@@ -12,18 +12,13 @@ The jobs log ids and counts only — never content, subject references or keys.
 from __future__ import annotations
 
 import logging
-from collections.abc import Collection
 from pathlib import Path
-
-from sqlalchemy import or_, select
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from gateway.blobs import unlink_all
 from gateway.blobstore import Blobs
-from gateway.db import audit_store, nonce_store
+from gateway.db import audit_store, message_store, nonce_store
 from gateway.db import audit_trail as audit
 from gateway.db.engine import SessionMaker
-from gateway.db.models import ConsentRow, MessageRow
 from gateway.identity import GatewayIdentity
 from gateway.services.messages import end_pending
 from keys.domain.lifecycle import NOT_COLLECTED, PENDING, MessageState, ending_due, transition
@@ -37,46 +32,6 @@ EXPIRE_BATCH = 100
 # differences between instances.
 NONCE_MARGIN_S = 60
 EXPIRED_REASON = NOT_COLLECTED
-
-
-async def _due_for_expiry(
-    session: AsyncSession, *, now: int, limit: int, exclude: Collection[str]
-) -> list[tuple[str, int, int | None]]:
-    """Pending messages whose expiry or whose consent's end passed, locked for this
-    transaction: ``(id, expires, the consent's valid_until)``.
-
-    SKIP LOCKED: rows another instance (or a receipt, a recall) holds are left to it;
-    this instance takes the rest, so two jobs split the work instead of queueing on it.
-    Only the message rows are locked (``of``): a consent row is read, never written here.
-    Expiry is inclusive (``keys.domain.lifecycle.is_expired``: now >= expires), and
-    so is a consent's end. The consent is looked at as well as the (capped) expiry:
-    messages accepted before the cap existed may wait past their consent's end.
-    """
-    consent_end = (
-        select(ConsentRow.valid_until)
-        .where(ConsentRow.id == MessageRow.consent_id)
-        .scalar_subquery()
-    )
-    query = (
-        select(MessageRow.id, MessageRow.expires, consent_end)
-        .where(
-            MessageRow.state.in_(PENDING_STATES),
-            or_(MessageRow.expires <= now, consent_end <= now),
-        )
-        .order_by(MessageRow.expires, MessageRow.id)
-        .limit(limit)
-        .with_for_update(of=MessageRow, skip_locked=True)
-    )
-    if exclude:
-        query = query.where(MessageRow.id.not_in(list(exclude)))
-    return [
-        (str(m), int(e), None if c is None else int(c)) for m, e, c in await session.execute(query)
-    ]
-
-
-async def _state_of(session: AsyncSession, message_id: str) -> str | None:
-    state = await session.scalar(select(MessageRow.state).where(MessageRow.id == message_id))
-    return None if state is None else str(state)
 
 
 async def expire_messages(
@@ -107,7 +62,9 @@ async def expire_messages(
             # withdrawal takes rows then the audit lock. Taking the audit lock before any
             # row (and never waiting on a row after it: SKIP LOCKED) avoids a deadlock.
             await audit_store.lock_chain(session)
-            due = await _due_for_expiry(session, now=now, limit=batch, exclude=failed)
+            due = await message_store.due_for_ending(
+                session, states=PENDING_STATES, now=now, limit=batch, exclude=failed
+            )
             for message_id, expires, consent_until in due:
                 ending = ending_due(expires=expires, consent_valid_until=consent_until, now=now)
                 if ending is None:  # never: the query selected it as due
@@ -132,7 +89,9 @@ async def expire_messages(
                         type(exc).__qualname__,
                     )
                     continue
-                if await _state_of(session, message_id) == transition(MessageState.ACCEPTED, event):
+                if await message_store.state_of(session, message_id) == transition(
+                    MessageState.ACCEPTED, event
+                ):
                     ended_total += 1
         # After the commit: a rolled-back batch must not have deleted accepted content.
         unlink_all(files)

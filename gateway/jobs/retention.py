@@ -33,11 +33,8 @@ left to remove). Logs carry counts only.
 
 from __future__ import annotations
 
-from sqlalchemy import delete, or_, select, update
-
-from gateway.db import webhook_delivery_store
+from gateway.db import event_store, message_store, webhook_delivery_store
 from gateway.db.engine import SessionMaker
-from gateway.db.models import EventRow, MessageRecipient, MessageRow
 from keys.domain.lifecycle import TERMINAL
 
 DAY_S = 86_400
@@ -51,49 +48,19 @@ async def _scrub_messages(sessionmaker: SessionMaker, *, before: int, batch: int
     total = 0
     while True:
         async with sessionmaker.begin() as session:
-            ids = list(
-                await session.scalars(
-                    select(MessageRow.id)
-                    .where(
-                        MessageRow.state.in_(ENDED_STATES),
-                        MessageRow.state_changed_at <= before,
-                        or_(
-                            MessageRow.subject_ref != REDACTED,
-                            MessageRow.sender_kid != REDACTED,
-                        ),
-                    )
-                    .order_by(MessageRow.state_changed_at, MessageRow.id)
-                    .limit(batch)
-                    # Rows another instance (or a late receipt) holds are left to it.
-                    .with_for_update(skip_locked=True)
-                )
+            scrubbed = await message_store.scrub_ended(
+                session, states=ENDED_STATES, before=before, redacted=REDACTED, limit=batch
             )
-            if ids:
-                await session.execute(
-                    update(MessageRow)
-                    .where(MessageRow.id.in_(ids))
-                    .values(subject_ref=REDACTED, sender_kid=REDACTED)
-                )
-                await session.execute(
-                    delete(MessageRecipient).where(MessageRecipient.message_id.in_(ids))
-                )
-        total += len(ids)
-        if len(ids) < batch:
+        total += scrubbed
+        if scrubbed < batch:
             return total
 
 
 async def _delete_old_events(sessionmaker: SessionMaker, *, before: int) -> int:
-    ended = select(MessageRow.id).where(MessageRow.state.in_(ENDED_STATES))
     async with sessionmaker.begin() as session:
-        result = await session.execute(
-            delete(EventRow)
-            .where(
-                EventRow.created <= before,
-                or_(EventRow.message_id.is_(None), EventRow.message_id.in_(ended)),
-            )
-            .execution_options(synchronize_session=False)
+        return await event_store.delete_consumed(
+            session, before=before, ended_states=list(ENDED_STATES)
         )
-    return int(getattr(result, "rowcount", 0) or 0)
 
 
 async def apply_retention(

@@ -26,10 +26,9 @@ from collections.abc import Awaitable, Callable
 from aiohttp import web
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.aiohttp import make_aiohttp_handler
-from sqlalchemy import func, select
 
 from gateway.appkeys import PUSH_HUB, SESSIONMAKER, SETTINGS
-from gateway.db.models import MessageRow
+from gateway.db import message_store
 from gateway.services.message_content import PENDING_STATES
 from keys.protocol.problems import Forbidden
 
@@ -136,8 +135,7 @@ def may_scrape(request: web.Request) -> bool:
 
 async def _count_pending(request: web.Request) -> int:
     async with request.app[SESSIONMAKER]() as session:
-        query = select(func.count()).where(MessageRow.state.in_(PENDING_STATES))
-        return int((await session.execute(query)).scalar_one())
+        return await message_store.count_in_states(session, PENDING_STATES)
 
 
 def metrics_view(app: web.Application) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
@@ -165,9 +163,7 @@ async def observe_handover(
         return
     try:
         async with app[SESSIONMAKER]() as session:
-            accepted = await session.scalar(
-                select(MessageRow.accepted_at).where(MessageRow.id == message_id)
-            )
+            accepted = await message_store.accepted_at(session, message_id)
     except Exception as exc:
         log.warning("handover latency not recorded (%s)", type(exc).__name__)
         return

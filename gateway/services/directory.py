@@ -14,7 +14,6 @@ import logging
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from gateway.db import audit_trail as audit
@@ -30,7 +29,6 @@ from keys.protocol.problems import FieldInvalid, InternalError
 log = logging.getLogger(__name__)
 
 MAX_ENTRIES_PER_POST = 1000
-_DIRECTORY_LOCK_ID = 0x5354_4146_4449  # "STAF" "DI": advisory lock for appends (PostgreSQL)
 _LOAD_BATCH = 1000
 
 
@@ -70,10 +68,7 @@ class DirectoryService:
         lands between the check and the commit. (SQLite: the transaction holds the
         single write lock from its start, which orders it against appends already.)
         """
-        if session.get_bind().dialect.name == "postgresql":
-            await session.execute(
-                text("SELECT pg_advisory_xact_lock_shared(:k)"), {"k": _DIRECTORY_LOCK_ID}
-            )
+        await directory_store.lock_for_read(session)
         return await self.refresh(session)
 
     async def _load(self, session: AsyncSession, target: Directory, stored: int) -> Directory:
@@ -102,12 +97,9 @@ class DirectoryService:
             raise FieldInvalid(f"entries must be a list of 1 to {MAX_ENTRIES_PER_POST} entries")
         parsed = [DirectoryEntry.from_json(raw) for raw in raw_entries]
         async with sessionmaker.begin() as session:
-            if session.get_bind().dialect.name == "postgresql":
-                # Two instances appending on the same head would both verify; the lock
-                # makes the second one see the first one's entries (and refuse a fork).
-                await session.execute(
-                    text("SELECT pg_advisory_xact_lock(:k)"), {"k": _DIRECTORY_LOCK_ID}
-                )
+            # Two instances appending on the same head would both verify; the lock
+            # makes the second one see the first one's entries (and refuse a fork).
+            await directory_store.lock_for_append(session)
             base = await self.refresh(session)
             candidate = base.copy()
             rows = []

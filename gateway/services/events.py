@@ -22,12 +22,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import event as sa_event
-from sqlalchemy import func, select
 from sqlalchemy.engine import Engine
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
 
-from gateway.db import audit_store
+from gateway.db import audit_store, event_store
 from gateway.db.models import EventRow
 from gateway.push.notifier import notifier_for
 from keys.crypto.canonical import canonical_json
@@ -89,7 +88,8 @@ async def emit(
     target = device_of(device)
     data_json = canonical_json(data).decode("utf-8")
     await audit_store.lock_chain(session)  # commit order == seq order (module docstring)
-    session.add(
+    await event_store.insert(
+        session,
         EventRow(
             unit=target.unit,
             device=str(target),
@@ -97,9 +97,8 @@ async def emit(
             message_id=message_id,
             created=now,
             data_json=data_json,
-        )
+        ),
     )
-    await session.flush()
     # Remember *who* is concerned: after commit only these devices' sockets are woken.
     session.sync_session.info.setdefault(_EMITTED, set()).add(str(target))
 
@@ -113,16 +112,12 @@ async def events_after(
     receiving another device's events, even of the same unit.
     """
     target = device_of(device)
-    rows = await session.scalars(
-        select(EventRow)
-        # unit first: it uses the (unit, seq) index; device narrows within the unit.
-        .where(
-            EventRow.unit == target.unit,
-            EventRow.device == str(target),
-            EventRow.seq > after,
-        )
-        .order_by(EventRow.seq)
-        .limit(max(1, min(limit, MAX_LIMIT)))
+    rows = await event_store.for_device(
+        session,
+        unit=target.unit,
+        device=str(target),
+        after=after,
+        limit=max(1, min(limit, MAX_LIMIT)),
     )
     return [
         Event(
@@ -139,16 +134,12 @@ async def events_after(
 
 async def last_seq(session: AsyncSession) -> int:
     """The highest event seq of any device (0 when none): the cross-instance poll."""
-    value = await session.scalar(select(func.max(EventRow.seq)))
-    return int(value or 0)
+    return await event_store.last_seq(session)
 
 
 async def devices_after(session: AsyncSession, *, after: int, upto: int) -> set[str]:
     """Devices with an event in ``after < seq <= upto``: whom the cross-instance poll wakes."""
-    rows = await session.scalars(
-        select(EventRow.device).where(EventRow.seq > after, EventRow.seq <= upto).distinct()
-    )
-    return {d for d in rows if d is not None}
+    return await event_store.devices_after(session, after=after, upto=upto)
 
 
 @sa_event.listens_for(Session, "after_commit")

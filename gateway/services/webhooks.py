@@ -34,15 +34,14 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import delete as delete_rows
-from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from gateway.caller import Caller, require_device, require_integration_device
 from gateway.db import audit_trail as audit
+from gateway.db import event_store, webhook_store
 from gateway.db.engine import SessionMaker
-from gateway.db.models import EventRow, WebhookDeliveryRow, WebhookRow
+from gateway.db.models import WebhookDeliveryRow, WebhookRow
 from keys.crypto.keypairs import SigningKey
 from keys.domain import webhooks as policy
 from keys.protocol.directory import Directory
@@ -91,12 +90,9 @@ async def register(
     ``directory``: the verified directory, whose role decides who may register."""
     require_integration_device(directory, caller)
     async with sessionmaker.begin() as session:
-        count = await session.scalar(
-            select(func.count()).select_from(WebhookRow).where(WebhookRow.unit == caller.unit)
-        )
-        if (count or 0) >= MAX_PER_UNIT:
+        if await webhook_store.count_for_unit(session, caller.unit) >= MAX_PER_UNIT:
             raise RateLimited(f"a unit may register at most {MAX_PER_UNIT} webhooks")
-        last = await session.scalar(select(func.max(EventRow.seq)))
+        last = await event_store.last_seq(session)
         row = WebhookRow(
             id=str(uuid.uuid4()),
             unit=caller.unit,
@@ -104,9 +100,9 @@ async def register(
             secret=policy.new_salt(),
             created_by=str(caller.kid),
             created=now,
-            after_seq=int(last or 0),
+            after_seq=last,
         )
-        session.add(row)
+        webhook_store.add(session, row)
         await audit.record(
             session,
             "webhook_registered",
@@ -120,7 +116,7 @@ async def register(
 
 
 async def _own(session: AsyncSession, caller: Caller, webhook_id: str) -> WebhookRow:
-    row = await session.get(WebhookRow, webhook_id)
+    row = await webhook_store.get(session, webhook_id)
     # Another unit's webhook is answered as unknown: its existence is not disclosed.
     if row is None or row.unit != caller.unit:
         raise NotFound("no such webhook")
@@ -130,23 +126,10 @@ async def _own(session: AsyncSession, caller: Caller, webhook_id: str) -> Webhoo
 async def list_for(sessionmaker: SessionMaker, caller: Caller) -> list[dict[str, Any]]:
     require_device(caller)
     async with sessionmaker.begin() as session:
-        rows = (
-            await session.scalars(
-                select(WebhookRow)
-                .where(WebhookRow.unit == caller.unit)
-                .order_by(WebhookRow.created)
-            )
-        ).all()
+        rows = await webhook_store.for_unit(session, caller.unit)
         out = []
         for row in rows:
-            failed = await session.scalar(
-                select(func.count())
-                .select_from(WebhookDeliveryRow)
-                .where(
-                    WebhookDeliveryRow.webhook_id == row.id, WebhookDeliveryRow.state == "failed"
-                )
-            )
-            out.append(_public(row, int(failed or 0)))
+            out.append(_public(row, await webhook_store.failed_count(session, row.id)))
     return out
 
 
@@ -161,10 +144,7 @@ async def delete(
     require_integration_device(directory, caller)
     async with sessionmaker.begin() as session:
         row = await _own(session, caller, webhook_id)
-        await session.execute(
-            delete_rows(WebhookDeliveryRow).where(WebhookDeliveryRow.webhook_id == row.id)
-        )
-        await session.delete(row)
+        await webhook_store.remove(session, row)
         await audit.record(
             session,
             "webhook_deleted",
@@ -183,10 +163,7 @@ async def deliveries(
         raise FieldInvalid("state must be pending, delivered or failed")
     async with sessionmaker.begin() as session:
         await _own(session, caller, webhook_id)
-        query = select(WebhookDeliveryRow).where(WebhookDeliveryRow.webhook_id == webhook_id)
-        if state is not None:
-            query = query.where(WebhookDeliveryRow.state == state)
-        rows = (await session.scalars(query.order_by(WebhookDeliveryRow.id).limit(1000))).all()
+        rows = await webhook_store.deliveries(session, webhook_id, state, limit=1000)
     return [
         {
             "event_seq": r.event_seq,
@@ -206,37 +183,24 @@ async def enqueue(sessionmaker: SessionMaker, *, now: int) -> int:
     """Turn new events into delivery rows for every webhook of their unit."""
     added = 0
     async with sessionmaker.begin() as session:
-        ids = (await session.scalars(select(WebhookRow.id))).all()
+        ids = await webhook_store.all_ids(session)
     for webhook_id in ids:
         async with sessionmaker.begin() as session:
-            locked = select(WebhookRow).where(WebhookRow.id == webhook_id)
-            if session.get_bind().dialect.name == "postgresql":
-                locked = locked.with_for_update()
-            hook = await session.scalar(locked)
+            hook = await webhook_store.get_locked(session, webhook_id)
             if hook is None:
                 continue
-            events = (
-                await session.scalars(
-                    select(EventRow)
-                    .where(EventRow.unit == hook.unit, EventRow.seq > hook.after_seq)
-                    .order_by(EventRow.seq)
-                    .limit(_BATCH)
-                )
-            ).all()
+            events = await event_store.for_unit(
+                session, unit=hook.unit, after=hook.after_seq, limit=_BATCH
+            )
             seen: set[str] = set()
             for event in events:
                 dedupe = f"{event.kind}:{event.message_id or '#' + str(event.seq)}"
                 if dedupe in seen:
                     continue
                 seen.add(dedupe)
-                exists = await session.scalar(
-                    select(WebhookDeliveryRow.id).where(
-                        WebhookDeliveryRow.webhook_id == hook.id,
-                        WebhookDeliveryRow.dedupe == dedupe,
-                    )
-                )
-                if exists is None:
-                    session.add(
+                if not await webhook_store.delivery_exists(session, hook.id, dedupe):
+                    webhook_store.add(
+                        session,
                         WebhookDeliveryRow(
                             webhook_id=hook.id,
                             event_seq=event.seq,
@@ -244,7 +208,7 @@ async def enqueue(sessionmaker: SessionMaker, *, now: int) -> int:
                             state="pending",
                             attempts=0,
                             next_at=now,
-                        )
+                        ),
                     )
                     added += 1
             if events:
@@ -267,22 +231,7 @@ async def claim(
 ) -> list[Claim]:
     """Due deliveries, claimed for ``CLAIM_S`` so no other instance posts them too."""
     async with sessionmaker.begin() as session:
-        query = (
-            select(WebhookDeliveryRow, WebhookRow, EventRow)
-            .join(WebhookRow, WebhookRow.id == WebhookDeliveryRow.webhook_id)
-            .join(EventRow, EventRow.seq == WebhookDeliveryRow.event_seq)
-            .where(
-                WebhookDeliveryRow.state == "pending",
-                WebhookDeliveryRow.next_at <= now,
-                (WebhookDeliveryRow.claimed_until.is_(None))
-                | (WebhookDeliveryRow.claimed_until <= now),
-            )
-            .order_by(WebhookDeliveryRow.id)
-            .limit(limit)
-        )
-        if session.get_bind().dialect.name == "postgresql":
-            query = query.with_for_update(of=WebhookDeliveryRow, skip_locked=True)
-        rows = (await session.execute(query)).all()
+        rows = await webhook_store.due_deliveries(session, now=now, limit=limit)
         claims = []
         for delivery, hook, event in rows:
             delivery.claimed_until = now + CLAIM_S
@@ -327,11 +276,7 @@ async def settle(
         values["done_at"] = now
     try:
         async with sessionmaker.begin() as session:
-            await session.execute(
-                update(WebhookDeliveryRow)
-                .where(WebhookDeliveryRow.id == item.delivery_id)
-                .values(**values)
-            )
+            await webhook_store.update_delivery(session, item.delivery_id, values)
     except IntegrityError:  # the webhook was deleted meanwhile (cascade): nothing to keep
         return "deleted"
     return state

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 import pytest
 from sqlalchemy import update
@@ -18,7 +19,7 @@ from tests.support.gateway import assert_problem
 ENTRIES = "/v1/directory/entries"
 
 
-async def _chain(gateway) -> tuple[list[dict], dict]:
+async def _chain(gateway) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     entries = (await gateway.admin.get("/v1/audit/entries")).json()["entries"]
     reply = await gateway.admin.get("/v1/audit/checkpoint")
     assert reply.status == 200, reply.body

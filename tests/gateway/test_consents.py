@@ -7,11 +7,11 @@ import json
 from typing import Any
 
 import pytest
-from test_auth import assert_problem
 
 from keys.crypto.canonical import b64e
 from keys.protocol.consent_record import signed_bytes
 from tests.support.factories import DAY, EVIDENCE, OTHER_SUBJECT, SUBJECT
+from tests.support.gateway import assert_problem
 from tests.support.messages import (
     ANNA,
     BERTIL,

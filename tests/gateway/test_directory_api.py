@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+
 import pytest
 
 from keys.crypto.keypairs import DeviceKeyPair, KeyId, SigningKey
@@ -111,7 +113,9 @@ async def test_instance_catches_up_with_entries_stored_by_another(gateway, start
 
     other = create_app(gateway.settings, gateway.identity)
     # Only the database wiring of the second instance is needed here.
-    ctx = other.cleanup_ctx[0](other).__aiter__()
+    wiring = other.cleanup_ctx[0](other)
+    assert isinstance(wiring, AsyncIterator)  # the database ctx is an async generator
+    ctx = wiring.__aiter__()
     await ctx.__anext__()
     try:
         carl = _pair("sav/carl/1")

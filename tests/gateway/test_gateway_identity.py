@@ -59,7 +59,8 @@ async def _audited_step(gw: RunningGateway, event: str) -> None:
 
 async def _checkpoint(gw: RunningGateway) -> dict[str, Any]:
     await sign_audit_checkpoint(gw.app[SESSIONMAKER], gw.identity, now=1_700_000_001)
-    return (await _export(gw)).checkpoints[0]
+    checkpoint: dict[str, Any] = (await _export(gw)).checkpoints[0]
+    return checkpoint
 
 
 def _cli(monkeypatch: pytest.MonkeyPatch, data_dir: Path, store_url: str, *argv: str) -> int:

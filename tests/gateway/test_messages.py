@@ -8,10 +8,9 @@ import json
 from pathlib import Path
 
 import pytest
-from test_auth import assert_problem
 
 from keys.protocol.envelope import open_envelope
-from tests.support.gateway import blob_files
+from tests.support.gateway import assert_problem, blob_files
 from tests.support.messages import (
     ANNA,
     BERTIL,

@@ -5,11 +5,10 @@ from __future__ import annotations
 import json
 
 import pytest
-from test_auth import assert_problem
 
 from keys.crypto.keypairs import DeviceKeyPair, KeyId
 from tests.support.factories import DAY, OTHER_SUBJECT
-from tests.support.gateway import blob_files
+from tests.support.gateway import assert_problem, blob_files
 from tests.support.messages import (
     ANNA,
     BERTIL,

@@ -6,14 +6,13 @@ import json
 import time
 
 import pytest
-from test_auth import assert_problem
 
 from gateway.appkeys import SESSIONMAKER
 from gateway.blobs import BlobStore, unlink_all
 from gateway.services.messages import destroy_content, end_pending
 from keys.domain.lifecycle import MessageEvent
 from tests.support.factories import DAY
-from tests.support.gateway import blob_files
+from tests.support.gateway import assert_problem, blob_files
 from tests.support.messages import (
     BO,
     audit_events,

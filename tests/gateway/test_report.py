@@ -17,7 +17,6 @@ from zoneinfo import ZoneInfo
 
 import pytest
 from sqlalchemy import select
-from test_auth import assert_problem
 
 from gateway import cli
 from gateway.appkeys import SESSIONMAKER
@@ -28,6 +27,7 @@ from gateway.migrations import migrate
 from gateway.services.followup import follow_up_report, period_of
 from keys.crypto.keypairs import DeviceKeyPair, KeyId
 from keys.domain.report_period import month_of
+from tests.support.gateway import assert_problem
 from tests.support.messages import BO, header_for, now, record_consent, seal_envelope, send
 
 STOCKHOLM = ZoneInfo("Europe/Stockholm")

@@ -189,7 +189,7 @@ def test_every_operation_answers_as_documented(
         database=None,
         suppress_health_check=list(HealthCheck),
     )
-    def answers_as_documented(case: schemathesis.Case) -> None:
+    def answers_as_documented(case: schemathesis.Case[Any]) -> None:
         if time.monotonic() - _started > SECONDS:
             return  # the module's budget is spent (see SECONDS)
         response = case.call(base_url=str(served.gw.url), session=session, timeout=30)

@@ -224,9 +224,12 @@ def header_json(envelope: bytes) -> dict[str, Any]:
 
 
 # --- what is stored ----------------------------------------------------------------------
-async def message_row(gw: RunningGateway, message_id: str) -> MessageRow | None:
+async def message_row(gw: RunningGateway, message_id: str) -> MessageRow:
+    """The stored row of a message the test sent (it fails if there is none)."""
     async with gw.app[SESSIONMAKER]() as session:
-        return await session.get(MessageRow, message_id)
+        row = await session.get(MessageRow, message_id)
+    assert row is not None, f"no message row {message_id}"
+    return row
 
 
 async def count_messages(gw: RunningGateway) -> int:

@@ -10,9 +10,9 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import text
+from sqlalchemy import CursorResult, text
 
 from clients.admin import StafettAdminClient
 from clients.sdk import StafettClient
@@ -97,7 +97,8 @@ def consent_fields(
 async def sql(gw: RunningGateway, statement: str, **params: Any) -> list[Any]:
     """Run one statement in its own transaction; rows for a SELECT."""
     async with gw.app[SESSIONMAKER].begin() as session:
-        result = await session.execute(text(statement), params)
+        # A text() statement runs on a cursor: its result is a CursorResult.
+        result = cast("CursorResult[Any]", await session.execute(text(statement), params))
         return list(result.all()) if result.returns_rows else []
 
 

@@ -10,9 +10,10 @@ import sys
 from pathlib import Path
 
 import pytest
-from bridge_support import REPO, consent_to_sav, handovers
+from bridge_support import consent_to_sav, handovers
 
 from tests.support.cli import Cli
+from tests.support.paths import REPO
 
 pytestmark = pytest.mark.asyncio
 DOC = REPO / "docs" / "integration.md"

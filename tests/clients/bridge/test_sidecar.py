@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
+from typing import Any
 
 import jsonschema
 import pytest
@@ -106,7 +107,7 @@ def test_same_size_other_bytes_waits_while_fresh_and_fails_when_left(tmp_path: P
         ({"documents": [{"name": "a.pdf", "size": 1, "sha256": "0" * 64}] * 2}, "sidecar_invalid"),
     ],
 )
-def test_bad_sidecars_fail_at_once(tmp_path: Path, changes: dict[str, object], code: str) -> None:
+def test_bad_sidecars_fail_at_once(tmp_path: Path, changes: dict[str, Any], code: str) -> None:
     drop(tmp_path, "a", CONSENT, **changes)
     with pytest.raises(DropFailed) as failed:
         _load(tmp_path / "a.stafett.json", 0)

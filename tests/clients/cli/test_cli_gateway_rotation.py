@@ -27,11 +27,18 @@ from tests.support.gateway import PASSPHRASE, RunningGateway, start_gateway, sto
 pytestmark = pytest.mark.asyncio
 
 
+def _db_url(cli: Cli) -> str:
+    url = cli.gw.settings.database_url
+    assert url is not None
+    return url
+
+
 def _rotate(monkeypatch: pytest.MonkeyPatch, gw: RunningGateway) -> int:
     """`stafett-gateway identity rotate` as an operator runs it on the gateway host."""
     for name in [k for k in os.environ if k.startswith("STAFETT_GATEWAY") or "DATA_DIR" in k]:
         monkeypatch.delenv(name)
     monkeypatch.setenv("STAFETT_DATA_DIR", str(gw.settings.data_dir))
+    assert gw.settings.database_url is not None
     monkeypatch.setenv("STAFETT_DATABASE_URL", gw.settings.database_url)
     monkeypatch.setenv("STAFETT_GATEWAY_KEY_PASSPHRASE", PASSPHRASE)
     monkeypatch.setenv("STAFETT_INSECURE_FAST_KDF", "1")
@@ -53,7 +60,7 @@ async def test_a_rotated_gateway_key_is_accepted_when_the_old_key_announced_it(
     # A further instance on the same database, started from the rotated keystore.
     rotated = await start_gateway(
         cli.gw.settings.data_dir,
-        cli.gw.settings.database_url,
+        _db_url(cli),
         seed=False,
         admin_key=cli.gw.admin_key,
     )
@@ -98,7 +105,7 @@ async def test_a_gateway_key_nobody_announced_is_refused(cli: Cli, tmp_path: Pat
     # signed itself.
     forger = await start_gateway(
         tmp_path / "forger",
-        cli.gw.settings.database_url,
+        _db_url(cli),
         seed=False,
         admin_key=cli.gw.admin_key,
     )
@@ -134,7 +141,7 @@ async def test_an_admin_pins_a_gateway_key_explicitly(cli: Cli, tmp_path: Path) 
     # security admin gives the officer the key; pinning it is deliberate and loud.
     other = await start_gateway(
         tmp_path / "replacement",
-        cli.gw.settings.database_url,
+        _db_url(cli),
         seed=False,
         admin_key=cli.gw.admin_key,
     )

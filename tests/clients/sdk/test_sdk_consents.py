@@ -104,7 +104,7 @@ async def test_every_consent_refusal_of_a_send(gateway: RunningGateway) -> None:
         for index, (case, (consent_changes, _, _)) in enumerate(REFUSALS.items()):
             # Each case's consent ends days after the previous one's: otherwise the
             # gateway answers a repeat with the first consent instead of storing it.
-            changes = {"valid_until": int(time.time()) + (30 + 2 * index) * DAY}
+            changes: dict[str, Any] = {"valid_until": int(time.time()) + (30 + 2 * index) * DAY}
             changes.update(consent_changes)
             pairs = changes.pop("pairs", FORWARD)
             recorder = anna

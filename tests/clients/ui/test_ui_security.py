@@ -7,6 +7,7 @@ unlocked, a refused accept leaves the message in the inbox.
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 import pytest
 from ui_support import PASSPHRASE, http_session, login, running_ui
@@ -165,7 +166,7 @@ async def test_lock_forgets_opened_content_and_leaves_nothing_on_disk(cli: Cli) 
     message_id = sent.json()["message_id"]
     async with running_ui(cli, "nora") as ui, http_session() as s:
         await login(s, ui)
-        post = {"data": {"csrf": ui.guard.csrf}, "headers": {"Origin": ui.origin}}
+        post: dict[str, Any] = {"data": {"csrf": ui.guard.csrf}, "headers": {"Origin": ui.origin}}
         async with s.post(ui.url(f"/messages/{message_id}/open"), **post) as resp:
             assert resp.status == 200
             assert secret in await resp.text()
@@ -188,7 +189,7 @@ async def test_a_changed_key_is_a_prominent_warning_naming_the_signing_entry(cli
     the directory page (and a banner on every page) says what changed and who signed."""
     async with running_ui(cli, "sara") as ui, http_session() as s:
         await login(s, ui)  # the first verification: the known checkpoint is saved
-        post = {"data": {"csrf": ui.guard.csrf}, "headers": {"Origin": ui.origin}}
+        post: dict[str, Any] = {"data": {"csrf": ui.guard.csrf}, "headers": {"Origin": ui.origin}}
         async with s.post(ui.url("/lock"), **post) as resp:
             assert resp.status == 200
         new = DeviceKeyPair.generate(KeyId.parse("so-nordost/nora/2"))

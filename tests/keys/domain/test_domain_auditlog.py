@@ -37,7 +37,7 @@ GATEWAY = SigningKey(bytes(range(32)))
 OTHER = SigningKey(bytes(range(1, 33)))
 SCHEMA = load_schema("audit-entry.json")
 
-EVENTS = [
+EVENTS: list[tuple[str, dict[str, Any]]] = [
     ("consent_recorded", {"consent_id": "c1", "version": 1, "subject_ref": SUBJECT}),
     ("message_accepted", {"message_id": "m1", "consent_id": "c1", "category": "application"}),
     ("message_refused", {"code": "consent_expired", "sender": "sav/anna/1"}),

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 from directory_builders import Log, replay
-from jsonschema import Draft202012Validator  # type: ignore[import-untyped]
+from jsonschema import Draft202012Validator
 
 from keys.crypto.keypairs import KeyId
 from keys.errors import DirectoryEntryInvalid, DirectoryKeyRevoked, DirectoryUnknownKey

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 from directory_builders import T0, Admin, Log
-from jsonschema import Draft202012Validator  # type: ignore[import-untyped]
+from jsonschema import Draft202012Validator
 
 from keys.crypto.keypairs import DeviceKeyPair, KeyId
 from keys.errors import DirectorySignatureInvalid, EnrolmentRequestInvalid

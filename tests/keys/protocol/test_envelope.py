@@ -117,7 +117,7 @@ def test_short_reads_from_a_pipe_like_body(parties: Parties, tmp_path: Path) -> 
     content = os.urandom(200_000)
     header = make_header((parties.anna.kid,), parties.sender.kid)
     out = io.BytesIO()
-    seal(header, Trickle(content), [parties.anna.public()], parties.sender, out)  # type: ignore[arg-type]
+    seal(header, Trickle(content), [parties.anna.public()], parties.sender, out)
     assert _open(parties, tmp_path, out.getvalue(), parties.anna) == content
 
 

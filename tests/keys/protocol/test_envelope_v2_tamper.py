@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 from envelope_support import Dissected, Parties, box_bytes, seal_bytes, with_box
 
+from keys.crypto.keypairs import DeviceKeyPair
 from keys.errors import EnvelopeError
 from keys.protocol.envelope import open_envelope, verify_envelope
 from keys.protocol.envelope_header import CHUNK_BYTES
@@ -52,7 +53,9 @@ def _region(parsed: Dissected, offset: int) -> str:
     raise AssertionError(offset)
 
 
-def _refusal(parties: Parties, tmp_path: Path, data: bytes, who: object = None) -> str:
+def _refusal(
+    parties: Parties, tmp_path: Path, data: bytes, who: DeviceKeyPair | None = None
+) -> str:
     src = tmp_path / "in.stf"
     src.write_bytes(data)
     with pytest.raises(EnvelopeError) as caught:

@@ -16,7 +16,7 @@ import struct
 from pathlib import Path
 from typing import Any
 
-import jsonschema  # type: ignore[import-untyped]
+import jsonschema
 import pytest
 from nacl.bindings import (
     crypto_box,

@@ -15,7 +15,7 @@ import struct
 from pathlib import Path
 from typing import Any
 
-import jsonschema  # type: ignore[import-untyped]
+import jsonschema
 import pytest
 from envelope_support import Dissected, seal  # seal: v1 unless told
 

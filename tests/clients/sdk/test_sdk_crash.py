@@ -31,6 +31,7 @@ from tests.support.sdk import ANNA, BERTIL, BO, device_keystore, message_args, r
 
 SEED = 8_2024
 RANDOM_KILLS = 12
+MIN_KILLS = 3  # the load goes on until at least this many kills landed
 PER_SENDER = 10
 BODY_BYTES = 256 * 1024  # long enough that a kill often lands mid-upload
 
@@ -86,9 +87,14 @@ async def send_many(
     spool: Path,
     rng: random.Random,
     accepted: dict[str, int],
-) -> None:
-    """Send PER_SENDER messages, each until it is known to be accepted."""
-    for _ in range(PER_SENDER):
+    kills: list[int],
+) -> int:
+    """Send PER_SENDER messages, each until it is known to be accepted; go on (up to
+    four times as many) until the killer has landed MIN_KILLS, so a fast machine cannot
+    finish the load before the kills it is meant to survive."""
+    sent_count = 0
+    while sent_count < PER_SENDER or (kills[0] < MIN_KILLS and sent_count < 4 * PER_SENDER):
+        sent_count += 1
         message_id = str(uuid.uuid4())
         data = body(rng)
         while True:
@@ -109,16 +115,18 @@ async def send_many(
             assert sent.status in (200, 201)
             accepted[message_id] = sent.status
             break
+    return sent_count
 
 
-async def kill_at_random(gp: GatewayProcess, rng: random.Random, done: asyncio.Event) -> int:
-    kills = 0
-    while kills < RANDOM_KILLS and not done.is_set():
+async def kill_at_random(
+    gp: GatewayProcess, rng: random.Random, done: asyncio.Event, kills: list[int]
+) -> int:
+    while kills[0] < RANDOM_KILLS and not done.is_set():
         await asyncio.sleep(rng.uniform(0.05, 0.6))
         await gp.kill()
-        kills += 1
+        kills[0] += 1
         await gp.start()
-    return kills
+    return kills[0]
 
 
 async def collect_all(
@@ -173,15 +181,16 @@ async def test_sigkill_during_uploads_strands_nothing_and_keeps_nothing(
     # Kills at random moments while two devices send.
     accepted: dict[str, int] = {after["message_id"]: 200, before["message_id"]: 201}
     done = asyncio.Event()
-    killer = asyncio.create_task(kill_at_random(gp, rng, done))
+    kills = [0]  # shared with the senders: they go on until enough kills landed
+    killer = asyncio.create_task(kill_at_random(gp, rng, done, kills))
     senders = [
-        send_many(gp, gw, kid, consent_id, spool, random.Random(SEED + i), accepted)
+        send_many(gp, gw, kid, consent_id, spool, random.Random(SEED + i), accepted, kills)
         for i, kid in enumerate((ANNA, BERTIL))
     ]
-    await asyncio.gather(*senders)
+    sent_counts = await asyncio.gather(*senders)
     done.set()
-    assert await killer >= 3
-    assert len(accepted) == 2 * PER_SENDER + 2
+    assert await killer >= MIN_KILLS
+    assert len(accepted) == sum(sent_counts) + 2 >= 2 * PER_SENDER + 2
 
     # One last kill, then straight to the recipient: every accepted message is there.
     await gp.kill()

@@ -12,8 +12,6 @@ import hashlib
 import json
 from typing import Any
 
-from nacl.bindings import crypto_generichash_blake2b_salt_personal
-
 from keys.errors import KeysError
 
 _MAX_INT = 2**53 - 1  # integers beyond this are not portable across JSON implementations
@@ -95,7 +93,11 @@ def hash32(data: bytes, person: bytes) -> bytes:
     """BLAKE2b-256 with a personalisation string (domain separation, ≤ 16 bytes)."""
     if len(person) > 16:
         raise ValueError("BLAKE2b personalisation is at most 16 bytes")
-    return bytes(crypto_generichash_blake2b_salt_personal(data, digest_size=32, person=person))
+    # hashlib's BLAKE2b gives the bytes of libsodium's crypto_generichash_blake2b_salt_
+    # personal (no key, zero salt, person zero-padded to 16; docs/protocol.md, checked
+    # against libsodium in tests/keys/crypto): the canonical form and its hashes need no
+    # nacl, so the record parsers and the domain load without it.
+    return hashlib.blake2b(data, digest_size=32, person=person).digest()
 
 
 class Hasher:

@@ -19,7 +19,7 @@ from collections.abc import Collection
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
-from keys.crypto.keypairs import is_valid_name
+from keys.crypto.ids import is_valid_name
 from keys.protocol.consent_record import ConsentRecord, GuardianConsent
 from keys.protocol.refusals import (
     REFUSALS,

@@ -17,7 +17,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Literal, NamedTuple
 
-from keys.crypto.keypairs import DeviceId, KeyId
+from keys.crypto.ids import DeviceId, KeyId
 from keys.domain.lifecycle import is_pending
 from keys.errors import KeysError
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from keys.crypto.keypairs import KeyId
+from keys.crypto.ids import KeyId
 from keys.errors import KeysError
 
 DAY_S = 86_400

@@ -45,16 +45,21 @@ import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from keys.crypto.canonical import NotCanonical, b64d, b64e, canonical_json
-from keys.crypto.keypairs import SIGNATURE_BYTES, DeviceId, KeyId, SigningKey, VerifyKey
+from keys.crypto.ids import SIGNATURE_BYTES, DeviceId, KeyId
 from keys.errors import (
     ConsentRecordInvalid,
     ConsentSignatureInvalid,
     KeyIdInvalid,
     SignatureInvalid,
 )
+
+if TYPE_CHECKING:
+    # Only the caller's key objects are used here (sign, verify): parsing a record and
+    # judging it (keys.domain.consent) need no libsodium.
+    from keys.crypto.keypairs import SigningKey, VerifyKey
 
 CONSENT_RECORD_VERSION = 1
 SIG_DOMAIN = b"stafett/v1/consent"

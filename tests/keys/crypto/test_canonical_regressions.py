@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from nacl.bindings import crypto_generichash_blake2b_salt_personal
 
-from keys.crypto.canonical import NotCanonical, canonical_json, parse_canonical
+from keys.crypto.canonical import NotCanonical, canonical_json, hash32, parse_canonical
 
 
 @pytest.mark.parametrize("data", [b'"\\ud800"', b'{"\\udfff":1}', b'["a\\ud83d"]'])
@@ -23,3 +26,17 @@ def test_lone_surrogate_values_cannot_be_serialised() -> None:
 def test_valid_astral_characters_still_round_trip() -> None:
     data = canonical_json({"k": "\U0001f600 åäö"})
     assert parse_canonical(data) == {"k": "\U0001f600 åäö"}
+
+
+# hash32 is computed with hashlib (so canonical.py loads without nacl); every signature
+# and vector depends on it giving libsodium's crypto_generichash_blake2b_salt_personal
+# bytes exactly: no key, zero salt, the person zero-padded to 16 bytes.
+@given(data=st.binary(max_size=300), person=st.binary(max_size=16))
+def test_hash32_is_libsodiums_personalised_blake2b(data: bytes, person: bytes) -> None:
+    expected = crypto_generichash_blake2b_salt_personal(data, digest_size=32, person=person)
+    assert hash32(data, person) == bytes(expected)
+
+
+def test_hash32_refuses_a_person_over_16_bytes() -> None:
+    with pytest.raises(ValueError, match="at most 16 bytes"):
+        hash32(b"x", b"stafett.too-long!")

@@ -53,6 +53,7 @@ from typing import TYPE_CHECKING, BinaryIO
 
 from gateway.settings import Settings
 from keys.crypto.canonical import Hasher
+from keys.crypto.files import fsync_path
 
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncSession
@@ -260,16 +261,8 @@ def _write_all(fd: int, data: bytes) -> None:
 
 def _sync(fd: int, directory: Path) -> None:
     os.fsync(fd)
-    _fsync_dir(directory)
-    _fsync_dir(directory.parent)
-
-
-def _fsync_dir(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+    fsync_path(directory)
+    fsync_path(directory.parent)
 
 
 def remove_dir_if_empty(directory: Path) -> None:

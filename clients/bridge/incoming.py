@@ -124,7 +124,7 @@ class Incoming:
         if journal["state"] == "written":
             if partial.exists():
                 os.rename(partial, self.paths.inbox / mid)
-                layout.fsync_dir(self.paths.inbox)
+                layout.fsync_path(self.paths.inbox)
             crash_point("recv:renamed")
             quarantine.release(self.paths, mid)  # it verified after all
             receipt = make_receipt(

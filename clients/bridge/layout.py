@@ -22,7 +22,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -80,20 +79,7 @@ class Layout:
             folder.mkdir(parents=True, exist_ok=True, mode=0o700)
 
 
-def fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def fsync_file(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+fsync_path = files.fsync_path  # a file or a folder by name
 
 
 def fsync_tree(path: Path) -> None:
@@ -101,8 +87,8 @@ def fsync_tree(path: Path) -> None:
     for folder, _dirs, names in os.walk(path, topdown=False):
         for name in names:
             if not os.path.islink(Path(folder) / name):  # a link's target is not ours
-                fsync_file(Path(folder) / name)
-        fsync_dir(Path(folder))
+                fsync_path(Path(folder) / name)
+        fsync_path(Path(folder))
 
 
 def json_text(value: Any) -> str:
@@ -121,21 +107,9 @@ def write_json(path: Path, value: Any, *, private: bool = True, sync_dir: bool =
     a drop's time on a VM). The file's bytes are always fsynced before the rename, so
     after a power cut the name holds the old content or the new, never a torn file.
     """
-    if sync_dir:
-        files.write_atomically(path, _json_bytes(value), mode=0o600 if private else 0o644)
-        return
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        os.fchmod(fd, 0o600 if private else 0o644)
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(_json_bytes(value))
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
+    files.write_atomically(
+        path, _json_bytes(value), mode=0o600 if private else 0o644, sync_dir=sync_dir
+    )
 
 
 def write_text(path: Path, text: str, *, private: bool = True) -> None:
@@ -173,7 +147,7 @@ def move(sources: list[Path], target_dir: Path, *, sync: bool = True) -> set[Pat
 
 def fsync_dirs(folders: set[Path]) -> None:
     for folder in sorted(folders):
-        fsync_dir(folder)
+        fsync_path(folder)
 
 
 def free_name(folder: Path, stem: str, tag: str) -> Path:

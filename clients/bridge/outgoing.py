@@ -243,7 +243,7 @@ class Outgoing:
             sealing.remove(sealed.path)
             raise DropWaits()
         envelope = self._envelope_path(mid)
-        layout.fsync_file(sealed.path)
+        layout.fsync_path(sealed.path)
         os.replace(sealed.path, envelope)
         crash_point("send:sealed")
         journal = {

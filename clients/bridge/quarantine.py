@@ -64,7 +64,7 @@ def put(paths: Layout, mid: str, code: str, previous: dict[str, Any] | None, *, 
     layout.write_text(folder / "reason.txt", reason_text(code), private=False)
     layout.write_json(folder / "reason.json", reason, private=False, sync_dir=False)
     layout.fsync_tree(folder)
-    layout.fsync_dir(paths.quarantine)
+    layout.fsync_path(paths.quarantine)
     layout.write_json(paths.incoming / f"{mid}.json", {**reason, "state": "quarantined"})
 
 

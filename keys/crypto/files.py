@@ -30,8 +30,12 @@ def write_public(path: Path, data: bytes) -> None:
     write_atomically(path, data, mode=PUBLIC_MODE)
 
 
-def write_atomically(path: Path, data: bytes, *, mode: int) -> None:
-    """Temp file ``mode`` + fsync + rename + directory fsync: the old file or the new."""
+def write_atomically(path: Path, data: bytes, *, mode: int, sync_dir: bool = True) -> None:
+    """Temp file ``mode`` + fsync + rename + directory fsync: the old file or the new.
+
+    ``sync_dir=False`` leaves the directory's fsync to a caller that groups several
+    renames in one directory under one fsync (``fsync_path``); the file's bytes are
+    fsynced before the rename either way, so the name never holds a torn file."""
     directory = path.parent
     fd, tmp_name = tempfile.mkstemp(dir=directory, prefix=f".{path.name}.", suffix=".tmp")
     try:
@@ -47,9 +51,15 @@ def write_atomically(path: Path, data: bytes, *, mode: int) -> None:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp_name)
         raise
-    # Persist the rename itself (the directory entry), not only the file's bytes.
-    dir_fd = os.open(directory, os.O_RDONLY)
+    if sync_dir:
+        # Persist the rename itself (the directory entry), not only the file's bytes.
+        fsync_path(directory)
+
+
+def fsync_path(path: Path) -> None:
+    """fsync a file or a directory by name (a directory: the names in it)."""
+    fd = os.open(path, os.O_RDONLY)
     try:
-        os.fsync(dir_fd)
+        os.fsync(fd)
     finally:
-        os.close(dir_fd)
+        os.close(fd)

@@ -14,11 +14,13 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from keys.crypto.canonical import b64d, b64e, canonical_json, hash32, parse_canonical
 from keys.crypto.envelope_v2_stream import body_hash
 from keys.crypto.keypairs import DeviceKeyPair, KeyId, VerifyKey
-from keys.errors import EnvelopeSenderUnknown
-from keys.protocol.envelope import EnvelopeHeader, SealResult
+from keys.errors import EnvelopeError, EnvelopeSenderUnknown
+from keys.protocol.envelope import EnvelopeHeader, SealResult, open_envelope
 from keys.protocol.envelope import seal as seal_any_version
 
 MAGIC = b"STAFETT\x01"
@@ -209,3 +211,25 @@ def write(tmp_path: Path, data: bytes, name: str = "in.stf") -> Path:
     path = tmp_path / name
     path.write_bytes(data)
     return path
+
+
+def region_of(parsed: Dissected, offset: int) -> str:
+    """The name of the envelope section that holds byte ``offset``."""
+    for name, (start, end) in parsed.regions.items():
+        if start <= offset < end:
+            return name
+    raise AssertionError(offset)
+
+
+def flip(data: bytes, offset: int, mask: int) -> bytes:
+    return data[:offset] + bytes([data[offset] ^ mask]) + data[offset + 1 :]
+
+
+def refusal(parties: Parties, tmp_path: Path, data: bytes, who: DeviceKeyPair | None = None) -> str:
+    """The code ``open_envelope`` refuses ``data`` with, for ``who`` (anna by default);
+    and nothing is left behind: no destination, no temp file or private temp folder."""
+    src = write(tmp_path, data)
+    with pytest.raises(EnvelopeError) as caught:
+        open_envelope(src, who or parties.anna, parties.resolve, tmp_path / "out.bin")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.stf"]
+    return caught.value.code

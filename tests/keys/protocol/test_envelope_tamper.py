@@ -10,10 +10,19 @@ import io
 from pathlib import Path
 
 import pytest
-from envelope_support import Dissected, Parties, box_bytes, seal_bytes, with_box
+from envelope_support import (
+    Dissected,
+    Parties,
+    box_bytes,
+    flip,
+    refusal,
+    region_of,
+    seal_bytes,
+    with_box,
+)
 
 from keys.errors import EnvelopeError
-from keys.protocol.envelope import open_envelope, verify_envelope
+from keys.protocol.envelope import verify_envelope
 
 # What a flipped byte in each region may legitimately be reported as.
 ALLOWED = {
@@ -37,28 +46,6 @@ def sealed(parties: Parties) -> bytes:
     return seal_bytes(parties, "Hotbildsbedömning bifogas. ".encode() * 12)
 
 
-def _region(parsed: Dissected, offset: int) -> str:
-    for name, (start, end) in parsed.regions.items():
-        if start <= offset < end:
-            return name
-    raise AssertionError(offset)
-
-
-def _refusal(parties: Parties, tmp_path: Path, data: bytes) -> str:
-    src = tmp_path / "in.stf"
-    src.write_bytes(data)
-    dest = tmp_path / "out.bin"
-    with pytest.raises(EnvelopeError) as caught:
-        open_envelope(src, parties.anna, parties.resolve, dest)
-    # Nothing is left behind: no destination, no temp file.
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.stf"]
-    return caught.value.code
-
-
-def _flip(data: bytes, offset: int, mask: int) -> bytes:
-    return data[:offset] + bytes([data[offset] ^ mask]) + data[offset + 1 :]
-
-
 @pytest.mark.parametrize("mask", [0x01, 0x80])
 def test_every_single_byte_flip_is_refused_with_a_specific_error(
     parties: Parties, sealed: bytes, tmp_path: Path, mask: int
@@ -67,8 +54,8 @@ def test_every_single_byte_flip_is_refused_with_a_specific_error(
     cipher = {i for start, end in parsed.cipher_ranges for i in range(start, end)}
     seen: dict[str, set[str]] = {}
     for offset in range(len(sealed)):
-        region = _region(parsed, offset)
-        code = _refusal(parties, tmp_path, _flip(sealed, offset, mask))
+        region = region_of(parsed, offset)
+        code = refusal(parties, tmp_path, flip(sealed, offset, mask))
         assert code in ALLOWED[region], (offset, region, code)
         if offset in cipher:  # ciphertext bytes are covered by the signature first
             assert code == "envelope_signature_invalid", (offset, code)
@@ -80,15 +67,15 @@ def test_the_gateway_check_refuses_the_same_flips(parties: Parties, sealed: byte
     parsed = Dissected.parse(sealed)
     for offset in range(len(sealed)):
         with pytest.raises(EnvelopeError) as caught:
-            verify_envelope(io.BytesIO(_flip(sealed, offset, 0x01)), parties.resolve)
-        assert caught.value.code in ALLOWED[_region(parsed, offset)]
+            verify_envelope(io.BytesIO(flip(sealed, offset, 0x01)), parties.resolve)
+        assert caught.value.code in ALLOWED[region_of(parsed, offset)]
 
 
 def test_every_truncation_is_refused_as_truncated(
     parties: Parties, sealed: bytes, tmp_path: Path
 ) -> None:
     for length in range(len(sealed)):
-        assert _refusal(parties, tmp_path, sealed[:length]) == "body_truncated", length
+        assert refusal(parties, tmp_path, sealed[:length]) == "body_truncated", length
 
 
 def test_every_body_flip_behind_a_valid_signature_fails_authentication(
@@ -101,11 +88,11 @@ def test_every_body_flip_behind_a_valid_signature_fails_authentication(
     for index in range(total):
         copy = Dissected.parse(sealed)
         if index < len(copy.ss_header):
-            copy.ss_header = _flip(copy.ss_header, index, 0x01)
+            copy.ss_header = flip(copy.ss_header, index, 0x01)
         else:
             i = index - len(copy.ss_header)
-            copy.chunks[0] = _flip(copy.chunks[0], i, 0x01)
-        code = _refusal(parties, tmp_path, copy.resign(parties.sender))
+            copy.chunks[0] = flip(copy.chunks[0], i, 0x01)
+        code = refusal(parties, tmp_path, copy.resign(parties.sender))
         assert code == "body_chunk_invalid", index
 
 
@@ -119,12 +106,12 @@ def test_every_wrapped_key_flip_behind_a_valid_signature_is_refused(
     for index in range(len(raw)):
         copy = Dissected.parse(sealed)
         changed = list(entries)
-        changed[mine] = with_box(entries[mine], _flip(raw, index, 0x01))
+        changed[mine] = with_box(entries[mine], flip(raw, index, 0x01))
         copy.set_boxes(changed)
-        code = _refusal(parties, tmp_path, copy.resign(parties.sender))
+        code = refusal(parties, tmp_path, copy.resign(parties.sender))
         assert code == "wrapped_key_invalid", index
 
 
 def test_appended_bytes_are_refused(parties: Parties, sealed: bytes, tmp_path: Path) -> None:
     for extra in (b"\x00", b"\x00\x00\x00\x00", sealed[-64:]):
-        assert _refusal(parties, tmp_path, sealed + extra) == "trailing_data"
+        assert refusal(parties, tmp_path, sealed + extra) == "trailing_data"

@@ -13,9 +13,17 @@ import os
 from pathlib import Path
 
 import pytest
-from envelope_support import Dissected, Parties, box_bytes, seal_bytes, with_box
+from envelope_support import (
+    Dissected,
+    Parties,
+    box_bytes,
+    flip,
+    refusal,
+    region_of,
+    seal_bytes,
+    with_box,
+)
 
-from keys.crypto.keypairs import DeviceKeyPair
 from keys.errors import EnvelopeError
 from keys.protocol.envelope import open_envelope, verify_envelope
 from keys.protocol.envelope_header import CHUNK_BYTES
@@ -46,29 +54,6 @@ def sealed(parties: Parties) -> bytes:
     return data
 
 
-def _region(parsed: Dissected, offset: int) -> str:
-    for name, (start, end) in parsed.regions.items():
-        if start <= offset < end:
-            return name
-    raise AssertionError(offset)
-
-
-def _refusal(
-    parties: Parties, tmp_path: Path, data: bytes, who: DeviceKeyPair | None = None
-) -> str:
-    src = tmp_path / "in.stf"
-    src.write_bytes(data)
-    with pytest.raises(EnvelopeError) as caught:
-        open_envelope(src, who or parties.anna, parties.resolve, tmp_path / "out.bin")
-    # Nothing is left behind: no destination, no private temp folder.
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.stf"]
-    return caught.value.code
-
-
-def _flip(data: bytes, offset: int, mask: int) -> bytes:
-    return data[:offset] + bytes([data[offset] ^ mask]) + data[offset + 1 :]
-
-
 @pytest.mark.parametrize("mask", [0x01, 0x80])
 def test_every_single_byte_flip_is_refused_with_a_specific_error(
     parties: Parties, sealed: bytes, tmp_path: Path, mask: int
@@ -77,8 +62,8 @@ def test_every_single_byte_flip_is_refused_with_a_specific_error(
     cipher = {i for start, end in parsed.cipher_ranges for i in range(start, end)}
     seen: dict[str, set[str]] = {}
     for offset in range(len(sealed)):
-        region = _region(parsed, offset)
-        code = _refusal(parties, tmp_path, _flip(sealed, offset, mask))
+        region = region_of(parsed, offset)
+        code = refusal(parties, tmp_path, flip(sealed, offset, mask))
         assert code in ALLOWED[region], (offset, region, code)
         if offset in cipher:
             # Decrypted before the signature is known, but reported after it: altered in
@@ -92,20 +77,20 @@ def test_the_gateway_check_refuses_the_same_flips(parties: Parties, sealed: byte
     parsed = Dissected.parse(sealed)
     for offset in range(len(sealed)):
         with pytest.raises(EnvelopeError) as caught:
-            verify_envelope(io.BytesIO(_flip(sealed, offset, 0x01)), parties.resolve)
-        assert caught.value.code in ALLOWED[_region(parsed, offset)]
+            verify_envelope(io.BytesIO(flip(sealed, offset, 0x01)), parties.resolve)
+        assert caught.value.code in ALLOWED[region_of(parsed, offset)]
 
 
 def test_every_truncation_is_refused_as_truncated(
     parties: Parties, sealed: bytes, tmp_path: Path
 ) -> None:
     for length in range(len(sealed)):
-        assert _refusal(parties, tmp_path, sealed[:length]) == "body_truncated", length
+        assert refusal(parties, tmp_path, sealed[:length]) == "body_truncated", length
 
 
 def test_appended_bytes_are_refused(parties: Parties, sealed: bytes, tmp_path: Path) -> None:
     for extra in (b"\x00", b"\x00\x00\x00\x00", sealed[-64:]):
-        assert _refusal(parties, tmp_path, sealed + extra) == "trailing_data"
+        assert refusal(parties, tmp_path, sealed + extra) == "trailing_data"
 
 
 def test_every_body_flip_behind_a_valid_signature_fails_authentication(
@@ -116,10 +101,10 @@ def test_every_body_flip_behind_a_valid_signature_fails_authentication(
     for index in range(total):
         copy = Dissected.parse(sealed)
         if index < len(copy.ss_header):
-            copy.ss_header = _flip(copy.ss_header, index, 0x01)
+            copy.ss_header = flip(copy.ss_header, index, 0x01)
         else:
-            copy.chunks[0] = _flip(copy.chunks[0], index - len(copy.ss_header), 0x01)
-        assert _refusal(parties, tmp_path, copy.resign(parties.sender)) == "body_chunk_invalid"
+            copy.chunks[0] = flip(copy.chunks[0], index - len(copy.ss_header), 0x01)
+        assert refusal(parties, tmp_path, copy.resign(parties.sender)) == "body_chunk_invalid"
 
 
 def test_every_wrapped_key_flip_behind_a_valid_signature_is_refused(
@@ -132,9 +117,9 @@ def test_every_wrapped_key_flip_behind_a_valid_signature_is_refused(
     for index in range(len(raw)):
         copy = Dissected.parse(sealed)
         changed = list(entries)
-        changed[mine] = with_box(entries[mine], _flip(raw, index, 0x01))
+        changed[mine] = with_box(entries[mine], flip(raw, index, 0x01))
         copy.set_boxes(changed)
-        code = _refusal(parties, tmp_path, copy.resign(parties.sender))
+        code = refusal(parties, tmp_path, copy.resign(parties.sender))
         assert code == "wrapped_key_invalid", index
 
 
@@ -149,33 +134,33 @@ def _multi_chunk(parties: Parties) -> Dissected:
 def test_reordered_chunks_are_refused(parties: Parties, tmp_path: Path) -> None:
     parsed = _multi_chunk(parties)
     parsed.chunks[0], parsed.chunks[1] = parsed.chunks[1], parsed.chunks[0]
-    assert _refusal(parties, tmp_path, parsed.assemble()) == "envelope_signature_invalid"
-    assert _refusal(parties, tmp_path, parsed.resign(parties.sender)) == "body_chunk_invalid"
+    assert refusal(parties, tmp_path, parsed.assemble()) == "envelope_signature_invalid"
+    assert refusal(parties, tmp_path, parsed.resign(parties.sender)) == "body_chunk_invalid"
 
 
 def test_a_dropped_middle_chunk_is_refused(parties: Parties, tmp_path: Path) -> None:
     parsed = _multi_chunk(parties)
     del parsed.chunks[1]
-    assert _refusal(parties, tmp_path, parsed.resign(parties.sender)) == "body_chunk_invalid"
+    assert refusal(parties, tmp_path, parsed.resign(parties.sender)) == "body_chunk_invalid"
 
 
 def test_a_dropped_final_chunk_is_truncation(parties: Parties, tmp_path: Path) -> None:
     parsed = _multi_chunk(parties)
     del parsed.chunks[-1]
-    assert _refusal(parties, tmp_path, parsed.assemble()) == "envelope_signature_invalid"
-    assert _refusal(parties, tmp_path, parsed.resign(parties.sender)) == "body_truncated"
+    assert refusal(parties, tmp_path, parsed.assemble()) == "envelope_signature_invalid"
+    assert refusal(parties, tmp_path, parsed.resign(parties.sender)) == "body_truncated"
 
 
 def test_a_chunk_spliced_from_another_envelope_is_refused(parties: Parties, tmp_path: Path) -> None:
     target, other = _multi_chunk(parties), _multi_chunk(parties)
     target.chunks[2] = other.chunks[2]
-    assert _refusal(parties, tmp_path, target.resign(parties.sender)) == "body_chunk_invalid"
+    assert refusal(parties, tmp_path, target.resign(parties.sender)) == "body_chunk_invalid"
 
 
 def test_a_short_chunk_that_is_not_last_is_malformed(parties: Parties, tmp_path: Path) -> None:
     parsed = _multi_chunk(parties)
     parsed.chunks[1] = parsed.chunks[1][:-1]
-    assert _refusal(parties, tmp_path, parsed.resign(parties.sender)) == "envelope_malformed"
+    assert refusal(parties, tmp_path, parsed.resign(parties.sender)) == "envelope_malformed"
 
 
 def test_a_header_swapped_onto_another_body_is_refused(parties: Parties, tmp_path: Path) -> None:
@@ -186,10 +171,10 @@ def test_a_header_swapped_onto_another_body_is_refused(parties: Parties, tmp_pat
         )
     )
     target.header, target.wrapped = other.header, other.wrapped
-    assert _refusal(parties, tmp_path, target.assemble()) == "envelope_signature_invalid"
+    assert refusal(parties, tmp_path, target.assemble()) == "envelope_signature_invalid"
     # Even re-signed: K unwraps (the boxes match the header) but the body is another
     # stream under another key and ad.
-    assert _refusal(parties, tmp_path, target.resign(parties.sender)) == "body_chunk_invalid"
+    assert refusal(parties, tmp_path, target.resign(parties.sender)) == "body_chunk_invalid"
 
 
 # --- re-addressing ------------------------------------------------------------------------
@@ -205,15 +190,15 @@ def test_an_envelope_readdressed_to_another_recipient_is_refused(
     (entry,) = parsed.boxes()
     parsed.set_boxes([{"box": entry["box"], "kid": str(parties.carl.kid)}])
     carl = parties.carl
-    assert _refusal(parties, tmp_path, parsed.assemble(), carl) == "envelope_signature_invalid"
-    assert _refusal(parties, tmp_path, parsed.resign(parties.sender), carl) == (
+    assert refusal(parties, tmp_path, parsed.assemble(), carl) == "envelope_signature_invalid"
+    assert refusal(parties, tmp_path, parsed.resign(parties.sender), carl) == (
         "wrapped_key_invalid"
     )
     # A co-recipient who knows K re-wraps it for carl: the box still carries the old hH.
     plain = parties.anna.encryption_key.unseal(box_bytes(entry))
     fresh = carl.public().encryption_key.seal(plain)
     parsed.set_boxes([with_box({"box": "", "kid": str(carl.kid)}, fresh)])
-    assert _refusal(parties, tmp_path, parsed.resign(parties.sender), carl) == (
+    assert refusal(parties, tmp_path, parsed.resign(parties.sender), carl) == (
         "wrapped_key_invalid"
     )
 
@@ -230,7 +215,7 @@ def test_a_wrapped_key_from_another_envelope_is_refused(parties: Parties, tmp_pa
         )
     )
     target.wrapped = other.wrapped
-    assert _refusal(parties, tmp_path, target.resign(parties.sender)) == "wrapped_key_invalid"
+    assert refusal(parties, tmp_path, target.resign(parties.sender)) == "wrapped_key_invalid"
 
 
 # --- a malicious sender's body (signed, so only the inner checks stand) -------------------
@@ -257,7 +242,7 @@ def _signed_refusal(parties: Parties, tmp_path: Path, chunks: list[tuple[bytes, 
         header, chunks, [parties.anna.public(), parties.bo.public()], parties.sender
     )
     verify_envelope(io.BytesIO(data), parties.resolve)  # the gateway accepts it: signed
-    return _refusal(parties, tmp_path, data)
+    return refusal(parties, tmp_path, data)
 
 
 def test_the_v2_helper_builds_what_seal_builds(parties: Parties, tmp_path: Path) -> None:

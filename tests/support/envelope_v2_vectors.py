@@ -13,13 +13,10 @@ Regenerate:
 
 from __future__ import annotations
 
-import argparse
-import json
-import sys
 from typing import Any
 
 from keys.crypto.envelope_v2_stream import BODY_PREFIX, COMMIT_PERSON
-from tests.support.envelope_vectors import _CASES, SENDER, _case, _device, _refusals
+from tests.support.envelope_vectors import _CASES, _case, common_fields, run_cli, to_text
 
 
 def generate() -> dict[str, Any]:
@@ -28,7 +25,6 @@ def generate() -> dict[str, Any]:
         case = _case(name, content, n, version=2)
         case["key_commitment_hex"] = case["header"]["key_commitment"]
         cases.append(case)
-    sender = _device(SENDER)
     return {
         "$comment": (
             "Envelope v2 known-answer vectors (docs/protocol.md, 'Envelope v2'). Keys and "
@@ -52,35 +48,16 @@ def generate() -> dict[str, Any]:
             "secretstream": "crypto_secretstream_xchacha20poly1305, ad = hH for every chunk; "
             "with the listed stream header the state is init_pull(header, K)",
         },
-        "sender": {
-            "kid": SENDER,
-            "ed25519_seed_hex": sender.signing_key.seed().hex(),
-            "ed25519_public_hex": bytes(sender.signing_key.verify_key).hex(),
-        },
-        "randomness": (
-            "seal draws, in order: content key K (32), for each recipient in kid order "
-            "an ephemeral X25519 secret (32), then the secretstream header (24)"
-        ),
-        "cases": cases,
-        "refusals": {"base": "short_text", "cases": _refusals(cases[1])},
+        **common_fields(cases),
     }
 
 
 def render() -> str:
-    return json.dumps(generate(), indent=1, sort_keys=True, ensure_ascii=False) + "\n"
+    return to_text(generate())
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
-    parser.add_argument("--write", metavar="PATH", help="write the vectors to PATH")
-    args = parser.parse_args(argv)
-    text = render()
-    if args.write:
-        with open(args.write, "w", encoding="utf-8") as f:
-            f.write(text)
-    else:
-        sys.stdout.write(text)
-    return 0
+    return run_cli(generate, __doc__, argv)
 
 
 if __name__ == "__main__":

@@ -17,6 +17,7 @@ import hashlib
 import io
 import json
 import sys
+from collections.abc import Callable
 from typing import Any
 
 from keys.crypto.keypairs import DeviceKeyPair, EncryptionPrivateKey, KeyId, SigningKey
@@ -163,7 +164,6 @@ def _refusals(short: dict[str, Any]) -> list[dict[str, Any]]:
 
 def generate() -> dict[str, Any]:
     cases = [_case(name, content, n) for name, content, n in _CASES]
-    sender = _device(SENDER)
     return {
         "$comment": (
             "Envelope v1 known-answer vectors (docs/protocol.md). Keys and randomness are "
@@ -172,6 +172,15 @@ def generate() -> dict[str, Any]:
             "checks the file matches."
         ),
         "v": 1,
+        **common_fields(cases),
+    }
+
+
+def common_fields(cases: list[dict[str, Any]]) -> dict[str, Any]:
+    """What every version's vector file states the same way: the sender, the order in
+    which ``seal`` draws its randomness, the cases and the refusals built on case 1."""
+    sender = _device(SENDER)
+    return {
         "sender": {
             "kid": SENDER,
             "ed25519_seed_hex": sender.signing_key.seed().hex(),
@@ -186,21 +195,30 @@ def generate() -> dict[str, Any]:
     }
 
 
-def render() -> str:
-    return json.dumps(generate(), indent=1, sort_keys=True, ensure_ascii=False) + "\n"
+def to_text(vectors: dict[str, Any]) -> str:
+    return json.dumps(vectors, indent=1, sort_keys=True, ensure_ascii=False) + "\n"
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+def run_cli(generate: Callable[[], dict[str, Any]], doc: str | None, argv: list[str] | None) -> int:
+    """``--write PATH`` or stdout: the generator's command line, for each version."""
+    parser = argparse.ArgumentParser(description=doc.splitlines()[0] if doc else None)
     parser.add_argument("--write", metavar="PATH", help="write the vectors to PATH")
     args = parser.parse_args(argv)
-    text = render()
+    text = to_text(generate())
     if args.write:
         with open(args.write, "w", encoding="utf-8") as f:
             f.write(text)
     else:
         sys.stdout.write(text)
     return 0
+
+
+def render() -> str:
+    return to_text(generate())
+
+
+def main(argv: list[str] | None = None) -> int:
+    return run_cli(generate, __doc__, argv)
 
 
 if __name__ == "__main__":

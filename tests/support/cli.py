@@ -81,6 +81,7 @@ class Cli:
         *pairs: str,
         category: str = "case_transfer",
         purpose: str = "transfer_to_district",
+        days: int = 90,
     ) -> str:
         answer = await self.run(
             who,
@@ -94,7 +95,7 @@ class Cli:
             "--purpose",
             purpose,
             "--days",
-            "90",
+            str(days),
             "--form",
             "oral",
             "--witness",

@@ -14,33 +14,9 @@ from gateway.jobs.expiry import expire_messages
 from tests.support.cli import PNR, Cli
 
 
-async def _consent_for_one_day(cli: Cli, tmp_path: Path) -> None:
-    evidence = tmp_path / "blankett.pdf"
-    evidence.write_bytes(b"%PDF- signed consent form")
-    await cli.run(
-        "sara",
-        "consent",
-        "record",
-        "--pnr-stdin",
-        "--pair",
-        "sav:so-nordost",
-        "--category",
-        "case_transfer",
-        "--purpose",
-        "transfer_to_district",
-        "--days",
-        "1",
-        "--form",
-        "written",
-        "--evidence",
-        str(evidence),
-        stdin=PNR,
-    )
-
-
 @pytest.mark.asyncio
 async def test_send_is_capped_and_status_says_the_consent_ended(cli: Cli, tmp_path: Path) -> None:
-    await _consent_for_one_day(cli, tmp_path)
+    await cli.record_consent("sara", days=1)
     sent = (await cli.send("--days", "14")).json()
     # The consent's end, not the 14 days asked for; both are in the answer.
     assert sent["expires"] < sent["requested_expires"]

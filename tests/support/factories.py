@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from clients.demo.base import UNITS as DEMO_UNITS
 from keys.crypto.keypairs import DeviceKeyPair, KeyId, SigningKey, VerifyKey
 from keys.crypto.keystore import Keystore
 from keys.protocol.consent_record import sign_consent_record
@@ -20,6 +21,7 @@ __all__ = [
     "OTHER_SUBJECT",
     "ROOT_ADMIN",
     "SUBJECT",
+    "UNIT_NAMES",
     "admin_keystore",
     "consent_draft",
     "device",
@@ -27,13 +29,23 @@ __all__ = [
     "enrol_body",
     "enrol_pair",
     "signed_consent",
+    "unit_name",
 ]
 
 DAY = 86_400
+# The units' names as a security admin signs them into ``create_unit`` entries: the
+# city's own names, the same table ``make demo`` uses; what the CLI and web inbox show.
+UNIT_NAMES = {unit: name for unit, (_kind, name) in DEMO_UNITS.items()}
 SUBJECT = "ab" * 32
 OTHER_SUBJECT = "cd" * 32
 EVIDENCE = "ef" * 32
 ROOT_ADMIN = KeyId.parse("admin/root/1")
+
+
+def unit_name(unit: str) -> str:
+    return UNIT_NAMES.get(unit, unit.upper())
+
+
 # What the SDK fills in itself when it records a consent (``consent_fields`` drops them).
 RECORDER_FIELDS = ("v", "consent_id", "recorded_by", "created")
 

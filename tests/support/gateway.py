@@ -31,7 +31,7 @@ from keys.crypto.keypairs import DeviceKeyPair, KeyId, SigningKey
 from keys.protocol.auditlog import entry_hash
 from keys.protocol.directory import Directory, DirectoryEntry, make_entry
 from keys.protocol.httpsig import content_digest, new_nonce, sign_request
-from tests.support.factories import DAY, ROOT_ADMIN, enrol_pair
+from tests.support.factories import DAY, ROOT_ADMIN, enrol_pair, unit_name
 
 PASSPHRASE = "test gateway passphrase"
 DEVICES = ("so-nordost/anna/1", "so-nordost/bertil/1", "sav/bo/1")
@@ -245,7 +245,7 @@ def _seed_entries(
     ]
     for unit, kind in UNITS.items():
         entries.append(
-            builder.entry("create_unit", {"unit": unit, "kind": kind, "name": unit.upper()})
+            builder.entry("create_unit", {"unit": unit, "kind": kind, "name": unit_name(unit)})
         )
     entries.extend(builder.enrol(pair) for pair in devices.values())
     return entries

@@ -21,7 +21,7 @@ from gateway.appkeys import SESSIONMAKER
 from keys.crypto.keypairs import DeviceKeyPair
 from keys.crypto.keystore import Keystore
 from tests.support import factories
-from tests.support.factories import DAY, EVIDENCE, OTHER_SUBJECT, SUBJECT, device
+from tests.support.factories import DAY, EVIDENCE, OTHER_SUBJECT, SUBJECT, device, unit_name
 from tests.support.gateway import RunningGateway, blob_files, start_gateway_as
 
 __all__ = [
@@ -59,7 +59,9 @@ def admin(gw: RunningGateway, **kw: Any) -> StafettAdminClient:
 async def enrol_unit(gw: RunningGateway, unit: str, kind: str, *names: str) -> dict[str, Any]:
     """Create a unit and enrol devices through the admin SDK; returns kid → key pair."""
     pairs = {f"{unit}/{n}/1": device(f"{unit}/{n}/1") for n in names}
-    entries = [gw.builder.entry("create_unit", {"unit": unit, "kind": kind, "name": unit.upper()})]
+    entries = [
+        gw.builder.entry("create_unit", {"unit": unit, "kind": kind, "name": unit_name(unit)})
+    ]
     entries += [gw.builder.enrol(pair) for pair in pairs.values()]
     async with admin(gw) as sdk:
         await sdk.post_directory_entries([e.to_json() for e in entries])

@@ -65,8 +65,10 @@ async def _database(app: web.Application) -> AsyncIterator[None]:
     engine = open_engine(app[SETTINGS].db_url)
     app[SESSIONMAKER] = make_sessionmaker(engine)
     app[BLOBS] = make_blob_store(app[SETTINGS], engine, app[SESSIONMAKER])
-    # Commits that emitted events on this engine wake this app's push sockets.
+    # Commits that emitted events on this engine wake this app's push sockets; the
+    # request path's units of work hand them the events themselves.
     attach(engine, app[NOTIFIER])
+    app[SESSIONMAKER].units.publisher = app[NOTIFIER].publish
     try:
         yield
     finally:

@@ -19,7 +19,10 @@ Order of checks, and why:
 6. per-device rate limit (after verification, so nobody can drain another device's
    bucket with forged requests);
 7. the nonce is stored (unique per kid) → ``replayed``. Done after verification so
-   unauthenticated junk never writes to the database;
+   unauthenticated junk never writes to the database. The handover requests (send,
+   fetch, receipt) store it in their own unit of work instead, as its first statement
+   (``gateway.services.request_unit``); whatever way such a request ends, its nonce is
+   stored (``gateway.caller.PendingNonce``);
 8. buffered bodies: Content-Digest checked against the bytes read. Streamed bodies
    (``application/vnd.stafett.envelope``) are checked by :func:`verified_body` at the
    end of the stream.
@@ -30,6 +33,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from functools import partial
 
 from aiohttp import web
 
@@ -44,8 +48,15 @@ from gateway.appkeys import (
     STREAMED_KEY,
     VERIFIED_KID_KEY,
 )
-from gateway.caller import Caller, require_active_key, require_admin, require_device
-from gateway.db import nonce_store
+from gateway.caller import (
+    Caller,
+    PendingNonce,
+    require_active_key,
+    require_admin,
+    require_device,
+)
+from gateway.db import handover_store
+from gateway.db.units import Tx
 from gateway.ratelimit import RateLimiter
 from gateway.transport import read_buffered, timed_chunks
 from keys.crypto.keypairs import KeyId, SigningKey, VerifyKey
@@ -54,6 +65,7 @@ from keys.protocol.directory import Directory
 from keys.protocol.directory_entry import ADMIN_UNIT
 from keys.protocol.httpsig import (
     ContentDigester,
+    RequestSignature,
     combine_field_lines,
     digest_matches,
     parse_request_signature,
@@ -175,24 +187,41 @@ async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamR
         log.info("request refused: malformed key id")
         raise SignatureInvalid() from None
 
-    async with app[SESSIONMAKER].begin() as session:
-        directory = await app[DIRECTORY].refresh(session)
-        bootstrap = request.path.startswith(_BOOTSTRAP_PREFIX)
-        key, check_status = _lookup(
-            directory, kid, pinned_admins=app[IDENTITY].pinned_admins, bootstrap=bootstrap
-        )
-        verify_request_signature(sig, key)
-        request[VERIFIED_KID_KEY] = str(kid)
-        check_status()
-        if not app[RATE_LIMITER].allow(str(kid.device), time.monotonic()):
-            raise RateLimited()
-        if not await nonce_store.record_nonce(session, str(kid), sig.nonce, sig.created):
-            raise Replayed()
+    # The verified directory this instance holds: no query per request. A kid it does
+    # not know (enrolled or rotated through another instance) makes it catch up once.
+    directories = app[DIRECTORY]
+    directory = directories.directory
+    bootstrap = request.path.startswith(_BOOTSTRAP_PREFIX)
+    pinned = app[IDENTITY].pinned_admins
+    try:
+        _authenticate(request, sig, kid, directory, pinned, bootstrap)
+    except SignatureInvalid:
+        fresh = await directories.catch_up(app[SESSIONMAKER])
+        if fresh.size == directory.size:
+            raise
+        directory = fresh
+        _authenticate(request, sig, kid, directory, pinned, bootstrap)
+    if not app[RATE_LIMITER].allow(str(kid.device), time.monotonic()):
+        raise RateLimited()
 
     is_admin = kid.unit == ADMIN_UNIT
+    pending = PendingNonce(str(kid), sig.nonce, sig.created)
     request[CALLER_KEY] = Caller(
-        kid=kid, unit=kid.unit, device=None if is_admin else kid.device, is_admin=is_admin
+        kid=kid,
+        unit=kid.unit,
+        device=None if is_admin else kid.device,
+        is_admin=is_admin,
+        nonce=pending,
     )
+    defers = _stores_nonce_itself(request)
+    if not defers:
+        # The nonce in a transaction of its own, before the handler runs; the same unit
+        # reads the directory's generation (the copy held here may be behind).
+        stored_size = await app[SESSIONMAKER].units.write(partial(_claim_and_size, pending))
+        pending.stored = True
+        if stored_size != directory.size:
+            directory = await directories.catch_up(app[SESSIONMAKER])
+            _lookup(directory, kid, pinned_admins=pinned, bootstrap=bootstrap)[1]()
     digest_header = combine_field_lines(headers.getall("Content-Digest")) or ""
     if request.content_type == STREAM_CONTENT_TYPE:
         request[CONTENT_DIGEST_KEY] = digest_header
@@ -202,7 +231,53 @@ async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamR
         body = await read_buffered(request, settings)
         if not digest_matches(digest_header, body):
             raise DigestMismatch()
-    return await handler(request)
+    response = await handler(request)
+    if defers and not pending.stored:
+        # Answered without a unit of work (an idempotent retry, say): the nonce is
+        # stored before the answer leaves, or the answer is "replayed".
+        await app[SESSIONMAKER].units.write(partial(_claim, pending))
+        pending.stored = True
+    return response
+
+
+# The handover requests: their nonce goes into the unit of work that decides them
+# (gateway.services.request_unit), saving a transaction and an fsync each.
+_OWN_UNIT = frozenset(
+    {
+        ("PUT", "/v1/messages/{message_id}"),
+        ("GET", "/v1/messages/{message_id}/envelope"),
+        ("POST", "/v1/messages/{message_id}/receipt"),
+    }
+)
+
+
+def _stores_nonce_itself(request: web.Request) -> bool:
+    route = request.match_info.route.resource
+    return route is not None and (request.method, route.canonical) in _OWN_UNIT
+
+
+def _authenticate(
+    request: web.Request,
+    sig: RequestSignature,
+    kid: KeyId,
+    directory: Directory,
+    pinned: Mapping[str, VerifyKey],
+    bootstrap: bool,
+) -> None:
+    key, check_status = _lookup(directory, kid, pinned_admins=pinned, bootstrap=bootstrap)
+    verify_request_signature(sig, key)
+    request[VERIFIED_KID_KEY] = str(kid)
+    check_status()
+
+
+def _claim(pending: PendingNonce, tx: Tx) -> None:
+    if not handover_store.claim_nonce(tx.conn, pending.keyid, pending.nonce, pending.created):
+        raise Replayed()
+
+
+def _claim_and_size(pending: PendingNonce, tx: Tx) -> int:
+    _claim(pending, tx)
+    return handover_store.directory_size(tx.conn)
 
 
 async def verified_body(request: web.Request) -> AsyncIterator[bytes]:

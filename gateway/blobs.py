@@ -60,6 +60,7 @@ if TYPE_CHECKING:
 
     from gateway.blobs_pg import PgUpload
     from gateway.db.engine import SessionMaker
+    from gateway.db.units import Tx
 
 log = logging.getLogger(__name__)
 
@@ -160,6 +161,15 @@ class BlobStore:
         """Nothing to do in the row's transaction: the rename after the commit publishes
         (the PostgreSQL store claims its upload here)."""
         del session, upload
+
+    def claim_in(self, tx: Tx, upload: Upload | PgUpload) -> None:
+        """:meth:`claim` inside a unit of work: nothing to do here either."""
+        del tx, upload
+
+    def destroy_in(self, tx: Tx, key: str) -> list[Path]:
+        """:meth:`destroy` inside a unit of work: the files to unlink after its commit."""
+        del tx
+        return self.content_paths(key)
 
     def publish(self, upload: Upload | PgUpload) -> None:
         """Rename an accepted upload into place (after the database commit).

@@ -52,7 +52,9 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 
 from gateway.blobs import UPLOAD_HASH_PERSON, Upload, message_dir_name
 from gateway.db import blob_chunk_store as sql
+from gateway.db import handover_store
 from gateway.db.engine import SessionMaker, open_engine
+from gateway.db.units import Tx
 from keys.crypto.canonical import Hasher
 from keys.protocol.problems import ServiceUnavailable
 
@@ -213,6 +215,19 @@ class PgBlobStore:
             # Threat: a row referencing chunks a sweep already deleted (this process was
             # stalled past STALE_S). Refused before the commit; the sender retries.
             raise ServiceUnavailable("the upload took too long to be decided; send it again")
+
+    def claim_in(self, tx: Tx, upload: Upload | PgUpload) -> None:
+        """:meth:`claim` inside a unit of work."""
+        if not isinstance(upload, PgUpload):
+            raise TypeError("an upload of another blob store")
+        if not handover_store.claim_upload(tx.conn, upload.key, self.owner):
+            # The same threat as in claim: the sweep already took these chunks.
+            raise ServiceUnavailable("the upload took too long to be decided; send it again")
+
+    def destroy_in(self, tx: Tx, key: str) -> list[Path]:
+        """:meth:`destroy` inside a unit of work: the chunks go in its transaction."""
+        handover_store.delete_chunks(tx.conn, key)
+        return []
 
     def publish(self, upload: Upload | PgUpload) -> None:
         """Nothing left to move: the commit that claimed the upload published it."""

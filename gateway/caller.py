@@ -8,7 +8,7 @@ raise registered problems (``admin_required``, ``device_required``, ``device_rev
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from keys.crypto.keypairs import DeviceId, KeyId
 from keys.protocol.directory import Directory
@@ -23,11 +23,30 @@ from keys.protocol.problems import (
 
 __all__ = [
     "Caller",
+    "PendingNonce",
     "require_active_key",
     "require_admin",
     "require_device",
     "require_integration_device",
 ]
+
+
+@dataclass(slots=True)
+class PendingNonce:
+    """A verified request's nonce that is stored in the request's own unit of work
+    (``gateway.services.request_unit``) instead of a transaction of its own.
+
+    ``stored`` turns True once a committed transaction holds it; until then the request
+    must not have had any effect. Whatever way the request ends — its unit, a refusal
+    (the problem middleware stores it with the refusal's audit entry) or an answer
+    without a unit (the authentication middleware stores it before the answer leaves)
+    — the nonce ends up stored, so a replay is always refused.
+    """
+
+    keyid: str
+    nonce: str
+    created: int
+    stored: bool = False
 
 
 @dataclass(frozen=True)
@@ -38,6 +57,7 @@ class Caller:
     unit: str
     device: DeviceId | None
     is_admin: bool
+    nonce: PendingNonce | None = field(default=None, compare=False)
 
 
 def require_admin(caller: Caller) -> None:

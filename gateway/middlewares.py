@@ -16,13 +16,16 @@ from collections.abc import Awaitable, Callable
 from aiohttp import web
 
 from gateway.appkeys import (
+    CALLER_KEY,
     PROBLEM_CODE_KEY,
     REQUEST_ID_KEY,
     SESSIONMAKER,
     SETTINGS,
     VERIFIED_KID_KEY,
 )
+from gateway.caller import PendingNonce
 from gateway.db import audit_trail as audit
+from gateway.db import nonce_store
 from keys.errors import StafettError
 from keys.protocol.problems import (
     BadRequest,
@@ -86,6 +89,7 @@ async def problem_middleware(request: web.Request, handler: Handler) -> web.Stre
     except Exception:
         # The traceback goes to the server log only, tied to the request id.
         log.exception("unhandled error (request id %s)", request_id)
+        await _store_pending_nonce(request)
         response = problem_response(
             InternalError.code, f"internal error; request id {request_id}", 500
         )
@@ -104,14 +108,44 @@ async def _refusal(request: web.Request, code: str, detail: str, status: int) ->
     kid = request.get(VERIFIED_KID_KEY)
     if kid is not None and code not in _NOT_AUDITED:
         await _audit_refusal(request, kid, code)
+    else:
+        await _store_pending_nonce(request)
     return problem_response(code, detail, status)
+
+
+def _pending_nonce(request: web.Request) -> PendingNonce | None:
+    caller = request.get(CALLER_KEY)
+    pending = None if caller is None else caller.nonce
+    return None if pending is None or pending.stored else pending
+
+
+async def _store_pending_nonce(request: web.Request) -> None:
+    """A request that ended before its unit of work stored its nonce (a refusal, an
+    error): stored now, so the same signed request can never be replayed later."""
+    pending = _pending_nonce(request)
+    if pending is None:
+        return
+    try:
+        async with request.app[SESSIONMAKER].begin() as session:
+            await nonce_store.record_nonce(session, pending.keyid, pending.nonce, pending.created)
+        pending.stored = True
+    except Exception:
+        log.exception(
+            "could not store a refused request's nonce (request id %s)", request[REQUEST_ID_KEY]
+        )
 
 
 async def _audit_refusal(request: web.Request, kid: str, code: str) -> None:
     """Refusals of authenticated callers are decisions too: record who and which code."""
     route = request.match_info.route.resource
+    pending = _pending_nonce(request)
     try:
         async with request.app[SESSIONMAKER].begin() as session:
+            if pending is not None:
+                # In the same transaction: the refusal's entry and the request's nonce.
+                await nonce_store.record_nonce(
+                    session, pending.keyid, pending.nonce, pending.created
+                )
             await audit.record(
                 session,
                 "request_refused",
@@ -121,6 +155,8 @@ async def _audit_refusal(request: web.Request, kid: str, code: str) -> None:
                 method=request.method,
                 route=route.canonical if route is not None else "",
             )
+        if pending is not None:
+            pending.stored = True
     except Exception:
         # Never turn a refusal into a 500; the failure itself is logged.
         log.exception("could not audit a refusal (request id %s)", request[REQUEST_ID_KEY])

@@ -8,7 +8,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from gateway.db.models import AuditCheckpointRow, AuditEntryRow
 
 # Arbitrary constant identifying "the audit chain" among advisory locks.
-_AUDIT_LOCK_ID = 0x5354_4146_4155  # "STAF" "AU"
+AUDIT_LOCK_ID = _AUDIT_LOCK_ID = 0x5354_4146_4155  # "STAF" "AU"
 
 
 async def lock_chain(session: AsyncSession) -> None:
@@ -35,11 +35,6 @@ async def head(session: AsyncSession) -> tuple[int, str | None]:
     if row is None:
         return 0, None
     return int(row[0]) + 1, str(row[1])
-
-
-async def insert_entry(session: AsyncSession, row: AuditEntryRow) -> None:
-    session.add(row)
-    await session.flush()
 
 
 async def entries_from(session: AsyncSession, first: int, limit: int) -> list[AuditEntryRow]:

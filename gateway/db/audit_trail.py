@@ -11,9 +11,11 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Session
 
-from gateway.db import audit_store
+from gateway.db import audit_store, handover_store
 from gateway.db.models import AuditCheckpointRow, AuditEntryRow
 from keys.crypto.canonical import canonical_json
 from keys.crypto.keypairs import KeyId, SigningKey
@@ -25,27 +27,39 @@ async def _head(session: AsyncSession) -> AuditHead | None:
     return None if head is None else AuditHead(size, head)
 
 
-async def record(session: AsyncSession, event: str, *, now: int, **fields: Any) -> int:
-    """Append one entry inside the caller's transaction; returns its seq.
+def append(conn: Connection, event: str, *, now: int, **fields: Any) -> int:
+    """Append one entry inside the caller's transaction (a unit of work's connection);
+    returns its seq.
 
     Call it in the same transaction as the decision it records: if the decision rolls
     back, so does the entry, and an entry never describes something that did not happen.
     """
-    await audit_store.lock_chain(session)
-    prev = await _head(session)
-    entry = make_audit_entry(prev, prev.size if prev else 0, now, event, fields)
-    await audit_store.insert_entry(
-        session,
-        AuditEntryRow(
-            seq=entry.seq,
-            prev_hash=entry.prev_hash,
-            created=entry.created,
-            event=entry.event,
-            data_json=canonical_json(entry.data).decode("utf-8"),
-            hash=entry.hash,
-        ),
+    handover_store.lock_chain(conn)
+    size, head = handover_store.audit_head(conn)
+    prev = None if head is None else AuditHead(size, head)
+    entry = make_audit_entry(prev, size, now, event, fields)
+    handover_store.insert_audit(
+        conn,
+        {
+            "seq": entry.seq,
+            "prev_hash": entry.prev_hash,
+            "created": entry.created,
+            "event": entry.event,
+            "data_json": canonical_json(entry.data).decode("utf-8"),
+            "hash": entry.hash,
+        },
     )
     return entry.seq
+
+
+async def record(session: AsyncSession, event: str, *, now: int, **fields: Any) -> int:
+    """:func:`append` in an ORM session's transaction."""
+
+    def run(sync: Session) -> int:
+        sync.flush()
+        return append(sync.connection(), event, now=now, **fields)
+
+    return await session.run_sync(run)
 
 
 def row_to_json(row: AuditEntryRow) -> dict[str, Any]:

@@ -9,7 +9,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from gateway.db.models import DirectoryEntryRow
 
-_DIRECTORY_LOCK_ID = 0x5354_4146_4449  # "STAF" "DI": advisory lock for appends (PostgreSQL)
+DIRECTORY_LOCK_ID = _DIRECTORY_LOCK_ID = (
+    0x5354_4146_4449  # "STAF" "DI": advisory lock for appends (PostgreSQL)
+)
 
 
 async def lock_for_read(session: AsyncSession) -> None:

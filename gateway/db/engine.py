@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import weakref
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import event
 from sqlalchemy.engine import Engine, make_url
@@ -28,10 +28,12 @@ from sqlalchemy.ext.asyncio import (
 )
 from sqlalchemy.ext.asyncio.session import _AsyncSessionContextManager
 
-SessionMaker = async_sessionmaker[AsyncSession]
+if TYPE_CHECKING:
+    from gateway.db.units import Units
+
 
 # Execution option that marks a read-only bind (see StoreSessionMaker).
-_READ_ONLY = "stafett_read_only"
+READ_ONLY_OPTION = _READ_ONLY = "stafett_read_only"
 _QUERY_ONLY_STATE = "stafett_query_only"
 
 
@@ -47,8 +49,15 @@ def open_engine(url: str) -> AsyncEngine:
         # pool_pre_ping: a PostgreSQL restart must not turn into 500s on stale connections.
         return create_async_engine(url, pool_pre_ping=True, hide_parameters=True)
     engine = create_async_engine(url, hide_parameters=True)
+    install_sqlite_pragmas(engine.sync_engine)
+    return engine
 
-    @event.listens_for(engine.sync_engine, "connect")
+
+def install_sqlite_pragmas(engine: Engine) -> None:
+    """The pragmas and BEGIN discipline of every SQLite connection the gateway opens
+    (the async engine's pool and the unit-of-work threads, ``gateway.db.units``)."""
+
+    @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
         # Let us issue BEGIN ourselves (pysqlite/aiosqlite would otherwise defer it).
         dbapi_connection.isolation_level = None
@@ -73,7 +82,7 @@ def open_engine(url: str) -> AsyncEngine:
         cursor.execute("PRAGMA secure_delete=ON")
         cursor.close()
 
-    @event.listens_for(engine.sync_engine, "begin")
+    @event.listens_for(engine, "begin")
     def _on_begin(conn: Any) -> None:
         read_only = bool(conn.get_execution_options().get(_READ_ONLY, False))
         info = conn.connection.info  # lives as long as the pooled DBAPI connection
@@ -89,8 +98,6 @@ def open_engine(url: str) -> AsyncEngine:
             # both read the audit head and then race to append (a forked chain), and a
             # reader never deadlocks when it later upgrades to a writer.
             conn.exec_driver_sql("BEGIN IMMEDIATE")
-
-    return engine
 
 
 class _SerialisedBegin(_AsyncSessionContextManager[AsyncSession]):
@@ -113,7 +120,7 @@ class _SerialisedBegin(_AsyncSessionContextManager[AsyncSession]):
         self._lock: asyncio.Lock | None = None
 
     async def __aenter__(self) -> AsyncSession:
-        self._lock = _write_lock(self._engine)  # here: needs the running loop
+        self._lock = write_lock(self._engine)  # here: needs the running loop
         await self._lock.acquire()
         try:
             return await super().__aenter__()
@@ -136,7 +143,8 @@ _WRITE_LOCKS: weakref.WeakKeyDictionary[Engine, tuple[asyncio.AbstractEventLoop,
 )
 
 
-def _write_lock(engine: AsyncEngine) -> asyncio.Lock:
+def write_lock(engine: AsyncEngine) -> asyncio.Lock:
+    """This process's FIFO write turn on ``engine`` (SQLite), in the running loop."""
     loop = asyncio.get_running_loop()
     known = _WRITE_LOCKS.get(engine.sync_engine)
     if known is None or known[0] is not loop:
@@ -165,6 +173,24 @@ class StoreSessionMaker(async_sessionmaker[AsyncSession]):
             if engine.dialect.name == "sqlite"
             else engine
         )
+        self._units: Units | None = None
+
+    @property
+    def units(self) -> Units:
+        """The request path's units of work on this store (``gateway.db.units``)."""
+        if self._units is None:
+            from gateway.db.units import make_units  # units builds on this module
+
+            units = self._units = make_units(self._write_engine, self)
+
+            @event.listens_for(self._write_engine.sync_engine, "engine_disposed", once=True)
+            def _closed(_engine: Engine) -> None:
+                # A disposed engine may be used again: it then gets fresh units.
+                units.close()
+                if self._units is units:
+                    self._units = None
+
+        return self._units
 
     def __call__(self, **local_kw: Any) -> AsyncSession:
         local_kw.setdefault("bind", self._read_engine)
@@ -175,6 +201,9 @@ class StoreSessionMaker(async_sessionmaker[AsyncSession]):
         if self._read_engine is self._write_engine:  # PostgreSQL: row locks, no queue
             return session._maker_context_manager()
         return _SerialisedBegin(session, self._write_engine)
+
+
+SessionMaker = StoreSessionMaker
 
 
 def make_sessionmaker(engine: AsyncEngine) -> SessionMaker:

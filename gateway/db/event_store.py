@@ -9,11 +9,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from gateway.db.models import EventRow, MessageRow
 
 
-async def insert(session: AsyncSession, row: EventRow) -> None:
-    session.add(row)
-    await session.flush()
-
-
 async def for_device(
     session: AsyncSession, *, unit: str, device: str, after: int, limit: int
 ) -> list[EventRow]:

@@ -3,24 +3,18 @@
 from __future__ import annotations
 
 from sqlalchemy import delete
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from gateway.db import handover_store
 from gateway.db.models import NonceRow
 
 
 async def record_nonce(session: AsyncSession, keyid: str, nonce: str, created: int) -> bool:
     """Remember ``(keyid, nonce)``; False if it was already there (a replay).
-
-    ON CONFLICT DO NOTHING rather than catching the IntegrityError: on PostgreSQL a
-    failed INSERT aborts the whole transaction, and the unique index decides atomically
-    even when two instances see the same replayed request at the same moment.
-    """
-    values = {"keyid": keyid, "nonce": nonce, "created": created}
-    dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
-    stmt = dialect.insert(NonceRow).values(values).on_conflict_do_nothing()
-    result = await session.execute(stmt)
-    return bool(result.rowcount == 1)  # type: ignore[attr-defined]
+    (``handover_store.claim_nonce`` in an ORM session's transaction.)"""
+    return await session.run_sync(
+        lambda sync: handover_store.claim_nonce(sync.connection(), keyid, nonce, created)
+    )
 
 
 async def purge_nonces(session: AsyncSession, older_than: int) -> int:

@@ -21,16 +21,44 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import weakref
-from collections.abc import Iterable
+from collections import deque
+from collections.abc import Iterable, Sequence
+from typing import Protocol
 
 from sqlalchemy.engine import Engine
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+# Events kept in memory per device for the local sockets (a socket that falls further
+# behind reads the database, which keeps everything).
+RECENT_PER_DEVICE = 256
+
+
+class PushedEvent(Protocol):
+    """What the notifier keeps of a committed event (``gateway.services.events.Event``)."""
+
+    @property
+    def seq(self) -> int: ...
+
+    @property
+    def device(self) -> str: ...
+
 
 class Notifier:
-    """``wake(devices)`` from anywhere; ``await wait(timeout, since=..., device=...)`` to sleep."""
+    """``wake(devices)`` from anywhere; ``await wait(timeout, since=..., device=...)`` to sleep.
+
+    ``publish(events)`` is the fast path of the units of work (``gateway.db.units``): a
+    commit whose events are known in commit order hands them over, and a socket takes
+    them from :meth:`recent` without a database read. Everything else (``wake``: the
+    ORM sessions' commits, the cross-instance poll, an unaddressed wake) marks the
+    device's memory as incomplete (:meth:`stale_generation`), and its sockets read the
+    database, as before.
+    """
 
     def __init__(self) -> None:
+        self._stale_all = 0
+        self._stale: dict[str, int] = {}
+        self._recent: dict[str, deque[PushedEvent]] = {}
+        self._dropped: dict[str, int] = {}  # highest seq that fell out of _recent
         self._all = 0  # wakes addressed to everyone
         self._any = 0  # every wake, whoever it was for
         self._per_device: dict[str, int] = {}
@@ -50,9 +78,41 @@ class Notifier:
             return self._any
         return self._all + self._per_device.get(device, 0)
 
+    def stale_generation(self, device: str) -> int:
+        """Moves whenever events may be in the database that :meth:`recent` lacks."""
+        return self._stale_all + self._stale.get(device, 0)
+
+    def recent(self, device: str, after: int) -> list[PushedEvent] | None:
+        """Published events of ``device`` with seq > ``after``, ascending; None when some
+        of them already fell out of memory (read the database instead)."""
+        if self._dropped.get(device, 0) > after:
+            return None
+        return [e for e in self._recent.get(device, ()) if e.seq > after]
+
+    def publish(self, events: Sequence[PushedEvent], in_order: bool) -> None:
+        """Committed events. ``in_order``: delivered in commit order (one writer), so
+        sockets may take them from memory; otherwise only a wake (read the database)."""
+        devices = {e.device for e in events}
+        if not in_order:
+            self.wake(devices)
+            return
+        for item in events:
+            recent = self._recent.get(item.device)
+            if recent is None:
+                # Memory: RECENT_PER_DEVICE events per device that had one (bounded by
+                # the directory), not per message.
+                recent = self._recent[item.device] = deque(maxlen=RECENT_PER_DEVICE)
+            if len(recent) == recent.maxlen:
+                self._dropped[item.device] = recent[0].seq
+            recent.append(item)
+        self._wake(devices, stale=False)
+
     def wake(self, devices: Iterable[str] | None = None) -> None:
-        """Wake the waiters of ``devices`` (all waiters when None). Cheap; safe to call
-        when nobody waits, and from another thread."""
+        """Wake the waiters of ``devices`` (all waiters when None): new events are in the
+        database. Cheap; safe to call when nobody waits, and from another thread."""
+        self._wake(None if devices is None else list(devices), stale=True)
+
+    def _wake(self, devices: Iterable[str] | None, *, stale: bool) -> None:
         loop = self._loop
         if loop is not None:
             try:
@@ -63,11 +123,12 @@ class Notifier:
                 # asyncio primitives are not thread-safe: hop onto the waiters' loop.
                 targets = None if devices is None else list(devices)
                 with contextlib.suppress(RuntimeError):  # loop already closed
-                    loop.call_soon_threadsafe(self.wake, targets)
+                    loop.call_soon_threadsafe(lambda: self._wake(targets, stale=stale))
                 return
         self._any += 1
         if devices is None:
             self._all += 1
+            self._stale_all += 1
             events = list(self._events.values())
             self._events.clear()
         else:
@@ -76,6 +137,8 @@ class Notifier:
                 # Memory: one int per device that ever had an event (bounded by the
                 # directory), not per message.
                 self._per_device[device] = self._per_device.get(device, 0) + 1
+                if stale:
+                    self._stale[device] = self._stale.get(device, 0) + 1
                 event = self._events.pop(device, None)
                 if event is not None:
                     events.append(event)

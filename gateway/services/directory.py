@@ -59,6 +59,11 @@ class DirectoryService:
             self._directory = current
         return self._directory
 
+    async def catch_up(self, sessionmaker: SessionMaker) -> Directory:
+        """:meth:`refresh` in a read of its own (a unit of work found the table moved)."""
+        async with sessionmaker() as session:
+            return await self.refresh(session)
+
     async def current(self, session: AsyncSession) -> Directory:
         """The directory as committed, held still until ``session``'s transaction ends.
 

@@ -26,8 +26,8 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
 
-from gateway.db import audit_store, event_store
-from gateway.db.models import EventRow
+from gateway.db import event_store, handover_store
+from gateway.db.units import Tx
 from gateway.push.notifier import notifier_for
 from keys.crypto.canonical import canonical_json
 from keys.crypto.keypairs import DeviceId, KeyId
@@ -69,6 +69,37 @@ def device_of(device: str) -> DeviceId:
     return DeviceId.parse(device)
 
 
+def emit_in(
+    tx: Tx,
+    *,
+    device: str,
+    kind: str,
+    message_id: str | None,
+    data: dict[str, Any],
+    now: int,
+) -> Event:
+    """Append one event for ``device`` inside a unit of work (``gateway.db.units``); the
+    runner hands it to the push notifier after the commit."""
+    if not _KIND_RE.fullmatch(kind):
+        raise ValueError("event kind must look like 'inbox.new'")
+    target = str(device_of(device))
+    handover_store.lock_chain(tx.conn)  # commit order == seq order (module docstring)
+    seq = handover_store.insert_event(
+        tx.conn,
+        {
+            "unit": target.split("/", 1)[0],
+            "device": target,
+            "kind": kind,
+            "message_id": message_id,
+            "created": now,
+            "data_json": canonical_json(data).decode("utf-8"),
+        },
+    )
+    event = Event(seq=seq, device=target, kind=kind, message_id=message_id, created=now, data=data)
+    tx.emitted.append(event)
+    return event
+
+
 async def emit(
     session: AsyncSession,
     *,
@@ -83,24 +114,17 @@ async def emit(
     The in-process notifier is woken after the transaction commits (not before: a
     socket woken early would read nothing and then wait for the next poll).
     """
-    if not _KIND_RE.fullmatch(kind):
-        raise ValueError("event kind must look like 'inbox.new'")
-    target = device_of(device)
-    data_json = canonical_json(data).decode("utf-8")
-    await audit_store.lock_chain(session)  # commit order == seq order (module docstring)
-    await event_store.insert(
-        session,
-        EventRow(
-            unit=target.unit,
-            device=str(target),
-            kind=kind,
-            message_id=message_id,
-            created=now,
-            data_json=data_json,
-        ),
-    )
+
+    def append(sync: Session) -> str:
+        sync.flush()
+        tx = Tx(sync.connection())
+        return emit_in(
+            tx, device=device, kind=kind, message_id=message_id, data=data, now=now
+        ).device
+
+    target = await session.run_sync(append)
     # Remember *who* is concerned: after commit only these devices' sockets are woken.
-    session.sync_session.info.setdefault(_EMITTED, set()).add(str(target))
+    session.sync_session.info.setdefault(_EMITTED, set()).add(target)
 
 
 async def events_after(

@@ -17,26 +17,30 @@ import json
 import re
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, BinaryIO
 
 from gateway.blobs import unlink_all
 from gateway.blobstore import Blobs, PgBlobReader
 from gateway.caller import Caller, require_device
 from gateway.db import audit_trail as audit
-from gateway.db import message_store
+from gateway.db import handover_store, message_store
 from gateway.db.engine import SessionMaker
 from gateway.db.models import MessageRow
-from gateway.services.consents import load_consent
+from gateway.db.units import Tx
+from gateway.services.consents import consent_of
+from gateway.services.directory import DirectoryService
+from gateway.services.events import emit_in
 from gateway.services.message_content import (
     PENDING_STATES,
-    destroy_content,
+    destroy_content_in,
     devices_of,
-    emit_all,
     end_pending,
     message_facts,
 )
+from gateway.services.request_unit import write_unit
 from keys.crypto.canonical import canonical_json
-from keys.domain.consent import require_in_force
+from keys.domain.consent import Consent, require_in_force
 from keys.domain.lifecycle import MessageEvent, MessageState, is_expired, is_pending, transition
 from keys.errors import ReceiptInvalid, ReceiptMismatch
 from keys.protocol.directory import Directory
@@ -234,66 +238,74 @@ async def open_for_recipient(
     directory: Directory,
     blobs: Blobs,
     now: int,
+    directories: DirectoryService | None = None,
 ) -> OpenBlob:
-    """Open the envelope for a recipient device; the first fetch marks it delivered."""
+    """Open the envelope for a recipient device; the first fetch marks it delivered.
+
+    The blob is opened after the unit committed (a failed open answers 503; the recipient
+    fetches again, and the fetch is audited again as ``message_fetched``)."""
     require_device(caller)
-    kids = device_kids(directory, caller)
-    async with sessionmaker.begin() as session:
-        row = await message_store.get(session, message_id, for_update=True)
+
+    def deliver(tx: Tx, current: Directory) -> MessageRow:
+        row = handover_store.message(tx.conn, message_id, for_update=True)
         if row is None:
             raise MessageNotFound()
         if not is_pending(row.state):
             if caller.unit == row.recipient_unit:
                 raise _gone(row.state)
             raise MessageNotFound()
-        if not kids & set(await message_store.recipients(session, message_id)):
+        if not device_kids(current, caller) & set(handover_store.recipients(tx.conn, message_id)):
             raise MessageNotFound()
         # The job that ends the consent's messages may not have run yet: no bytes leave.
-        require_in_force(await load_consent(session, row.consent_id), now=now)
+        require_in_force(_consent(tx, row.consent_id), now=now)
         if is_expired(row.expires, now=now) or row.blob_key is None:
             # The expiry job deletes it shortly; until then it is not handed out.
             raise MessageExpired()
-        try:
-            handle = await blobs.open_reader(row.blob_key)
-        except FileNotFoundError:
-            # Neither the file nor its temp name (BlobStore.open publishes a temp file
-            # a crash left): nothing to hand out; not the caller's fault.
-            raise ServiceUnavailable("the envelope is not available yet") from None
-        try:
-            new_state = transition(row.state, MessageEvent.DELIVER)
-            first = row.state == MessageState.ACCEPTED
-            if first:
-                await message_store.set_state(
-                    session,
-                    message_id,
-                    from_states=[str(MessageState.ACCEPTED)],
-                    values={
-                        "state": str(new_state),
-                        "delivered_at": now,
-                        "state_changed_at": now,
-                    },
-                )
-                await emit_all(
-                    session,
-                    devices_of([row.sender_kid]),
+        new_state = transition(row.state, MessageEvent.DELIVER)
+        first = row.state == MessageState.ACCEPTED
+        if first:
+            handover_store.move(
+                tx.conn,
+                message_id,
+                from_states=[str(MessageState.ACCEPTED)],
+                values={"state": str(new_state), "delivered_at": now, "state_changed_at": now},
+            )
+            for device in devices_of([row.sender_kid]):
+                emit_in(
+                    tx,
+                    device=device,
                     kind="outbox.delivered",
                     message_id=message_id,
                     data={"state": str(new_state)},
                     now=now,
                 )
-            await audit.record(
-                session,
-                "message_delivered" if first else "message_fetched",
-                now=now,
-                message_id=message_id,
-                kid=str(caller.kid),
-                consent_id=row.consent_id,
-                consent_version=row.consent_version,
-            )
-        except BaseException:
-            handle.close()
-            raise
+        audit.append(
+            tx.conn,
+            "message_delivered" if first else "message_fetched",
+            now=now,
+            message_id=message_id,
+            kid=str(caller.kid),
+            consent_id=row.consent_id,
+            consent_version=row.consent_version,
+        )
+        return row
+
+    row = await write_unit(sessionmaker, caller, directory, deliver, directories=directories)
+    if row.blob_key is None:  # pragma: no cover - deliver refused it
+        raise MessageExpired()
+    try:
+        handle = await blobs.open_reader(row.blob_key)
+    except FileNotFoundError:
+        # Neither the file nor its temp name (BlobStore.open publishes a temp file a crash
+        # left), or the message ended right after the unit: nothing to hand out; not the
+        # caller's fault.
+        raise ServiceUnavailable("the envelope is not available yet") from None
     return OpenBlob(handle, row.size)
+
+
+def _consent(tx: Tx, consent_id: str) -> Consent | None:
+    row = handover_store.consent(tx.conn, consent_id)
+    return None if row is None else consent_of(row)
 
 
 async def post_receipt(
@@ -306,6 +318,7 @@ async def post_receipt(
     blobs: Blobs,
     now: int,
     vocabulary: Vocabulary | None = None,
+    directories: DirectoryService | None = None,
 ) -> dict[str, Any]:
     """Store a recipient device's signed receipt and delete the content at once.
 
@@ -315,23 +328,25 @@ async def post_receipt(
     """
     require_device(caller)
     vocab = vocabulary or load_vocabulary()
-    kids = device_kids(directory, caller)
     stored = canonical_json(dict(raw)).decode("utf-8")
-    async with sessionmaker.begin() as session:
-        row = await message_store.get(session, message_id, for_update=True)
+
+    def hand_over(tx: Tx, current: Directory) -> tuple[dict[str, Any], list[Path]]:
+        conn = tx.conn
+        row = handover_store.message(conn, message_id, for_update=True)
         if row is None:
             raise MessageNotFound()
         if not is_pending(row.state):
             if caller.unit != row.recipient_unit:
                 raise MessageNotFound()
-            if await message_store.receipt(session, message_id) == stored:
-                return _receipt_answer(row)  # a retried receipt: same answer
+            if handover_store.receipt(conn, message_id) == stored:
+                return _receipt_answer(row), []  # a retried receipt: same answer
             # A late receipt must not "hand over" what already ended otherwise.
             transition(row.state, MessageEvent.HAND_OVER)
-        if not kids & set(await message_store.recipients(session, message_id)):
+        recipient_kids = handover_store.recipients(conn, message_id)
+        if not device_kids(current, caller) & set(recipient_kids):
             raise MessageNotFound()
         # No handover recorded under an ended consent, even if the job has not run yet.
-        require_in_force(await load_consent(session, row.consent_id), now=now)
+        require_in_force(_consent(tx, row.consent_id), now=now)
         if is_expired(row.expires, now=now):
             raise MessageExpired()
         parsed = parse_receipt(raw)
@@ -341,7 +356,7 @@ async def post_receipt(
             raise ReceiptMismatch("the receipt must be signed by the calling device")
         receipt = verify_receipt(
             raw,
-            directory.signing_key(parsed.recipient),
+            current.signing_key(parsed.recipient),
             expected_message_id=message_id,
             expected_header_hash=row.header_hash,
             expected_recipients=[str(caller.kid)],
@@ -350,19 +365,16 @@ async def post_receipt(
             raise ReceiptInvalid("the rejection reason is not a known code")
         event = MessageEvent.HAND_OVER if receipt.is_accepted else MessageEvent.REJECT
         new_state = str(transition(row.state, event))  # not before a fetch (delivered)
-        recipient_kids = await message_store.recipients(session, message_id)
         values: dict[str, Any] = {"state": new_state, "state_changed_at": now}
         if receipt.is_accepted:
             values["handed_over_at"] = now
-        await message_store.set_state(
-            session, message_id, from_states=PENDING_STATES, values=values
-        )
+        handover_store.move(conn, message_id, from_states=PENDING_STATES, values=values)
         # The position it verified at: the sender can verify it there again after the
         # signer's key is rotated away or revoked (a receipt stays proof of handover).
-        await message_store.insert_receipt(session, message_id, stored, directory.size)
-        files = await destroy_content(session, message_id, blobs=blobs)
-        await audit.record(
-            session,
+        handover_store.insert_receipt(conn, message_id, stored, current.size)
+        files = destroy_content_in(tx, row, blobs=blobs)
+        audit.append(
+            conn,
             f"message_{new_state}",
             now=now,
             **message_facts(row),
@@ -370,26 +382,38 @@ async def post_receipt(
             reason=receipt.reason,
             received_at=receipt.received_at,
         )
-        await emit_all(
-            session,
-            devices_of([row.sender_kid]),
-            kind=f"outbox.{new_state}",
-            message_id=message_id,
-            data={"state": new_state, "reason": receipt.reason},
-            now=now,
-        )
-        others = [d for d in devices_of(recipient_kids) if d != str(caller.kid.device)]
-        await emit_all(
-            session,
-            others,
-            kind="inbox.removed",
-            message_id=message_id,
-            data={"state": new_state},
-            now=now,
-        )
-        await session.refresh(row)
+        for device in devices_of([row.sender_kid]):
+            emit_in(
+                tx,
+                device=device,
+                kind=f"outbox.{new_state}",
+                message_id=message_id,
+                data={"state": new_state, "reason": receipt.reason},
+                now=now,
+            )
+        for device in devices_of(recipient_kids):
+            if device != str(caller.kid.device):
+                emit_in(
+                    tx,
+                    device=device,
+                    kind="inbox.removed",
+                    message_id=message_id,
+                    data={"state": new_state},
+                    now=now,
+                )
+        answer = {
+            "message_id": row.id,
+            "state": new_state,
+            "handed_over_at": values.get("handed_over_at", row.handed_over_at),
+            "state_changed_at": now,
+        }
+        return answer, files
+
+    answer, files = await write_unit(
+        sessionmaker, caller, directory, hand_over, directories=directories
+    )
     unlink_all(files)
-    return _receipt_answer(row)
+    return answer
 
 
 def _receipt_answer(row: MessageRow) -> dict[str, Any]:

@@ -23,8 +23,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from gateway.blobs import BlobStore
 from gateway.blobstore import Blobs
 from gateway.db import audit_trail as audit
-from gateway.db import message_store
+from gateway.db import handover_store, message_store
 from gateway.db.models import MessageRow
+from gateway.db.units import Tx
 from gateway.services.events import emit
 from keys.crypto.keypairs import KeyId
 from keys.domain.lifecycle import PENDING, MessageEvent, is_pending, transition
@@ -72,6 +73,15 @@ async def destroy_content(session: AsyncSession, message_id: str, *, blobs: Blob
     # Directory store: files to unlink after the commit. PostgreSQL store: the chunks
     # are deleted right here, in the transaction that ends the message.
     return await _store(blobs).destroy(session, key)
+
+
+def destroy_content_in(tx: Tx, row: MessageRow, *, blobs: BlobDir) -> list[Path]:
+    """:func:`destroy_content` inside a unit of work, for a row the unit holds locked."""
+    handover_store.drop_recipients(tx.conn, row.id)
+    if row.blob_key is None:
+        return []
+    handover_store.clear_blob_key(tx.conn, row.id)
+    return _store(blobs).destroy_in(tx, row.blob_key)
 
 
 async def end_pending(

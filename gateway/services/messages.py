@@ -39,29 +39,31 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from gateway.blobstore import AnyUpload, Blobs
 from gateway.caller import Caller, require_active_key, require_device
 from gateway.db import audit_trail as audit
-from gateway.db import message_store, report_store
+from gateway.db import handover_store, message_store, report_store
 from gateway.db.engine import SessionMaker
 from gateway.db.models import MessageRow
-from gateway.services.consents import load_consent
+from gateway.db.units import Tx
+from gateway.services.consents import consent_of
 from gateway.services.deadlines import deadline_policy, due_for
+from gateway.services.directory import DirectoryService
+from gateway.services.events import emit_in
 from gateway.services.message_content import (
     destroy_content,
     devices_of,
-    emit_all,
     end_pending,
     message_facts,
     withdraw_pending_under_consent,
 )
+from gateway.services.request_unit import write_unit
 from gateway.settings import Settings
 from keys.domain.consent import decide
 from keys.domain.deadlines import DeadlinePolicy
@@ -83,9 +85,6 @@ from keys.protocol.refusals import ConsentRefused
 from keys.protocol.vocabulary import Vocabulary, load_vocabulary
 
 log = logging.getLogger(__name__)
-
-# The verified directory as committed, read inside the accepting transaction.
-CurrentDirectory = Callable[[AsyncSession], Awaitable[Directory]]
 
 # Refusals counted for the follow-up figures: decisions about an authentic envelope.
 # Malformed or unauthenticated uploads are not handovers anybody attempted.
@@ -135,7 +134,7 @@ async def send_message(
     vocabulary: Vocabulary | None = None,
     deadlines: DeadlinePolicy | None = None,
     clock: Callable[[], int] | None = None,
-    current_directory: CurrentDirectory | None = None,
+    directories: DirectoryService | None = None,
 ) -> SendResult:
     """Receive, check and store one envelope (module docstring for the order).
 
@@ -145,11 +144,13 @@ async def send_message(
     (or past the message's own expiry) would otherwise be accepted, stamped as if the
     decision had been taken back then.
 
-    ``current_directory``, when given, is read inside the transaction that accepts the
-    message (``DirectoryService.current``); the sender's key and every recipient key are
-    checked again against it. Threat: a device revoked (or a key retired) while a long
-    upload streamed — authorised at the start, it would still be sent or receive the
-    message; it is refused with the code a send started after the revocation gets.
+    ``directories``, when given, is the instance's directory service: the transaction
+    that accepts the message checks that the directory it decides with is the one
+    committed (``gateway.services.request_unit``), and if it moved the sender's key and
+    every recipient key are checked again against the new one. Threat: a device revoked
+    (or a key retired) while a long upload streamed — authorised at the start, it would
+    still be sent or receive the message; it is refused with the code a send started
+    after the revocation gets.
     """
     require_device(caller)
     upload = await blobs.receive(message_id, chunks)  # the temp file is gone if this raises
@@ -167,7 +168,7 @@ async def send_message(
             vocabulary=vocabulary or load_vocabulary(),
             deadlines=deadlines or deadline_policy(settings),
             now=now,
-            current_directory=current_directory,
+            directories=directories,
         )
     except BaseException:
         blobs.discard(upload)  # refused: nothing stored, not even the bytes
@@ -244,7 +245,7 @@ async def _decide(
     vocabulary: Vocabulary,
     deadlines: DeadlinePolicy,
     now: int,
-    current_directory: CurrentDirectory | None,
+    directories: DirectoryService | None,
 ) -> tuple[SendResult, bool]:
     header = await asyncio.to_thread(_read_header, upload)
     if header.message_id != message_id:
@@ -271,7 +272,7 @@ async def _decide(
             settings=settings,
             deadlines=deadlines,
             now=now,
-            current_directory=current_directory,
+            directories=directories,
         )
     except COUNTED_REFUSALS as exc:
         await _count_refusal(sessionmaker, caller, header, directory, code_of(exc), now=now)
@@ -322,7 +323,7 @@ async def _store(
     settings: Settings,
     deadlines: DeadlinePolicy,
     now: int,
-    current_directory: CurrentDirectory | None,
+    directories: DirectoryService | None,
 ) -> tuple[SendResult, bool]:
     header = verified.header
     _check_recipients(header, directory)
@@ -333,93 +334,97 @@ async def _store(
         max_ttl_s=settings.max_ttl_s,
         clock_skew_s=settings.clock_skew_s,
     )
-    try:
-        async with sessionmaker.begin() as session:
-            existing = await message_store.get(session, message_id)
-            if existing is not None:
-                return _replay(existing, upload), False
-            if current_directory is not None:
-                # Authorisation is decided here, at commit, not when the upload began.
-                directory = await current_directory(session)
-                require_active_key(directory, caller.kid)
-                _check_recipients(header, directory)
-            consent = await load_consent(session, header.consent_id, lock="share")
-            decision = decide(
-                consent,
+    recipients = [str(k) for k in header.recipients]
+
+    def accept(tx: Tx, current: Directory) -> tuple[SendResult, bool]:
+        existing = handover_store.message(tx.conn, message_id)
+        if existing is not None:
+            return _replay(existing, upload), False
+        if current is not directory:
+            # The directory moved while the upload streamed: authorisation is decided
+            # against the one committed now, not the one of when the upload began.
+            require_active_key(current, caller.kid)
+            _check_recipients(header, current)
+        row_of_consent = handover_store.consent(tx.conn, header.consent_id, share=True)
+        consent = None if row_of_consent is None else consent_of(row_of_consent)
+        decision = decide(
+            consent,
+            sender_unit=caller.unit,
+            recipient_unit=header.recipient_unit,
+            subject_ref=header.subject_ref,
+            category=header.category,
+            purpose=header.purpose,
+            now=now,
+        )
+        decision.raise_for_refusal()
+        if decision.consent_version is None or consent is None:  # accepted ⇒ stamped
+            raise RuntimeError("an accepted decision carries the consent version")
+        # Never held past the consent's end (decide refused an open-ended one).
+        capped = cap_at_consent_end(expires, consent.record.valid_until or now)
+        row = MessageRow(
+            id=message_id,
+            sender_kid=str(caller.kid),
+            sender_unit=caller.unit,
+            recipient_unit=header.recipient_unit,
+            consent_id=header.consent_id,
+            consent_version=decision.consent_version,
+            subject_ref=header.subject_ref,
+            category=header.category,
+            purpose=header.purpose,
+            header_hash=verified.header_hash.hex(),
+            envelope_hash=upload.upload_hash,
+            size=upload.size,
+            created=header.created,
+            expires=capped,
+            due=due_for(
+                deadlines,
+                current,
                 sender_unit=caller.unit,
                 recipient_unit=header.recipient_unit,
-                subject_ref=header.subject_ref,
-                category=header.category,
                 purpose=header.purpose,
-                now=now,
-            )
-            decision.raise_for_refusal()
-            if decision.consent_version is None or consent is None:  # accepted ⇒ stamped
-                raise RuntimeError("an accepted decision carries the consent version")
-            # Never held past the consent's end (decide refused an open-ended one).
-            expires = cap_at_consent_end(expires, consent.record.valid_until or now)
-            row = MessageRow(
-                id=message_id,
-                sender_kid=str(caller.kid),
-                sender_unit=caller.unit,
-                recipient_unit=header.recipient_unit,
-                consent_id=header.consent_id,
-                consent_version=decision.consent_version,
-                subject_ref=header.subject_ref,
-                category=header.category,
-                purpose=header.purpose,
-                header_hash=verified.header_hash.hex(),
-                envelope_hash=upload.upload_hash,
-                size=upload.size,
-                created=header.created,
-                expires=expires,
-                due=due_for(
-                    deadlines,
-                    directory,
-                    sender_unit=caller.unit,
-                    recipient_unit=header.recipient_unit,
-                    purpose=header.purpose,
-                    accepted_at=now,
-                ),
-                state=str(MessageState.ACCEPTED),
-                state_changed_at=now,
                 accepted_at=now,
-                delivered_at=None,
-                handed_over_at=None,
-                blob_key=upload.key,
-            )
-            recipients = [str(k) for k in header.recipients]
-            await message_store.insert(session, row, recipients)
-            await blobs.claim(session, upload)  # the row owns the blob from this commit on
-            await audit.record(
-                session,
-                "message_accepted",
-                now=now,
-                **message_facts(row),
-                recipients=recipients,
-                size=row.size,
-                expires=expires,
-                due=row.due,
-            )
-            await emit_all(
-                session,
-                devices_of(recipients),
-                kind="inbox.new",
-                message_id=message_id,
-                data={
-                    "state": row.state,
-                    "sender": row.sender_kid,
-                    "category": row.category,
-                    "purpose": row.purpose,
-                    "expires": expires,
-                    "due": row.due,
-                },
-                now=now,
-            )
+            ),
+            state=str(MessageState.ACCEPTED),
+            state_changed_at=now,
+            accepted_at=now,
+            delivered_at=None,
+            handed_over_at=None,
+            blob_key=upload.key,
+            escalated_at=None,
+            end_reason=None,
+            exposed_at=None,
+        )
+        handover_store.insert_message(tx.conn, row, recipients)
+        blobs.claim_in(tx, upload)  # the row owns the blob from this commit on
+        audit.append(
+            tx.conn,
+            "message_accepted",
+            now=now,
+            **message_facts(row),
+            recipients=recipients,
+            size=row.size,
+            expires=capped,
+            due=row.due,
+        )
+        data = {
+            "state": row.state,
+            "sender": row.sender_kid,
+            "category": row.category,
+            "purpose": row.purpose,
+            "expires": capped,
+            "due": row.due,
+        }
+        for device in devices_of(recipients):
+            emit_in(tx, device=device, kind="inbox.new", message_id=message_id, data=data, now=now)
+        return SendResult(201, accepted_answer(row)), True
+
+    try:
+        return await write_unit(
+            sessionmaker, caller, directory, accept, directories=directories, hold_directory=True
+        )
     except IntegrityError:
         # A concurrent send of the same id committed first: answer as a retry would.
         existing = await _previous(sessionmaker, message_id)
         if existing is None:
             raise
         return _replay(existing, upload), False
-    return SendResult(201, accepted_answer(row)), True

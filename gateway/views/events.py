@@ -98,26 +98,59 @@ async def _produce(
     # other instances, so this timeout just bounds the damage of a lost wake.
     safety_s = max(app[SETTINGS].events_poll_interval_s, app[SETTINGS].push_heartbeat_s)
     cursor = after
+    read_at: int | None = None  # the notifier's stale generation of our last read
     try:
         while not ws.closed:
             # Read the generation *before* the query: a wake between the query and the
             # wait is then not lost. Per device: commits for other devices do not wake us.
             generation = notifier.generation_of(device)
-            valid, batch = await _complete(_read_batch(app, kid, device, cursor, queue.maxsize))
+            stale = notifier.stale_generation(device)
+            remembered = _from_memory(app, kid, device, cursor, queue.maxsize, read_at == stale)
+            if remembered is None:
+                read_at = stale
+                valid, batch = await _complete(_read_batch(app, kid, device, cursor, queue.maxsize))
+                if len(batch) == queue.maxsize:
+                    read_at = None  # more may be waiting in the database: read again
+            else:
+                valid, batch = True, remembered
             if not valid:
                 await ws.close(code=WSCloseCode.POLICY_VIOLATION, message=b"key not valid")
                 return
             for item in batch:
                 await queue.put(item)
                 cursor = item.seq
-            if len(batch) < queue.maxsize:
-                await notifier.wait(safety_s, since=generation, device=device)
+            if len(batch) < queue.maxsize and not await notifier.wait(
+                safety_s, since=generation, device=device
+            ):
+                # Idle for safety_s: read the database (and the directory) again, so a
+                # revocation stored by another instance closes an idle socket in time.
+                read_at = None
     except asyncio.CancelledError:
         raise
     except Exception:
         # The client resumes from its last seq; nothing is lost by closing.
         log.exception("event stream failed; closing the socket")
         await ws.close(code=WSCloseCode.INTERNAL_ERROR, message=b"internal error")
+
+
+def _from_memory(
+    app: web.Application, kid: KeyId, device: str, cursor: int, limit: int, current: bool
+) -> list[Event] | None:
+    """The device's next events from the notifier's memory, or None to read the database.
+
+    ``current``: nothing but published events arrived since our last database read
+    (``Notifier.stale_generation``). The key is checked against the directory this
+    instance holds (refreshed by every request and by the event poll): a revocation
+    stops the stream at the next event at the latest.
+    """
+    if not current:
+        return None
+    recent = app[NOTIFIER].recent(device, cursor)
+    if recent is None:
+        return None
+    if recent and not _key_still_valid(app[DIRECTORY].directory, kid):
+        return None  # the database read decides (and refreshes the directory)
+    return [e for e in recent[:limit] if isinstance(e, Event)]
 
 
 async def _read_batch(

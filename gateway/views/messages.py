@@ -46,7 +46,7 @@ async def put_message(request: web.Request) -> web.Response:
         blobs=_blobs(request),
         now=_now(),
         clock=_now,  # decide when the body has arrived (it may stream for a long time)
-        current_directory=request.app[DIRECTORY].current,  # and authorise at commit
+        directories=request.app[DIRECTORY],  # and authorise at commit
     )
     return web.json_response(result.body, status=result.status)
 
@@ -96,6 +96,7 @@ async def get_envelope(request: web.Request) -> web.StreamResponse:
         directory=request.app[DIRECTORY].directory,
         blobs=_blobs(request),
         now=_now(),
+        directories=request.app[DIRECTORY],
     )
     require_whole_blob(opened.handle, opened.size, message_id_of(request))
     response = web.StreamResponse(
@@ -123,6 +124,7 @@ async def post_receipt(request: web.Request) -> web.Response:
         directory=request.app[DIRECTORY].directory,
         blobs=_blobs(request),
         now=now,
+        directories=request.app[DIRECTORY],
     )
     await observe_handover(request.app, message_id, body, now)
     return web.json_response(body)

@@ -1,6 +1,8 @@
 """A throwaway PostgreSQL cluster for benchmarks (initdb + pg_ctl from PATH), like the
 test fixture in tests/gateway/conftest.py: fsync off (a benchmark, not a deployment),
-trust authentication on 127.0.0.1, removed on exit."""
+trust authentication on 127.0.0.1, removed on exit. Besides the gateway's database
+``bench`` it holds ``bare``, the relay bench's PostgreSQL floor (same cluster, so the
+same durability settings)."""
 
 from __future__ import annotations
 
@@ -22,7 +24,8 @@ def _as_postgres(args: list[str]) -> list[str]:
 
 @contextmanager
 def cluster() -> Iterator[str]:
-    """Yield the SQLAlchemy URL of a fresh database ``bench`` on a new cluster."""
+    """Yield the SQLAlchemy URL of a fresh database ``bench`` on a new cluster (and create
+    an empty database ``bare`` beside it: :func:`asyncpg_dsn` names it)."""
     initdb, pg_ctl = shutil.which("initdb"), shutil.which("pg_ctl")
     if initdb is None or pg_ctl is None:
         raise SystemExit("--store postgresql needs initdb and pg_ctl on PATH")
@@ -52,11 +55,12 @@ def cluster() -> Iterator[str]:
     try:
         psql = shutil.which("createdb")
         assert psql is not None
-        subprocess.run(
-            _as_postgres([psql, "-h", "127.0.0.1", "-p", str(port), "-U", "postgres", "bench"]),
-            check=True,
-            capture_output=True,
-        )
+        for name in ("bench", "bare"):
+            subprocess.run(
+                _as_postgres([psql, "-h", "127.0.0.1", "-p", str(port), "-U", "postgres", name]),
+                check=True,
+                capture_output=True,
+            )
         yield f"postgresql+asyncpg://postgres@127.0.0.1:{port}/bench"
     finally:
         subprocess.run(
@@ -65,3 +69,10 @@ def cluster() -> Iterator[str]:
             capture_output=True,
         )
         shutil.rmtree(base, ignore_errors=True)
+
+
+def asyncpg_dsn(url: str, database: str | None = None) -> str:
+    """The plain ``postgresql://`` DSN asyncpg takes for a :func:`cluster` URL, optionally
+    naming another database on the same cluster (``bare``)."""
+    dsn = url.replace("postgresql+asyncpg://", "postgresql://", 1)
+    return dsn if database is None else f"{dsn.rsplit('/', 1)[0]}/{database}"

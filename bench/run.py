@@ -3,8 +3,10 @@ so ``bench`` and ``tests.support`` import as packages).
 
 Each benchmark is a module ``bench/<name>.py`` with ``run(quick: bool) -> dict``. Progress
 goes to stderr; the last line on stdout is one JSON object with the figures, so CI and
-docs/benchmarks.md can quote it. Add a benchmark by adding a module (``relay``,
-``consent_scale``, ...); nothing here needs to change.
+docs/benchmarks.md can quote it. A benchmark whose result holds ``failed`` (a list of
+what went wrong, e.g. the relay's correctness check) still prints it, then exits 1.
+Add a benchmark by adding a module (``relay``, ``consent_scale``, ...); nothing here
+needs to change.
 """
 
 from __future__ import annotations
@@ -53,6 +55,9 @@ def main(argv: list[str] | None = None) -> int:
     result.setdefault("quick", args.quick)
     result["wall_s"] = round(time.perf_counter() - started, 1)
     print(json.dumps(result, sort_keys=True), flush=True)
+    if result.get("failed"):
+        print(f"{args.name}: failed: {', '.join(result['failed'])}", file=sys.stderr)
+        return 1
     return 0
 
 

@@ -16,7 +16,8 @@ The order that makes a kill (SIGKILL, power loss) at any point safe:
 
 1. the upload streams into ``.<r>.part``, created and then ``flock``-ed by its owner
    *before the first byte is written*, and the lock is held until the file is renamed
-   or unlinked; fsync of the file and of the directory at the end;
+   or unlinked; fsync of the file and of the directory at the end (a small body is held
+   in memory while it streams and written whole, with the same create-lock-write-fsync);
 2. the database commit stores ``blob_key`` (so a referenced temp file is always whole);
 3. the rename ``.<r>.part`` → ``<r>`` (publish).
 
@@ -30,9 +31,10 @@ message is never answered "not available".
 
 Threats: a half-written upload served as an envelope (temp name until accepted, fsync
 before commit); memory exhaustion by a large body (64 KiB chunks, never whole in
-memory); content outliving its message (the message's end removes its directory after
-the commit, and the sweep removes anything a crash left); another local user reading
-blobs (0700 directories, 0600 files).
+memory; only a body of at most ``SMALL_BODY_BYTES`` is held whole until it is written);
+content outliving its message (the message's end removes its directory after the
+commit, and the sweep removes anything a crash left); another local user reading blobs
+(0700 directories, 0600 files).
 """
 
 from __future__ import annotations
@@ -68,6 +70,9 @@ log = logging.getLogger(__name__)
 # idempotent sends. Gateway-internal; the person keeps it apart from every other hash.
 UPLOAD_HASH_PERSON = b"stafett.envelope"
 READ_CHUNK = 64 * 1024
+# An upload up to this size stays in memory until it is whole (most envelopes; bounded:
+# verified_body caps the body, and this caps what a single upload holds in memory).
+SMALL_BODY_BYTES = 256 * 1024
 HEX32 = re.compile(r"^[0-9a-f]{32}$")
 _KEY = re.compile(r"^([0-9a-f]{32})/([0-9a-f]{32})$")
 PART = re.compile(r"^\.([0-9a-f]{32})\.part$")
@@ -97,10 +102,6 @@ class Upload:
         if self.fd >= 0:
             os.close(self.fd)
             self.fd = -1
-
-    def open_spool(self) -> BinaryIO:
-        """A fresh reader of the received bytes (the envelope checks read it)."""
-        return open(self.temp, "rb", buffering=1 << 20)
 
 
 class BlobStore:
@@ -133,26 +134,43 @@ class BlobStore:
         """Stream ``chunks`` into a new locked temp file in the message's directory,
         hashing as it goes; fsync at the end.
 
-        On any error (size limit, digest mismatch, disconnect) the temp file is removed
-        and the error propagates.
+        A body of at most :data:`SMALL_BODY_BYTES` is held in memory until it is
+        complete and then written in one go (one thread hop instead of one per chunk;
+        a refused one never touches the disk); a larger one streams into its file from
+        the chunk that crossed the limit. The file is created and locked before its
+        first byte either way, and fsync'd before this returns, so the crash rules
+        above hold unchanged.
+
+        On any error (size limit, digest mismatch, disconnect, a refusal raised by the
+        chunk source) the temp file is removed and the error propagates.
         """
         key = f"{message_dir_name(message_id)}/{secrets.token_hex(16)}"
         temp = self.temp_path(key)
-        fd = _create_locked(temp)
         hasher = Hasher(UPLOAD_HASH_PERSON)
+        held = bytearray()  # the body while it is small
+        fd = -1
         size = 0
         try:
             async for chunk in chunks:
-                await asyncio.to_thread(_write_all, fd, chunk)
                 hasher.update(chunk)
                 size += len(chunk)
+                if fd < 0:
+                    held += chunk
+                    if len(held) <= SMALL_BODY_BYTES:
+                        continue
+                    fd = _create_locked(temp)
+                    chunk, held = bytes(held), bytearray()
+                await asyncio.to_thread(_write_all, fd, chunk)
+            if fd < 0:
+                fd = _create_locked(temp)
             # Accepted means kept: the sender is told 201 only for bytes on disk, under
             # a name that survives a power loss too.
-            await asyncio.to_thread(_sync, fd, temp.parent)
+            await asyncio.to_thread(_write_and_sync, fd, bytes(held), temp.parent)
         except BaseException:
-            temp.unlink(missing_ok=True)
-            os.close(fd)
-            remove_dir_if_empty(temp.parent)
+            if fd >= 0:
+                temp.unlink(missing_ok=True)
+                os.close(fd)
+                remove_dir_if_empty(temp.parent)
             raise
         self._crash("before_commit")
         return Upload(key, temp, size, hasher.digest().hex(), fd)
@@ -269,7 +287,8 @@ def _write_all(fd: int, data: bytes) -> None:
         view = view[os.write(fd, view) :]
 
 
-def _sync(fd: int, directory: Path) -> None:
+def _write_and_sync(fd: int, data: bytes, directory: Path) -> None:
+    _write_all(fd, data)
     os.fsync(fd)
     fsync_path(directory)
     fsync_path(directory.parent)

@@ -39,14 +39,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
 import secrets
-import tempfile
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import BinaryIO
 
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 
@@ -69,28 +66,20 @@ STALE_S = 300  # no heartbeat for this long: the owner is dead
 class PgUpload:
     """A received upload: its chunks are committed, its marker says "alive".
 
-    The bytes also sit in an anonymous spool file (unlinked from the start, so it
-    vanishes with the process even on SIGKILL) for the envelope checks, which read a
-    local file; the database copy is what is published.
+    No local copy: the envelope is checked while it streams in
+    (``keys.protocol.envelope_verify_stream``), so nothing reads the bytes again before
+    the decision; the database copy is what is published.
     """
 
     key: str
     size: int
     upload_hash: str
-    spool: BinaryIO
     heartbeat: asyncio.Task[None] | None = field(default=None, repr=False)
-
-    def open_spool(self) -> BinaryIO:
-        """A fresh reader of the received bytes, from the start."""
-        reader = os.fdopen(os.dup(self.spool.fileno()), "rb", buffering=1 << 20)
-        reader.seek(0)
-        return reader
 
     def release(self) -> None:
         if self.heartbeat is not None:
             self.heartbeat.cancel()
             self.heartbeat = None
-        self.spool.close()
 
 
 class PgBlobReader:
@@ -162,8 +151,7 @@ class PgBlobStore:
 
     async def receive(self, message_id: str, chunks: AsyncIterator[bytes]) -> PgUpload:
         key = f"{message_dir_name(message_id)}/{secrets.token_hex(16)}"
-        spool = tempfile.TemporaryFile()  # noqa: SIM115 (closed by PgUpload.release)
-        upload = PgUpload(key, 0, "", spool)
+        upload = PgUpload(key, 0, "")
         upload.heartbeat = asyncio.get_running_loop().create_task(self._beat(key))
         hasher = Hasher(UPLOAD_HASH_PERSON)
         pending = bytearray()
@@ -172,15 +160,15 @@ class PgBlobStore:
             async for piece in chunks:
                 hasher.update(piece)
                 upload.size += len(piece)
-                await asyncio.to_thread(spool.write, piece)
                 pending += piece
                 while len(pending) >= CHUNK_BYTES:
                     await self._put(key, seq, bytes(pending[:CHUNK_BYTES]))
                     del pending[:CHUNK_BYTES]
                     seq += 1
+            # A body of at most CHUNK_BYTES (most envelopes) was held in memory until
+            # here: one transaction for marker and content.
             if pending or seq == 0:
                 await self._put(key, seq, bytes(pending))
-            await asyncio.to_thread(spool.flush)
         except BaseException:
             self.discard(upload)
             raise

@@ -25,6 +25,9 @@ Checks, in order, each with its own code (deny by default: only the end accepts)
    ``expires`` is the one the gateway enforces, which may be earlier than the signed
    header's (the header is not changed; the sender is told).
 
+Checks 1–3 run while the body streams in (one pass, ``_read_header``): a wrong header
+is refused as soon as it has arrived, a broken framing at the frame that breaks it.
+
 An accepted message is stamped with its ``due`` time from the deadline policy
 (``gateway.services.deadlines``), keyed by the unit kinds in the verified directory.
 
@@ -37,7 +40,6 @@ pair, category, purpose and code — no ids, no pseudonym, no time.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
@@ -71,7 +73,8 @@ from keys.domain.lifecycle import MessageState, cap_at_consent_end, effective_ex
 from keys.domain.report_period import month_of
 from keys.errors import EnvelopeHeaderInvalid
 from keys.protocol.directory import Directory
-from keys.protocol.envelope import EnvelopeHeader, VerifiedEnvelope, read_header, verify_envelope
+from keys.protocol.envelope import EnvelopeHeader, VerifiedEnvelope
+from keys.protocol.envelope_verify_stream import EnvelopeVerifier
 from keys.protocol.problems import (
     MessageIdConflict,
     MessageIdMismatch,
@@ -153,7 +156,12 @@ async def send_message(
     after the revocation gets.
     """
     require_device(caller)
-    upload = await blobs.receive(message_id, chunks)  # the temp file is gone if this raises
+    vocabulary = vocabulary or load_vocabulary()
+    # One pass: every chunk is checked (framing, header, hB) on its way to the blob
+    # store, so nothing reads the upload again before the decision.
+    verifier = EnvelopeVerifier(max_size=settings.max_body_bytes)
+    checked = _read_header(chunks, verifier, caller, message_id, vocabulary)
+    upload = await blobs.receive(message_id, checked)  # the temp file is gone if this raises
     if clock is not None:
         now = clock()
     try:
@@ -162,10 +170,10 @@ async def send_message(
             caller,
             message_id,
             upload,
+            verifier,
             blobs=blobs,
             directory=directory,
             settings=settings,
-            vocabulary=vocabulary or load_vocabulary(),
             deadlines=deadlines or deadline_policy(settings),
             now=now,
             directories=directories,
@@ -182,14 +190,49 @@ async def send_message(
     return result
 
 
-def _read_header(upload: AnyUpload) -> EnvelopeHeader:
-    with upload.open_spool() as src:
-        return read_header(src)
+async def _read_header(
+    chunks: AsyncIterator[bytes],
+    verifier: EnvelopeVerifier,
+    caller: Caller,
+    message_id: str,
+    vocabulary: Vocabulary,
+) -> AsyncIterator[bytes]:
+    """Pass ``chunks`` through ``verifier`` to the blob store, checking the header (path
+    id, sender, vocabulary) as soon as it has arrived; at the end, refuse a truncated
+    envelope before the blob store fsyncs it.
+
+    A refusal here is taken on bytes whose digest is not known yet (``verified_body``
+    checks it at the end). That only ever refuses — nothing is accepted before the
+    whole body and its digest are in — and it stops a wrong upload early instead of
+    spooling up to ``max_body_bytes`` of it first. Threat: a client (or a relay) that
+    streams a large body under a header the gateway will refuse, to fill its disk.
+    """
+    checked = False
+    async for chunk in chunks:
+        verifier.feed(chunk)  # hashing a 64 KiB chunk inline: tens of microseconds
+        if not checked and verifier.prefix is not None:
+            _check_header(verifier.prefix.header, caller, message_id, vocabulary)
+            checked = True
+        yield chunk
+    verifier.finish()  # refuses a stream whose prefix never completed
+    if not checked:  # so never reached; deny by default all the same
+        raise RuntimeError("an envelope header was never checked")
 
 
-def _verify(upload: AnyUpload, directory: Directory, max_size: int) -> VerifiedEnvelope:
-    with upload.open_spool() as src:
-        return verify_envelope(src, directory.signing_key, max_size=max_size)
+def _check_header(
+    header: EnvelopeHeader, caller: Caller, message_id: str, vocabulary: Vocabulary
+) -> None:
+    if header.message_id != message_id:
+        raise MessageIdMismatch()
+    if header.sender != caller.kid:
+        raise SenderMismatch()
+    _check_vocabulary(header, vocabulary)
+
+
+def _verify(verifier: EnvelopeVerifier, directory: Directory) -> VerifiedEnvelope:
+    # The framing and hB were checked as the body streamed; left is one Ed25519
+    # verification (tens of microseconds), fine on the event loop.
+    return verifier.verify(directory.signing_key)
 
 
 def _check_vocabulary(header: EnvelopeHeader, vocabulary: Vocabulary) -> None:
@@ -238,27 +281,21 @@ async def _decide(
     caller: Caller,
     message_id: str,
     upload: AnyUpload,
+    verifier: EnvelopeVerifier,
     *,
     blobs: Blobs,
     directory: Directory,
     settings: Settings,
-    vocabulary: Vocabulary,
     deadlines: DeadlinePolicy,
     now: int,
     directories: DirectoryService | None,
 ) -> tuple[SendResult, bool]:
-    header = await asyncio.to_thread(_read_header, upload)
-    if header.message_id != message_id:
-        raise MessageIdMismatch()
-    if header.sender != caller.kid:
-        raise SenderMismatch()
-    _check_vocabulary(header, vocabulary)
+    # The header and the framing were checked while the body streamed (_read_header).
     existing = await _previous(sessionmaker, message_id)
     if existing is not None:
         return _replay(existing, upload), False
-    # CPU-bound over the whole body: off the event loop. Outside any transaction, so a
-    # large envelope never holds a database lock (SQLite's single writer) meanwhile.
-    verified = await asyncio.to_thread(_verify, upload, directory, settings.max_body_bytes)
+    # Outside any transaction, so nothing here ever holds a database lock.
+    verified = _verify(verifier, directory)
     header = verified.header
     try:
         return await _store(

@@ -108,7 +108,7 @@ class Hasher:
         # and is incremental; the personalisation makes it domain-separated.
         self._h = hashlib.blake2b(digest_size=32, person=person)
 
-    def update(self, data: bytes | memoryview) -> None:
+    def update(self, data: bytes | bytearray | memoryview) -> None:
         self._h.update(data)
 
     def digest(self) -> bytes:

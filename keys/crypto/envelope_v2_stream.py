@@ -28,7 +28,7 @@ from nacl.bindings import (
 )
 
 from keys.crypto.canonical import hash32
-from keys.crypto.hash_thread import ThreadedHasher
+from keys.crypto.hash_thread import IncrementalHash, ThreadedHasher
 from keys.errors import EnvelopeBodyInvalid
 
 ABYTES: int = crypto_secretstream_xchacha20poly1305_ABYTES
@@ -38,9 +38,14 @@ BODY_PREFIX = b"stafett/v2/body"  # hashed before the body: no other SHA-256 use
 COMMIT_PERSON = b"stafett.kcommit"
 
 
+def body_hash_state() -> IncrementalHash:
+    """The v2 body hash, fed on the caller's thread."""
+    return hashlib.sha256(BODY_PREFIX)
+
+
 def body_hasher() -> ThreadedHasher:
     """The v2 body hash, computed on a worker thread (hashlib releases the GIL)."""
-    return ThreadedHasher(hashlib.sha256(BODY_PREFIX))
+    return ThreadedHasher(body_hash_state())
 
 
 def body_hash(body_section: bytes) -> bytes:

@@ -18,10 +18,19 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import BinaryIO, Protocol
 
-from keys.crypto.canonical import NotCanonical, b64d, b64e, canonical_json, hash32, parse_canonical
+from keys.crypto.canonical import (
+    Hasher,
+    NotCanonical,
+    b64d,
+    b64e,
+    canonical_json,
+    hash32,
+    parse_canonical,
+)
 from keys.crypto.envelope_stream import ABYTES, HEADERBYTES, Buffer, StreamHasher
+from keys.crypto.envelope_v2_stream import body_hash_state as v2_body_hash_state
 from keys.crypto.envelope_v2_stream import body_hasher
-from keys.crypto.hash_thread import ThreadedHasher
+from keys.crypto.hash_thread import IncrementalHash, ThreadedHasher
 from keys.crypto.keypairs import SIGNATURE_BYTES, KeyId, VerifyKey
 from keys.errors import (
     DirectoryError,
@@ -49,6 +58,7 @@ BOX_BYTES = 32 + 16 + 64  # sealed box: ephemeral pk ‖ MAC ‖ (hH ‖ K)
 END = b"\x00\x00\x00\x00"
 SIG_DOMAIN = b"stafett/v1/sig"
 SIG_DOMAIN_V2 = b"stafett/v2/sig"
+BODY_PERSON = b"stafett.body"  # v1's hB personalisation
 _U32 = struct.Struct(">I")
 
 
@@ -75,7 +85,13 @@ def signed_message(
 
 def new_body_hasher(version: int) -> ThreadedHasher:
     """``hB``'s hash for ``version``: v1 BLAKE2b-256 "stafett.body", v2 SHA-256."""
-    return body_hasher() if version == 2 else StreamHasher(b"stafett.body")
+    return body_hasher() if version == 2 else StreamHasher(BODY_PERSON)
+
+
+def body_hash_state(version: int) -> IncrementalHash:
+    """``hB``'s hash for ``version``, computed on the caller's thread (fed in pieces:
+    ``keys.protocol.envelope_verify_stream``)."""
+    return v2_body_hash_state() if version == 2 else Hasher(BODY_PERSON)
 
 
 class FrameReader:
@@ -202,6 +218,12 @@ class BlockReader:
 Reader = FrameReader | BlockReader
 
 
+class LengthSource(Protocol):
+    """Where a frame length comes from: a reader, or one already received."""
+
+    def u32(self) -> int: ...
+
+
 def frame_length(clen: int) -> bytes:
     return _U32.pack(clen)
 
@@ -315,7 +337,7 @@ class FrameCheck:
         self.total = self.chunks = 0
         self._short_seen = False
 
-    def next_length(self, reader: Reader) -> int:
+    def next_length(self, reader: LengthSource) -> int:
         """The next frame's ciphertext length, checked; 0 at the end sentinel."""
         clen = reader.u32()
         if clen == 0:

@@ -40,12 +40,12 @@ async def last_seq(session: AsyncSession) -> int:
     return int(value or 0)
 
 
-async def devices_after(session: AsyncSession, *, after: int, upto: int) -> set[str]:
-    """Devices with an event in ``after < seq <= upto``."""
-    rows = await session.scalars(
-        select(EventRow.device).where(EventRow.seq > after, EventRow.seq <= upto).distinct()
+async def devices_after(session: AsyncSession, *, after: int, upto: int) -> list[tuple[int, str]]:
+    """(seq, device) of the events in ``after < seq <= upto``."""
+    rows = await session.execute(
+        select(EventRow.seq, EventRow.device).where(EventRow.seq > after, EventRow.seq <= upto)
     )
-    return {d for d in rows if d is not None}
+    return [(int(seq), str(device)) for seq, device in rows if device is not None]
 
 
 async def delete_consumed(session: AsyncSession, *, before: int, ended_states: list[str]) -> int:

@@ -304,7 +304,3 @@ async def referenced_blob_keys(session: AsyncSession, blob_keys: Collection[str]
 async def count_in_states(session: AsyncSession, states: Collection[str]) -> int:
     query = select(func.count()).where(MessageRow.state.in_(list(states)))
     return int((await session.execute(query)).scalar_one())
-
-
-async def accepted_at(session: AsyncSession, message_id: str) -> int | None:
-    return await session.scalar(select(MessageRow.accepted_at).where(MessageRow.id == message_id))

@@ -153,22 +153,15 @@ def metrics_view(app: web.Application) -> Callable[[web.Request], Awaitable[web.
     return get_metrics
 
 
-async def observe_handover(
-    app: web.Application, message_id: str, answer: dict[str, object], now: int
-) -> None:
-    """After an accepted receipt committed at ``now``: observe its latency. A retried
-    receipt answers an earlier ``handed_over_at`` and is not counted again. Never
-    raises: the handover is committed, a metric must not turn it into an error."""
-    if answer.get("state") != "handed_over" or answer.get("handed_over_at") != now:
-        return
-    try:
-        async with app[SESSIONMAKER]() as session:
-            accepted = await message_store.accepted_at(session, message_id)
-    except Exception as exc:
-        log.warning("handover latency not recorded (%s)", type(exc).__name__)
-        return
-    if accepted is not None:
-        app[METRICS].handover.observe(max(0, now - accepted))
+def handover_observer(app: web.Application) -> Callable[[int], None]:
+    """What a first accepted receipt reports: seconds from acceptance to handover (the
+    receipt's unit of work knows both, so the metric costs no query)."""
+    histogram = app[METRICS].handover
+
+    def observe(seconds: int) -> None:
+        histogram.observe(max(0, seconds))
+
+    return observe
 
 
 def setup_metrics(app: web.Application) -> None:

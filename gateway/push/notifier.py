@@ -31,6 +31,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 # Events kept in memory per device for the local sockets (a socket that falls further
 # behind reads the database, which keeps everything).
 RECENT_PER_DEVICE = 256
+# Published seqs remembered for the poll (a seq forgotten only costs a spurious read).
+_PUBLISHED_KEPT = 65_536
 
 
 class PushedEvent(Protocol):
@@ -59,6 +61,10 @@ class Notifier:
         self._stale: dict[str, int] = {}
         self._recent: dict[str, deque[PushedEvent]] = {}
         self._dropped: dict[str, int] = {}  # highest seq that fell out of _recent
+        # Seqs handed over by publish(): the cross-instance poll does not wake for them
+        # (it would only make the sockets read what they already have).
+        self._published: set[int] = set()
+        self._published_order: deque[int] = deque()
         self._all = 0  # wakes addressed to everyone
         self._any = 0  # every wake, whoever it was for
         self._per_device: dict[str, int] = {}
@@ -89,6 +95,10 @@ class Notifier:
             return None
         return [e for e in self._recent.get(device, ()) if e.seq > after]
 
+    def was_published(self, seq: int) -> bool:
+        """Was event ``seq`` handed over by :meth:`publish` (recently)?"""
+        return seq in self._published
+
     def publish(self, events: Sequence[PushedEvent], in_order: bool) -> None:
         """Committed events. ``in_order``: delivered in commit order (one writer), so
         sockets may take them from memory; otherwise only a wake (read the database)."""
@@ -105,6 +115,10 @@ class Notifier:
             if len(recent) == recent.maxlen:
                 self._dropped[item.device] = recent[0].seq
             recent.append(item)
+            self._published.add(item.seq)
+            self._published_order.append(item.seq)
+            if len(self._published_order) > _PUBLISHED_KEPT:
+                self._published.discard(self._published_order.popleft())
         self._wake(devices, stale=False)
 
     def wake(self, devices: Iterable[str] | None = None) -> None:

@@ -86,7 +86,9 @@ async def watch_events(sessionmaker: SessionMaker, notifier: Notifier, interval_
                 devices: set[str] | None = set()
                 if seen is not None and newest != seen:
                     if seen < newest <= seen + _POLL_DEVICES_MAX:
-                        devices = await devices_after(session, after=seen, upto=newest)
+                        devices = await devices_after(
+                            session, after=seen, upto=newest, known=notifier.was_published
+                        )
                     else:
                         devices = None  # a restored backup or a burst: wake everyone
             if devices is None or devices:

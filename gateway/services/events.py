@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -161,9 +162,17 @@ async def last_seq(session: AsyncSession) -> int:
     return await event_store.last_seq(session)
 
 
-async def devices_after(session: AsyncSession, *, after: int, upto: int) -> set[str]:
-    """Devices with an event in ``after < seq <= upto``: whom the cross-instance poll wakes."""
-    return await event_store.devices_after(session, after=after, upto=upto)
+async def devices_after(
+    session: AsyncSession,
+    *,
+    after: int,
+    upto: int,
+    known: Callable[[int], bool] = lambda _seq: False,
+) -> set[str]:
+    """Devices with an event in ``after < seq <= upto`` that ``known`` does not know of
+    (the events this instance already handed its sockets): whom the poll wakes."""
+    pairs = await event_store.devices_after(session, after=after, upto=upto)
+    return {device for seq, device in pairs if not known(seq)}
 
 
 @sa_event.listens_for(Session, "after_commit")

@@ -13,9 +13,10 @@ Who may see what:
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
-from collections.abc import Collection, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -319,18 +320,20 @@ async def post_receipt(
     now: int,
     vocabulary: Vocabulary | None = None,
     directories: DirectoryService | None = None,
+    on_handed_over: Callable[[int], None] | None = None,
 ) -> dict[str, Any]:
     """Store a recipient device's signed receipt and delete the content at once.
 
     An ``accepted`` receipt hands the message over; a ``rejected`` one (with a reason
     code) ends the handover too, and the sender sees the rejection. Posting the same
-    receipt again answers as the first time.
+    receipt again answers as the first time. ``on_handed_over`` hears the seconds from
+    acceptance to handover once, after the commit (a metric; a retry is not counted).
     """
     require_device(caller)
     vocab = vocabulary or load_vocabulary()
     stored = canonical_json(dict(raw)).decode("utf-8")
 
-    def hand_over(tx: Tx, current: Directory) -> tuple[dict[str, Any], list[Path]]:
+    def hand_over(tx: Tx, current: Directory) -> tuple[dict[str, Any], list[Path], int | None]:
         conn = tx.conn
         row = handover_store.message(conn, message_id, for_update=True)
         if row is None:
@@ -339,7 +342,7 @@ async def post_receipt(
             if caller.unit != row.recipient_unit:
                 raise MessageNotFound()
             if handover_store.receipt(conn, message_id) == stored:
-                return _receipt_answer(row), []  # a retried receipt: same answer
+                return _receipt_answer(row), [], None  # a retried receipt: same answer
             # A late receipt must not "hand over" what already ended otherwise.
             transition(row.state, MessageEvent.HAND_OVER)
         recipient_kids = handover_store.recipients(conn, message_id)
@@ -407,12 +410,16 @@ async def post_receipt(
             "handed_over_at": values.get("handed_over_at", row.handed_over_at),
             "state_changed_at": now,
         }
-        return answer, files
+        return answer, files, now - row.accepted_at if receipt.is_accepted else None
 
-    answer, files = await write_unit(
+    answer, files, latency = await write_unit(
         sessionmaker, caller, directory, hand_over, directories=directories
     )
-    unlink_all(files)
+    # The content's files go off the event loop (unlink and rmdir journal on the disk).
+    if files:
+        await asyncio.to_thread(unlink_all, files)
+    if latency is not None and on_handed_over is not None:
+        on_handed_over(latency)
     return answer
 
 

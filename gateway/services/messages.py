@@ -50,7 +50,7 @@ from sqlalchemy.exc import IntegrityError
 from gateway.blobstore import AnyUpload, Blobs
 from gateway.caller import Caller, require_active_key, require_device
 from gateway.db import audit_trail as audit
-from gateway.db import handover_store, message_store, report_store
+from gateway.db import handover_store, report_store
 from gateway.db.engine import SessionMaker
 from gateway.db.models import MessageRow
 from gateway.db.units import Tx
@@ -248,7 +248,7 @@ def _check_recipients(header: EnvelopeHeader, directory: Directory) -> None:
         raise RecipientUnitUnknown()
     # Its own code (RecipientUnitNoDevice), not "unknown recipient": nobody in the unit
     # could read the message, whatever the sender sealed it to.
-    directory.encryption_keys(header.recipient_unit)
+    directory.require_active_device(header.recipient_unit)
     for kid in header.recipients:
         record = directory.devices.get(str(kid.device))
         # Threat: content sealed to a key nobody legitimate holds (a revoked laptop,
@@ -272,8 +272,8 @@ def _replay(existing: MessageRow, upload: AnyUpload) -> SendResult:
 
 
 async def _previous(sessionmaker: SessionMaker, message_id: str) -> MessageRow | None:
-    async with sessionmaker() as session:
-        return await message_store.get(session, message_id)
+    # On the store's reader (a snapshot that never waits for the writer).
+    return await sessionmaker.units.read(lambda tx: handover_store.message(tx.conn, message_id))
 
 
 async def _decide(

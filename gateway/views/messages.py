@@ -12,7 +12,7 @@ from gateway.appkeys import BLOBS, DIRECTORY, SESSIONMAKER, SETTINGS
 from gateway.auth import STREAM_CONTENT_TYPE, caller_of, verified_body
 from gateway.blobs import READ_CHUNK
 from gateway.blobstore import Blobs, PgBlobReader
-from gateway.observability.metrics import observe_handover
+from gateway.observability.metrics import handover_observer
 from gateway.services import message_access, messages
 from gateway.transport import require_whole_blob
 from gateway.views.jsonbody import query_int, read_json
@@ -125,8 +125,8 @@ async def post_receipt(request: web.Request) -> web.Response:
         blobs=_blobs(request),
         now=now,
         directories=request.app[DIRECTORY],
+        on_handed_over=handover_observer(request.app),
     )
-    await observe_handover(request.app, message_id, body, now)
     return web.json_response(body)
 
 

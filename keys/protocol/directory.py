@@ -197,6 +197,12 @@ class Directory:
                     records.append(record)
         return sorted((r.public_keys() for r in records), key=lambda p: p.kid)
 
+    def require_active_device(self, unit: str) -> None:
+        """``recipient_unit_no_device`` unless ``unit`` has a device that is not revoked
+        (what :meth:`encryption_keys` checks first, without building the key list)."""
+        if not any(r.device.unit == unit and not r.revoked for r in self._devices.values()):
+            raise RecipientUnitNoDevice("the recipient unit has no active device")
+
     def is_acceptable_recipient(self, kid: KeyId) -> bool:
         """May an envelope still be sealed to ``kid``? (what the gateway enforces)"""
         record = self._devices.get(str(kid.device))

@@ -53,6 +53,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO
 
+from gateway.db import blob_chunk_store as chunk_sql
+from gateway.db import handover_store
 from gateway.settings import Settings
 from keys.crypto.canonical import Hasher
 from keys.crypto.files import fsync_path
@@ -97,6 +99,8 @@ class Upload:
     size: int
     upload_hash: str  # hex
     fd: int
+    # A small envelope kept in the database (BlobStore.inline_max): no file at all.
+    inline: bytes | None = None
 
     def release(self) -> None:
         if self.fd >= 0:
@@ -107,13 +111,20 @@ class Upload:
 class BlobStore:
     """The blob directory. Cheap to construct; directories are made on first write."""
 
-    def __init__(self, root: Path, *, crash_at: str = "") -> None:
+    def __init__(self, root: Path, *, crash_at: str = "", inline_max: int = 0) -> None:
         self.root = root
         self._crash_at = crash_at
+        # Envelopes up to this size go into the database with their message row
+        # (``blob_chunks``, one chunk, written by :meth:`claim_in`); larger ones are
+        # files as described above. 0 (the default here): files only.
+        self.inline_max = inline_max
 
     @classmethod
     def of(cls, settings: Settings) -> BlobStore:
-        return cls(settings.blobs, crash_at=settings.test_crash_at)
+        # Inline on SQLite (the single-host default); on PostgreSQL the envelopes are
+        # files here or chunks in the PostgreSQL blob store (blob_store = postgresql).
+        inline = settings.blob_inline_bytes if settings.db_url.startswith("sqlite") else 0
+        return cls(settings.blobs, crash_at=settings.test_crash_at, inline_max=inline)
 
     def path(self, key: str) -> Path:
         # Keys come from our own database, but a path is only built from a checked
@@ -161,6 +172,11 @@ class BlobStore:
                     fd = _create_locked(temp)
                     chunk, held = bytes(held), bytearray()
                 await asyncio.to_thread(_write_all, fd, chunk)
+            if fd < 0 and len(held) <= self.inline_max:
+                # Stored by the accepting unit of work, in its transaction: nothing on
+                # disk to create, sync, lock, publish or sweep.
+                self._crash("before_commit")
+                return Upload(key, temp, size, hasher.digest().hex(), -1, inline=bytes(held))
             if fd < 0:
                 fd = _create_locked(temp)
             # Accepted means kept: the sender is told 201 only for bytes on disk, under
@@ -176,17 +192,21 @@ class BlobStore:
         return Upload(key, temp, size, hasher.digest().hex(), fd)
 
     async def claim(self, session: AsyncSession, upload: Upload | PgUpload) -> None:
-        """Nothing to do in the row's transaction: the rename after the commit publishes
-        (the PostgreSQL store claims its upload here)."""
-        del session, upload
+        """In the row's transaction: an inline envelope is stored; a file needs nothing
+        (the rename after the commit publishes it; the PostgreSQL store claims here)."""
+        if isinstance(upload, Upload) and upload.inline is not None:
+            await chunk_sql.add_chunk_only(session, upload.key, 0, upload.inline)
 
     def claim_in(self, tx: Tx, upload: Upload | PgUpload) -> None:
-        """:meth:`claim` inside a unit of work: nothing to do here either."""
-        del tx, upload
+        """:meth:`claim` inside a unit of work."""
+        if isinstance(upload, Upload) and upload.inline is not None:
+            handover_store.insert_chunk(tx.conn, upload.key, 0, upload.inline)
 
     def destroy_in(self, tx: Tx, key: str) -> list[Path]:
-        """:meth:`destroy` inside a unit of work: the files to unlink after its commit."""
-        del tx
+        """:meth:`destroy` inside a unit of work: an inline envelope goes in its
+        transaction; otherwise the files to unlink after its commit."""
+        if handover_store.delete_chunks(tx.conn, key):
+            return []
         return self.content_paths(key)
 
     def publish(self, upload: Upload | PgUpload) -> None:
@@ -198,6 +218,8 @@ class BlobStore:
         if not isinstance(upload, Upload):
             raise TypeError("an upload of another blob store")
         self._crash("after_commit")
+        if upload.inline is not None:
+            return  # committed with the row: nothing to move
         try:
             with contextlib.suppress(FileNotFoundError):
                 os.replace(upload.temp, self.path(upload.key))
@@ -207,6 +229,8 @@ class BlobStore:
     def discard(self, upload: Upload | PgUpload) -> None:
         if not isinstance(upload, Upload):
             raise TypeError("an upload of another blob store")
+        if upload.inline is not None:
+            return  # never left memory
         try:
             upload.temp.unlink(missing_ok=True)
         finally:
@@ -234,8 +258,10 @@ class BlobStore:
         return await asyncio.to_thread(self.open, key)
 
     async def destroy(self, session: AsyncSession, key: str) -> list[Path]:
-        """The message's end: the files to unlink once its transaction committed."""
-        del session
+        """The message's end: an inline envelope goes in this transaction; otherwise
+        the files to unlink once it committed."""
+        if await chunk_sql.delete_chunks(session, key):
+            return []
         return self.content_paths(key)
 
     async def sweep(self, sessionmaker: SessionMaker, *, now: float | None = None) -> int:

@@ -77,6 +77,12 @@ class Settings:
     # only with a shared filesystem whose flock works). "postgresql": chunks in the
     # gateway's PostgreSQL database, shared by instances on several hosts.
     blob_store: str = "directory"
+    # Directory store on SQLite: an envelope of at most this many bytes is kept in the
+    # database,
+    # in the transaction that accepts it, instead of a file of its own (one fsync'd
+    # commit instead of a file, its directory and four fsyncs; deleted with the row,
+    # overwritten by secure_delete). 0: every envelope in a file.
+    blob_inline_bytes: int = 64 * 1024
     gateway_key_id: str = "gateway/main/1"
     # The gateway keystore. None: data_dir / "gateway-key.json". Several instances of one
     # gateway may point this at one shared (read-only) file instead of `init --from`.
@@ -151,6 +157,7 @@ class Settings:
         for name in (
             "port",
             "max_body_bytes",
+            "blob_inline_bytes",
             "max_json_bytes",
             "max_header_bytes",
             "clock_skew_s",

@@ -51,8 +51,16 @@ async def drop_unreferenced(db: Executor, key: str) -> int:
     return len(result.all())
 
 
-async def delete_chunks(db: Executor, key: str) -> None:
-    await db.execute(delete(BlobChunkRow).where(BlobChunkRow.blob_key == key))
+async def delete_chunks(db: Executor, key: str) -> int:
+    """Delete the chunks of ``key``; how many there were."""
+    result = await db.execute(delete(BlobChunkRow).where(BlobChunkRow.blob_key == key))
+    return int(getattr(result, "rowcount", 0) or 0)
+
+
+async def add_chunk_only(db: Executor, key: str, seq: int, data: bytes) -> None:
+    """A chunk without an upload marker (an inline envelope of the directory store,
+    written in the transaction of its message row)."""
+    await db.execute(insert(BlobChunkRow).values(blob_key=key, seq=seq, data=data))
 
 
 async def extent(db: Executor, key: str) -> tuple[int, int]:

@@ -71,6 +71,11 @@ _CLAIM_UPLOAD = (
     .where(BlobUploadRow.blob_key == bindparam("key"), BlobUploadRow.owner == bindparam("owner"))
     .returning(BlobUploadRow.blob_key)
 )
+_INSERT_CHUNK = insert(_table(BlobChunkRow))
+_ONLY_CHUNK = text(
+    "SELECT data FROM blob_chunks WHERE blob_key = :key AND seq = 0 AND NOT EXISTS "
+    "(SELECT 1 FROM blob_chunks AS later WHERE later.blob_key = :key AND later.seq = 1)"
+)
 _DELETE_CHUNKS = delete(_table(BlobChunkRow)).where(BlobChunkRow.blob_key == bindparam("key"))
 
 
@@ -202,5 +207,17 @@ def claim_upload(conn: Connection, key: str, owner: str) -> bool:
     return conn.execute(_CLAIM_UPLOAD, {"key": key, "owner": owner}).first() is not None
 
 
-def delete_chunks(conn: Connection, key: str) -> None:
-    conn.execute(_DELETE_CHUNKS, {"key": key})
+def delete_chunks(conn: Connection, key: str) -> int:
+    """Delete the chunks of ``key``; how many there were."""
+    return int(conn.execute(_DELETE_CHUNKS, {"key": key}).rowcount)
+
+
+def insert_chunk(conn: Connection, key: str, seq: int, data: bytes) -> None:
+    conn.execute(_INSERT_CHUNK, {"blob_key": key, "seq": seq, "data": data})
+
+
+def single_chunk(conn: Connection, key: str) -> bytes | None:
+    """The data of ``key`` if it is stored as exactly one chunk (an inline envelope, or a
+    small one in the PostgreSQL store); None otherwise (a file, or several chunks)."""
+    data = conn.execute(_ONLY_CHUNK, {"key": key}).scalar()
+    return None if data is None else bytes(data)

@@ -17,12 +17,14 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
+import pytest_asyncio
 
 from gateway.appkeys import SESSIONMAKER
 from gateway.blobs import BlobStore, message_dir_name
 from gateway.recovery import EMPTY_PART_GRACE_S, sweep_orphan_blobs
 from gateway.settings import Settings, SettingsError
-from tests.support.gateway import blob_files
+from tests.support.fixtures import StartGateway
+from tests.support.gateway import RunningGateway, blob_files
 from tests.support.messages import (
     BO,
     header_for,
@@ -33,6 +35,12 @@ from tests.support.messages import (
     send,
     send_new,
 )
+
+
+@pytest_asyncio.fixture
+async def gateway(start: StartGateway) -> RunningGateway:
+    """This module is about the blob *files*: every envelope in a file, none inline."""
+    return await start(blob_inline_bytes=0)
 
 
 def unpublish(root: Path, blob_key: str) -> Path:

@@ -72,7 +72,8 @@ async def test_withdrawal_withdraws_pending_messages_and_tells_the_sender(gatewa
 
 
 @pytest.mark.asyncio
-async def test_the_shared_deletion_path_is_idempotent(gateway) -> None:
+async def test_the_shared_deletion_path_is_idempotent(start) -> None:
+    gateway = await start(blob_inline_bytes=0)  # about the files of the directory store
     consent = await record_consent(gateway)
     header, _ = await send_new(gateway, consent["consent_id"])
     mid = header.message_id

@@ -9,7 +9,9 @@ with the shipped ``stafett-gateway`` CLI, is ``clients.demo.gateway_process`` (t
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+import sqlite3
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
@@ -273,9 +275,20 @@ async def stop_gateway(gw: RunningGateway) -> None:
 
 
 def blob_files(gw: RunningGateway) -> list[Path]:
-    """Every file under the blob root (a message's files sit in a directory of their own)."""
+    """Every envelope the gateway holds: each file under the blob root (a message's
+    files sit in a directory of their own) and, on SQLite, each small envelope kept in
+    the database (``blob_inline_bytes``), named ``<database>#<blob key>`` (not a file:
+    a test that opens or damages blob files starts its gateway with
+    ``blob_inline_bytes=0``)."""
     root = gw.settings.blobs
-    return sorted(p for p in root.rglob("*") if p.is_file()) if root.exists() else []
+    files = sorted(p for p in root.rglob("*") if p.is_file()) if root.exists() else []
+    url = gw.settings.db_url
+    if not url.startswith("sqlite"):
+        return files
+    database = Path(url.split("///", 1)[1])
+    with contextlib.closing(sqlite3.connect(f"file:{database}?mode=ro", uri=True)) as db:
+        keys = [k for (k,) in db.execute("SELECT DISTINCT blob_key FROM blob_chunks")]
+    return files + [Path(f"{database}#{key}") for key in sorted(keys)]
 
 
 async def run_on_two_instances(

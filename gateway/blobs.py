@@ -206,6 +206,7 @@ class BlobStore:
         """:meth:`destroy` inside a unit of work: an inline envelope goes in its
         transaction; otherwise the files to unlink after its commit."""
         if handover_store.delete_chunks(tx.conn, key):
+            tx.wiped_content = True  # its WAL pages are scrubbed when the store is idle
             return []
         return self.content_paths(key)
 

@@ -33,6 +33,7 @@ from gateway.appkeys import BLOBS, SESSIONMAKER
 from gateway.blobs import HEX32, PART, BlobStore, remove_dir_if_empty
 from gateway.db import message_store
 from gateway.db.engine import SessionMaker
+from gateway.db.units import SqliteUnits
 
 log = logging.getLogger("gateway.recovery")
 
@@ -52,6 +53,14 @@ async def recover_uploads(app: web.Application) -> AsyncIterator[None]:
     else:
         if removed:
             log.info("removed %d files of interrupted or ended uploads", removed)
+    units = app[SESSIONMAKER].units
+    if isinstance(units, SqliteUnits):
+        # A killed gateway leaves its WAL, with older page images of envelopes kept in
+        # the database that were handed over before the kill: dropped before serving.
+        try:
+            await units.scrub_wal()
+        except Exception as exc:
+            log.error("could not truncate the database's WAL (%s)", type(exc).__qualname__)
     yield
 
 

@@ -52,6 +52,12 @@ log = logging.getLogger("gateway.db.units")
 
 T = TypeVar("T")
 
+# Idle time after which the SQLite WAL is checkpointed and truncated when units deleted
+# envelope bytes (their older page images would otherwise stay in the WAL file until
+# it is recycled). Short enough that a quiet gateway holds nothing of a handed-over
+# envelope for long; long enough that a busy one does not pay a checkpoint per receipt.
+SCRUB_IDLE_S = 0.5
+
 # Units queued behind one commit that share the next one. Bounded so one commit's
 # fsync never waits for an unbounded batch (and a batch's results are not held long).
 MAX_GROUP = 64
@@ -64,6 +70,9 @@ class Tx:
 
     conn: Connection
     emitted: list[Any] = field(default_factory=list)
+    # Set when the unit deleted envelope bytes kept in the database: the SQLite runner
+    # then truncates its WAL once the store is idle (see SqliteUnits.scrub_wal).
+    wiped_content: bool = False
 
     @property
     def dialect(self) -> str:
@@ -110,6 +119,9 @@ class SqliteUnits:
         self._draining = False
         self._drainer: asyncio.Task[None] | None = None  # held: a task must be referenced
         self._closed = False
+        self._wiped = False  # envelope bytes deleted since the WAL was last truncated
+        self._scrub: asyncio.TimerHandle | None = None
+        self._scrubber: asyncio.Task[None] | None = None
 
     # -- writes ------------------------------------------------------------------------
     async def write(self, work: Work[T]) -> T:
@@ -138,6 +150,8 @@ class SqliteUnits:
                     except BaseException as exc:  # the commit itself failed: all fail
                         outcomes = [(False, exc, None)] * len(batch)
                 for pending, (ok, value, tx) in zip(batch, outcomes, strict=True):
+                    if ok and tx is not None and tx.wiped_content:
+                        self._wiped = True
                     if ok and tx is not None and tx.emitted and self.publisher is not None:
                         # In commit order, before any caller runs on: sockets see
                         # events in seq order.
@@ -150,6 +164,40 @@ class SqliteUnits:
                         pending.future.set_exception(value)
         finally:
             self._draining = False
+        if self._wiped and not self._closed:
+            if self._scrub is not None:
+                self._scrub.cancel()
+            self._scrub = loop.call_later(SCRUB_IDLE_S, self._scrub_when_idle)
+
+    def _scrub_when_idle(self) -> None:
+        self._scrub = None
+        if self._draining or self._closed or not self._wiped:
+            return  # busy again: the next idle moment scrubs
+        self._scrubber = asyncio.get_running_loop().create_task(self.scrub_wal())
+
+    async def scrub_wal(self) -> None:
+        """Checkpoint the WAL into the database file and truncate it to zero bytes.
+
+        Threat: a handed-over envelope's bytes lingering on the gateway's disk. Its rows
+        are overwritten in the database pages (``secure_delete``), but the WAL still
+        holds the older page images until it is recycled; this drops them. Runs when
+        the store is idle (a busy store does it at its next quiet moment) and at
+        start-up (``gateway.recovery``). A checkpoint that other connections' readers
+        prevent from finishing is retried at the next idle moment.
+        """
+        loop = asyncio.get_running_loop()
+        self._wiped = False
+        async with write_lock(self._async_engine):
+            busy = await loop.run_in_executor(self._writer, self._truncate_wal)
+        if busy:
+            self._wiped = True
+
+    def _truncate_wal(self) -> bool:
+        conn = self._write_connection()
+        raw = conn.connection.driver_connection
+        assert raw is not None
+        row = raw.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+        return bool(row and row[0])
 
     def _run_group(self, works: list[Work[Any]]) -> list[tuple[bool, Any, Tx | None]]:
         """In the writer thread: one transaction, a savepoint per unit when grouped."""
@@ -199,6 +247,8 @@ class SqliteUnits:
         if self._closed:
             return
         self._closed = True
+        if self._scrub is not None:
+            self._scrub.cancel()
         for executor, name in ((self._writer, "_write_conn"), (self._reader, "_read_conn")):
             with contextlib.suppress(RuntimeError):  # interpreter shutting down
                 executor.submit(self._close_conn, name).result()

@@ -75,6 +75,9 @@ class PgUpload:
     size: int
     upload_hash: str
     heartbeat: asyncio.Task[None] | None = field(default=None, repr=False)
+    # An envelope of at most CHUNK_BYTES: held here and written as its one chunk by the
+    # transaction that accepts it (no marker, no transaction of its own, no heartbeat).
+    inline: bytes | None = field(default=None, repr=False)
 
     def release(self) -> None:
         if self.heartbeat is not None:
@@ -152,7 +155,6 @@ class PgBlobStore:
     async def receive(self, message_id: str, chunks: AsyncIterator[bytes]) -> PgUpload:
         key = f"{message_dir_name(message_id)}/{secrets.token_hex(16)}"
         upload = PgUpload(key, 0, "")
-        upload.heartbeat = asyncio.get_running_loop().create_task(self._beat(key))
         hasher = Hasher(UPLOAD_HASH_PERSON)
         pending = bytearray()
         seq = 0
@@ -162,12 +164,18 @@ class PgBlobStore:
                 upload.size += len(piece)
                 pending += piece
                 while len(pending) >= CHUNK_BYTES:
+                    if upload.heartbeat is None:  # from the first committed chunk on
+                        upload.heartbeat = asyncio.get_running_loop().create_task(
+                            self._beat(key)
+                        )
                     await self._put(key, seq, bytes(pending[:CHUNK_BYTES]))
                     del pending[:CHUNK_BYTES]
                     seq += 1
-            # A body of at most CHUNK_BYTES (most envelopes) was held in memory until
-            # here: one transaction for marker and content.
-            if pending or seq == 0:
+            if seq == 0:
+                # At most CHUNK_BYTES (most envelopes), held in memory until here: the
+                # accepting transaction writes it (claim_in), a refused one never is.
+                upload.inline = bytes(pending)
+            elif pending:
                 await self._put(key, seq, bytes(pending))
         except BaseException:
             self.discard(upload)
@@ -199,6 +207,9 @@ class PgBlobStore:
         """In the transaction that stores the message row: the row takes the chunks."""
         if not isinstance(upload, PgUpload):
             raise TypeError("an upload of another blob store")
+        if upload.inline is not None:
+            await sql.add_chunk_only(session, upload.key, 0, upload.inline)
+            return
         if not await sql.claim(session, upload.key, self.owner):
             # Threat: a row referencing chunks a sweep already deleted (this process was
             # stalled past STALE_S). Refused before the commit; the sender retries.
@@ -208,6 +219,9 @@ class PgBlobStore:
         """:meth:`claim` inside a unit of work."""
         if not isinstance(upload, PgUpload):
             raise TypeError("an upload of another blob store")
+        if upload.inline is not None:
+            handover_store.insert_chunk(tx.conn, upload.key, 0, upload.inline)
+            return
         if not handover_store.claim_upload(tx.conn, upload.key, self.owner):
             # The same threat as in claim: the sweep already took these chunks.
             raise ServiceUnavailable("the upload took too long to be decided; send it again")
@@ -227,6 +241,8 @@ class PgBlobStore:
         if not isinstance(upload, PgUpload):
             raise TypeError("an upload of another blob store")
         upload.release()
+        if upload.inline is not None:
+            return  # never written
         task = asyncio.get_running_loop().create_task(self._drop(upload.key))
         self._background.add(task)
         task.add_done_callback(self._background.discard)

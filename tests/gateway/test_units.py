@@ -22,7 +22,6 @@ from gateway.db.engine import make_sessionmaker, open_engine
 from gateway.db.units import SqliteUnits, Tx
 from gateway.migrations import migrate
 from gateway.services.directory import DirectoryService
-from tests.integration.ops_support import envelope_markers, files_holding
 from tests.support.factories import ROOT_ADMIN
 from tests.support.gateway import assert_problem, blob_files
 from tests.support.messages import (
@@ -35,6 +34,7 @@ from tests.support.messages import (
     seal_envelope,
     send_new,
 )
+from tests.support.scan import envelope_markers, files_holding
 
 NONCE = "unit-of-work-nonce-0123456789"
 

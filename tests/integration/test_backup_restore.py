@@ -24,13 +24,14 @@ import sys
 from pathlib import Path
 
 import pytest
-from ops_support import envelope_markers, export_audit, files_holding, verify_offline
+from ops_support import export_audit, verify_offline
 
 from clients.admin import StafettAdminClient
 from clients.sdk import StafettClient
 from keys.protocol.problems import MessageGone
 from tests.support.gateway import PASSPHRASE, start_gateway, stop_gateway
 from tests.support.process import GatewayProcess, sdk
+from tests.support.scan import envelope_markers, files_holding
 from tests.support.sdk import ANNA, BO, admin, admin_keystore, client, message_args, record_consent
 
 GATEWAY_CLI = Path(sys.executable).parent / "stafett-gateway"

@@ -31,7 +31,7 @@ from pathlib import Path
 import aiohttp
 import pytest
 import pytest_asyncio
-from ops_support import envelope_markers, export_audit, files_holding, verify_offline
+from ops_support import export_audit, verify_offline
 
 from clients.admin import StafettAdminClient
 from clients.errors import GatewayUnavailable
@@ -40,6 +40,7 @@ from keys.protocol.problems import MessageGone, MessageIdConflict, ServiceUnavai
 from keys.protocol.refusals import InvalidTransition
 from tests.support.gateway import RunningGateway, start_gateway, stop_gateway
 from tests.support.process import GatewayProcess, sdk
+from tests.support.scan import envelope_markers, files_holding
 from tests.support.sdk import (
     ANNA,
     BERTIL,

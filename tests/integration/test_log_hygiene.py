@@ -21,7 +21,7 @@ import pytest
 from gateway.observability.logs import setup_logging
 from keys.crypto.consent_free_text import FreeText
 from keys.protocol.httpsig import content_digest, new_nonce, sign_request
-from tests.support.gateway import RunningGateway
+from tests.support.gateway import RunningGateway, stored_envelope
 from tests.support.sdk import ANNA, BO, client, consent_fields, device_keystore, message_args
 
 PERSONNUMMER = "19811228-9874"
@@ -97,8 +97,7 @@ async def test_no_sensitive_data_in_logs_at_debug(
         consent_id = await anna.record_consent(fields)
         body = MARKER * 500
         sent = await anna.send(**message_args(consent_id, subject_ref=subject, body=body))
-        blobs = [p for p in gateway.settings.blobs.rglob("*") if p.is_file()]
-        envelope = blobs[0].read_bytes()
+        envelope = stored_envelope(gateway)
         dest = tmp_path / "out.bin"
         await bo.fetch(sent.message_id, dest)
         assert dest.read_bytes() == body

@@ -291,6 +291,35 @@ def blob_files(gw: RunningGateway) -> list[Path]:
     return files + [Path(f"{database}#{key}") for key in sorted(keys)]
 
 
+def _database(gw: RunningGateway) -> Path:
+    return Path(gw.settings.db_url.split("///", 1)[1])
+
+
+def stored_envelope(gw: RunningGateway) -> bytes:
+    """The bytes of the one envelope the gateway holds (a file, or kept inline)."""
+    (stored,) = blob_files(gw)
+    if stored.exists():
+        return stored.read_bytes()
+    key = stored.name.split("#", 1)[1] if "#" in stored.name else str(stored).split("#", 1)[1]
+    with contextlib.closing(sqlite3.connect(_database(gw), timeout=15)) as db:
+        (data,) = db.execute("SELECT data FROM blob_chunks WHERE blob_key = ?", (key,)).fetchone()
+    return bytes(data)
+
+
+def tamper_stored_envelope(gw: RunningGateway, change: Callable[[bytearray], None]) -> None:
+    """Change the one envelope the gateway holds in place, as someone with write access
+    to its disk would (the file, or the database row of an inline envelope)."""
+    (stored,) = blob_files(gw)
+    data = bytearray(stored_envelope(gw))
+    change(data)
+    if stored.exists():
+        stored.write_bytes(bytes(data))
+        return
+    key = str(stored).split("#", 1)[1]
+    with contextlib.closing(sqlite3.connect(_database(gw), timeout=15)) as db, db:
+        db.execute("UPDATE blob_chunks SET data = ? WHERE blob_key = ?", (bytes(data), key))
+
+
 async def run_on_two_instances(
     store_url: str, job: Callable[[SessionMaker], Awaitable[int]]
 ) -> list[int]:

@@ -21,7 +21,7 @@ from bridge_support import (
 )
 
 from tests.support.cli import Cli
-from tests.support.gateway import blob_files
+from tests.support.gateway import tamper_stored_envelope
 
 pytestmark = pytest.mark.asyncio
 
@@ -155,10 +155,11 @@ async def test_a_message_that_cannot_be_verified_is_quarantined_without_receipt(
     sender, receiver = tmp_path / "nordost", tmp_path / "sav"
     drop(sender / "outbox", "q", consent_id)
     assert (await run_bridge(cli, "nora", sender, "--no-receive")).status == 0
-    (blob,) = blob_files(cli.gw)
-    damaged = bytearray(blob.read_bytes())
-    damaged[-40] ^= 0x01  # one bit near the end: the sender's signature no longer verifies
-    blob.write_bytes(bytes(damaged))
+
+    def flip(data: bytearray) -> None:
+        data[-40] ^= 0x01  # one bit near the end: the sender's signature no longer verifies
+
+    tamper_stored_envelope(cli.gw, flip)
 
     got = await run_bridge(cli, "sara", receiver, "--no-send")
     assert got.status == 0, got.err

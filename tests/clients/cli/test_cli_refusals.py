@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from tests.support.cli import PNR, Cli
+from tests.support.gateway import tamper_stored_envelope
 
 
 def _files(root: Path) -> set[Path]:
@@ -112,11 +113,11 @@ async def test_wrong_passphrase(cli: Cli, monkeypatch: pytest.MonkeyPatch) -> No
 async def test_tampered_download_leaves_nothing(cli: Cli, tmp_path: Path) -> None:
     await cli.record_consent()
     message_id = (await cli.send(text="A" * 5000)).json()["message_id"]
-    blobs = [p for p in cli.gw.settings.blobs.rglob("*") if p.is_file()]
-    assert len(blobs) == 1
-    data = bytearray(blobs[0].read_bytes())
-    data[len(data) // 2] ^= 0x01  # someone with write access to the gateway's disk
-    blobs[0].write_bytes(bytes(data))
+
+    def flip(data: bytearray) -> None:
+        data[len(data) // 2] ^= 0x01  # someone with write access to the gateway's disk
+
+    tamper_stored_envelope(cli.gw, flip)
     out_dir = tmp_path / "out"
     result = await cli.run("nora", "open", message_id, "--out", str(out_dir), expect=1)
     assert "säkerhetskontrollen misslyckades" in result.err

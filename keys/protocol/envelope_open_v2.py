@@ -251,8 +251,11 @@ def open_one_pass(
         fd = os.open(work / "content", flags, 0o600)
         try:
             plaintext = _Plaintext(fd)
-            body, failure = _decrypt(reader, key, prefix.header_hash, plaintext)
-            verify_signature(sender_key, prefix, body, read_signature(reader))
+            # The cipher runs here; reads, the hash and the writes on other threads.
+            with reader.reading_ahead():
+                body, failure = _decrypt(reader, key, prefix.header_hash, plaintext)
+                signature = read_signature(reader)
+            verify_signature(sender_key, prefix, body, signature)
             # Verified: the sender signed exactly these bytes. What is wrong now was
             # sealed that way (or is a key that is not ours to use).
             problem = held_back or failure

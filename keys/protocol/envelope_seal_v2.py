@@ -16,7 +16,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import struct
-from collections.abc import Iterator
+from collections.abc import Generator
 from typing import BinaryIO
 
 from keys.crypto.envelope_v2_stream import Push
@@ -38,7 +38,7 @@ _BATCH_BYTES = 1 << 19  # frames joined, written and hashed ~512 KiB at a time
 _GROUP_CHUNKS = 16  # content chunks read per hand-over (1 MiB)
 
 
-def _content_chunks(body: BinaryIO) -> Iterator[bytes]:
+def _content_chunks(body: BinaryIO) -> Generator[bytes, None, None]:
     """The body in 64 KiB chunks, up to and including the first short (maybe empty) one.
 
     The first MiB is read here (a small message never starts a thread); the rest of a

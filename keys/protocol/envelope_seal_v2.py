@@ -14,7 +14,6 @@ most a few batches queued for the hashing thread.
 from __future__ import annotations
 
 import contextlib
-import functools
 import struct
 from collections.abc import Generator
 from typing import BinaryIO
@@ -67,10 +66,6 @@ def _content_chunks(body: BinaryIO) -> Generator[bytes, None, None]:
             yield from ahead.next()  # the group that ends the body is its last
 
 
-def _write_joined(out: BinaryIO, pieces: list[bytes]) -> None:
-    out.write(b"".join(pieces))  # one write call per batch
-
-
 def seal_v2_body(
     prefix: SealedPrefix, body: BinaryIO, sender: DeviceKeyPair, out: BinaryIO, rng: Rng | None
 ) -> SealResult:
@@ -94,15 +89,13 @@ def seal_v2_body(
 
         def flush() -> None:
             nonlocal pending, written
-            # ~512 KiB of frames handed to the worker thread, which hashes them and then
-            # joins and writes them (in order; nothing else writes to ``out`` until
-            # ``digest`` has waited for it), so hash, copy and I/O overlap the cipher on
-            # this thread. The pieces are immutable bytes: the worker reads stable data.
+            # ~512 KiB of frames handed to the worker thread, which joins, hashes and
+            # writes them (in order; nothing else writes to ``out`` until ``digest`` has
+            # waited for it), so hash, copy and I/O overlap the cipher on this thread.
+            # The pieces are immutable bytes: the worker reads stable data.
             batch = pieces.copy()
             pieces.clear()
-            for piece in batch:
-                hasher.update(piece)
-            hasher.also(functools.partial(_write_joined, out, batch))
+            hasher.update_joined(batch, out.write)
             written += pending
             pending = 0
 

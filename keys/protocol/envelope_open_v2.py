@@ -126,7 +126,12 @@ def _nonzero_end(offset: int, data: memoryview) -> int:
         return 0
     if data[-1]:
         return offset + data.nbytes  # content ends with a non-zero byte: no scan
-    kept = len(bytes(data).rstrip(b"\0"))
+    raw = bytes(data)
+    if raw == bytes(len(raw)):
+        # A whole chunk of padding (a 1 GiB body is followed by 32 MiB of it): one
+        # memcmp, where rstrip would test the 64 KiB byte by byte (≈ 30× slower).
+        return 0
+    kept = len(raw.rstrip(b"\0"))
     return offset + kept if kept else 0
 
 

@@ -39,7 +39,7 @@ from keys.errors import (
 )
 from keys.protocol.envelope_header import CHUNK_BYTES, MAX_HEADER_BYTES, EnvelopeHeader
 from keys.protocol.padding import is_padded_length
-from keys.protocol.readahead import ReadAhead, is_regular_file
+from keys.protocol.readahead import ReadAhead, bytes_left
 
 MAGIC = b"STAFETT\x01"
 MAGIC_V2 = b"STAFETT\x02"
@@ -207,10 +207,12 @@ class BlockReader:
     def reading_ahead(self) -> Iterator[None]:
         """Inside the block, blocks are read on a worker thread, a few MiB ahead.
 
-        Regular files only (``keys.protocol.readahead``). Read up to ``expect_eof``
-        inside the block: what was read ahead but not consumed is dropped on leaving.
+        Regular files of more than a few blocks only (``keys.protocol.readahead``; a
+        small envelope never starts a thread). Read up to ``expect_eof`` inside the
+        block: what was read ahead but not consumed is dropped on leaving.
         """
-        if not is_regular_file(self._src):
+        left = bytes_left(self._src)
+        if left is None or left < 4 * self.BLOCK_BYTES:
             yield
             return
         with ReadAhead(functools.partial(self._src.read, self.BLOCK_BYTES)) as ahead:

@@ -29,11 +29,19 @@ T = TypeVar("T")
 
 def is_regular_file(stream: BinaryIO) -> bool:
     """True when ``stream`` is backed by a regular file (safe to read ahead)."""
+    return bytes_left(stream) is not None
+
+
+def bytes_left(stream: BinaryIO) -> int | None:
+    """Bytes from the position to the end of a regular file; None for anything else."""
     try:
         fd = stream.fileno()
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            return None
+        return max(0, info.st_size - stream.tell())
     except (AttributeError, OSError, io.UnsupportedOperation):
-        return False
-    return stat.S_ISREG(os.fstat(fd).st_mode)
+        return None
 
 
 class ReadAhead(Generic[T]):

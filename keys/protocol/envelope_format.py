@@ -199,8 +199,9 @@ class BlockReader:
         self._tap = None
 
     def expect_eof(self) -> None:
-        more = self._ahead.next() if self._ahead else self._src.read(1)
-        if self._pos < len(self._block) or more:
+        if self._pos < len(self._block):
+            raise EnvelopeTrailingData("bytes follow the signature")
+        if self._ahead.next() if self._ahead else self._src.read(1):
             raise EnvelopeTrailingData("bytes follow the signature")
 
     @contextlib.contextmanager

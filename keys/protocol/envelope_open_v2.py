@@ -239,7 +239,8 @@ def _private_output(dest: Path) -> tuple[int, Path | None]:
 
     Threat: another local user (or a sync or backup tool) reading, linking or watching
     the plaintext before the signature has verified. Where the filesystem allows it
-    (Linux ``O_TMPFILE``), the file has no name at all until ``_release`` links it, and
+    (Linux ``O_TMPFILE``), the file has no name at all until ``_release`` links it (only
+    through this process's own descriptor, which another user cannot reach), and
     closing the descriptor on a failure destroys it even if this process is killed.
     Elsewhere: a 0600 file inside a private 0700 folder, ``.<dest>.<random>.part``,
     which ``clients.sdk.leftovers`` sweeps after a crash. Folder is ``None`` for the first.

@@ -2,7 +2,8 @@
 
 Decryption writes into temp files next to the destination and renames them only when
 complete (``keys.protocol.envelope_open``: ``.<dest name>.<8 random>.part``, 0600; for
-envelope v2 that name is a private 0700 folder holding the file), and the CLI
+envelope v2 that name is a private 0700 folder holding the file, where the filesystem
+has no ``O_TMPFILE``; with it, v2 leaves nothing named), and the CLI
 unpacks into a temp folder (``cli_bundle``: ``.<message id>.<8 random>/``) next to its
 bundle (``.<message id>.bundle``). A crash, a kill or a power cut between the two leaves
 partial *plaintext* behind, in a folder an officer may share or back up. Threat:

@@ -7,6 +7,7 @@ body overlaps the cipher running on the calling thread.
 
 from __future__ import annotations
 
+import functools
 from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -62,6 +63,28 @@ class ThreadedHasher:
             task()
         else:
             self._submit(task)
+
+    def update_joined(self, pieces: list[bytes], then: Callable[[bytes], object]) -> None:
+        """Join ``pieces``, hash the whole, then call ``then(joined)``: on the worker.
+
+        For v2's seal, whose batches are ~34 frames of ~512 KiB in all: one join, one
+        hash call and one write per batch on the worker, instead of one hash call per
+        frame, each a round trip through the GIL while the calling thread encrypts. In
+        order with ``update`` and ``also``; a small stream (no worker yet, less than a
+        batch) is done here at once and never starts a thread.
+        """
+        if self._batch:  # what update() still holds is hashed first
+            batch, self._batch, self._batch_bytes = self._batch, [], 0
+            self.also(functools.partial(self._absorb, batch))
+        if self._pool is None and sum(len(p) for p in pieces) < self._BATCH_BYTES:
+            self._join_absorb(pieces, then)
+        else:
+            self._submit(self._join_absorb, pieces, then)
+
+    def _join_absorb(self, pieces: list[bytes], then: Callable[[bytes], object]) -> None:
+        joined = b"".join(pieces)
+        self._hash.update(joined)
+        then(joined)
 
     def _submit(self, fn: Callable[..., object], *args: object) -> None:
         if self._pool is None:

@@ -12,9 +12,11 @@ plus at most a few MiB of blocks queued for the hashing thread.
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import hmac
 import struct
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import BinaryIO, Protocol
 
@@ -46,6 +48,7 @@ from keys.errors import (
 )
 from keys.protocol.envelope_header import CHUNK_BYTES, MAX_HEADER_BYTES, EnvelopeHeader
 from keys.protocol.padding import is_padded_length
+from keys.protocol.readahead import ReadAhead, bytes_left
 
 MAGIC = b"STAFETT\x01"
 MAGIC_V2 = b"STAFETT\x02"
@@ -150,6 +153,7 @@ class BlockReader:
         self._tap: ThreadedHasher | None = None
         self._tap_from = 0
         self._read_size = self.FIRST_BLOCK_BYTES
+        self._ahead: ReadAhead[bytes] | None = None
 
     def _consume(self, n: int) -> None:
         # Threat: a sender or relay streaming an endless envelope to exhaust disk/CPU.
@@ -161,7 +165,7 @@ class BlockReader:
         # Only called once the whole current block has been consumed.
         if self._tap is not None and self._tap_from < len(self._block):
             self._tap.update(memoryview(self._block)[self._tap_from :])
-        block = self._src.read(self._read_size)
+        block = self._ahead.next() if self._ahead else self._src.read(self._read_size)
         self._read_size = self.BLOCK_BYTES
         if not block:
             raise EnvelopeTruncated("the envelope ends early: it was truncated")
@@ -211,8 +215,29 @@ class BlockReader:
         self._tap = None
 
     def expect_eof(self) -> None:
-        if self._pos < len(self._block) or self._src.read(1):
+        if self._pos < len(self._block):
             raise EnvelopeTrailingData("bytes follow the signature")
+        if self._ahead.next() if self._ahead else self._src.read(1):
+            raise EnvelopeTrailingData("bytes follow the signature")
+
+    @contextlib.contextmanager
+    def reading_ahead(self) -> Iterator[None]:
+        """Inside the block, blocks are read on a worker thread, a few MiB ahead.
+
+        Regular files of more than a few blocks only (``keys.protocol.readahead``; a
+        small envelope never starts a thread). Read up to ``expect_eof`` inside the
+        block: what was read ahead but not consumed is dropped on leaving.
+        """
+        left = bytes_left(self._src)
+        if left is None or left < 4 * self.BLOCK_BYTES:
+            yield
+            return
+        with ReadAhead(functools.partial(self._src.read, self.BLOCK_BYTES)) as ahead:
+            self._ahead = ahead
+            try:
+                yield
+            finally:
+                self._ahead = None
 
 
 Reader = FrameReader | BlockReader

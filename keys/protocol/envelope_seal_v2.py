@@ -13,8 +13,9 @@ most a few batches queued for the hashing thread.
 
 from __future__ import annotations
 
-import functools
+import contextlib
 import struct
+from collections.abc import Generator
 from typing import BinaryIO
 
 from keys.crypto.envelope_v2_stream import Push
@@ -27,15 +28,42 @@ from keys.protocol.envelope_format import END, SS_HEADER_BYTES, new_body_hasher,
 from keys.protocol.envelope_header import CHUNK_BYTES
 from keys.protocol.envelope_parts import Rng, SealedPrefix, SealResult, read_up_to, tail_chunks
 from keys.protocol.padding import TRAILER_BYTES, padded_length
+from keys.protocol.readahead import ReadAhead, is_regular_file
 
 _TAG_MESSAGE: int = crypto_secretstream_xchacha20poly1305_TAG_MESSAGE
 _TAG_FINAL: int = crypto_secretstream_xchacha20poly1305_TAG_FINAL
 _U32 = struct.Struct(">I")
 _BATCH_BYTES = 1 << 19  # frames joined, written and hashed ~512 KiB at a time
+_GROUP_CHUNKS = 16  # content chunks read per hand-over (1 MiB)
 
 
-def _write_joined(out: BinaryIO, pieces: list[bytes]) -> None:
-    out.write(b"".join(pieces))  # one write call per batch
+def _content_chunks(body: BinaryIO) -> Generator[bytes, None, None]:
+    """The body in 64 KiB chunks, up to and including the first short (maybe empty) one.
+
+    The first MiB is read here (a small message never starts a thread); the rest of a
+    regular file is read on a worker thread a few MiB ahead, so the page-cache copies
+    overlap the cipher (``keys.protocol.readahead``). Close the generator when done.
+    """
+    ended = False
+
+    def group() -> list[bytes]:
+        nonlocal ended
+        chunks: list[bytes] = []
+        while not ended and len(chunks) < _GROUP_CHUNKS:
+            chunks.append(read_up_to(body, CHUNK_BYTES))
+            ended = len(chunks[-1]) < CHUNK_BYTES
+        return chunks
+
+    yield from group()
+    if ended:
+        return
+    if not is_regular_file(body):
+        while not ended:
+            yield from group()
+        return
+    with ReadAhead(group) as ahead:
+        while True:
+            yield from ahead.next()  # the group that ends the body is its last
 
 
 def seal_v2_body(
@@ -61,15 +89,13 @@ def seal_v2_body(
 
         def flush() -> None:
             nonlocal pending, written
-            # ~512 KiB of frames handed to the worker thread, which hashes them and then
-            # joins and writes them (in order; nothing else writes to ``out`` until
-            # ``digest`` has waited for it), so hash, copy and I/O overlap the cipher on
-            # this thread. The pieces are immutable bytes: the worker reads stable data.
+            # ~512 KiB of frames handed to the worker thread, which joins, hashes and
+            # writes them (in order; nothing else writes to ``out`` until ``digest`` has
+            # waited for it), so hash, copy and I/O overlap the cipher on this thread.
+            # The pieces are immutable bytes: the worker reads stable data.
             batch = pieces.copy()
             pieces.clear()
-            for piece in batch:
-                hasher.update(piece)
-            hasher.also(functools.partial(_write_joined, out, batch))
+            hasher.update_joined(batch, out.write)
             written += pending
             pending = 0
 
@@ -81,12 +107,12 @@ def seal_v2_body(
         # A full 64 KiB content chunk is never the last (at least the trailer follows),
         # so it goes out at once; a short read is the end of the body.
         content_length = 0
-        while True:
-            chunk = read_up_to(body, CHUNK_BYTES)
-            content_length += len(chunk)
-            if len(chunk) < CHUNK_BYTES:
-                break
-            push(chunk, _TAG_MESSAGE)
+        with contextlib.closing(_content_chunks(body)) as chunks:
+            for chunk in chunks:
+                content_length += len(chunk)
+                if len(chunk) < CHUNK_BYTES:
+                    break
+                push(chunk, _TAG_MESSAGE)
         total = padded_length(content_length)
         rest = tail_chunks(
             chunk,

@@ -6,6 +6,7 @@ The tamper classes are in ``test_envelope_v2_tamper.py``; the published vectors 
 
 from __future__ import annotations
 
+import contextlib
 import io
 import os
 import stat
@@ -218,6 +219,16 @@ class Watched(io.BytesIO):
                         mode = stat.S_IMODE(inner.stat().st_mode)
                         folder_mode = stat.S_IMODE(entry.stat().st_mode)
                         self.at_end.append((entry.name, folder_mode, mode, inner.stat().st_size))
+                else:
+                    self.at_end.append((entry.name, -1, -1, -1))  # anything else: visible
+            # Linux O_TMPFILE: a file in the folder with no name, open only in this process.
+            for fd in os.listdir("/proc/self/fd"):
+                with contextlib.suppress(OSError):
+                    target = os.readlink(f"/proc/self/fd/{fd}")
+                    if target.startswith(f"{self.folder}/#") and target.endswith(" (deleted)"):
+                        info = os.stat(f"/proc/self/fd/{fd}")
+                        mode = stat.S_IMODE(info.st_mode)
+                        self.at_end.append(("", 0, mode, info.st_size))
         return piece
 
     def seek(self, pos: int, whence: int = 0) -> int:
@@ -242,12 +253,13 @@ def test_open_reads_each_byte_once_and_releases_only_after_the_signature(
     stream = _open_watched(parties, tmp_path, data)
     assert stream.bytes_read == len(data)  # one pass, no byte read twice
     # When the reader reached the end (the signature not yet checked) the plaintext was
-    # in a private folder, not at the destination.
+    # in an unnamed file (O_TMPFILE) or in a private folder, not at the destination.
     assert stream.at_end is not None
     assert len(stream.at_end) == 1
     name, folder_mode, file_mode, size = stream.at_end[0]
-    assert name.startswith(".case.pdf.")
-    assert folder_mode == 0o700
+    if name:  # no O_TMPFILE on this filesystem
+        assert name.startswith(".case.pdf.")
+        assert folder_mode == 0o700
     assert file_mode == 0o600
     assert size > 0  # decrypted while hashing, not after
     assert (tmp_path / "out" / "case.pdf").read_bytes() == content
@@ -274,4 +286,19 @@ def test_a_failed_open_leaves_an_existing_destination_untouched(
     with pytest.raises(EnvelopeError):
         open_envelope(src, parties.anna, parties.resolve, dest)
     assert dest.read_bytes() == b"what was there before"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["case-file.pdf", "in.stf"]
+
+
+def test_a_successful_open_replaces_an_existing_destination(
+    parties: Parties, tmp_path: Path
+) -> None:
+    content = os.urandom(300_000)
+    src = tmp_path / "in.stf"
+    src.write_bytes(seal_bytes(parties, content, version=2))
+    dest = tmp_path / "case-file.pdf"
+    dest.write_bytes(b"what was there before")
+    open_envelope(src, parties.anna, parties.resolve, dest)
+    assert dest.read_bytes() == content
+    assert stat.S_IMODE(dest.stat().st_mode) == 0o600
+    # No temporary name or folder is left beside it.
     assert sorted(p.name for p in tmp_path.iterdir()) == ["case-file.pdf", "in.stf"]

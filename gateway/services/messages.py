@@ -71,7 +71,7 @@ from keys.domain.consent import decide
 from keys.domain.deadlines import DeadlinePolicy
 from keys.domain.lifecycle import MessageState, cap_at_consent_end, effective_expiry
 from keys.domain.report_period import month_of
-from keys.errors import EnvelopeHeaderInvalid
+from keys.errors import EnvelopeHeaderInvalid, StafettError
 from keys.protocol.directory import Directory
 from keys.protocol.envelope import EnvelopeHeader, VerifiedEnvelope
 from keys.protocol.envelope_verify_stream import EnvelopeVerifier
@@ -291,11 +291,17 @@ async def _decide(
     directories: DirectoryService | None,
 ) -> tuple[SendResult, bool]:
     # The header and the framing were checked while the body streamed (_read_header).
-    existing = await _previous(sessionmaker, message_id)
-    if existing is not None:
-        return _replay(existing, upload), False
     # Outside any transaction, so nothing here ever holds a database lock.
-    verified = _verify(verifier, directory)
+    try:
+        verified = _verify(verifier, directory)
+    except StafettError:
+        # A previous send with this id answers first (the original answer, or a
+        # conflict), as before any check of the envelope. Looked up only here: a valid
+        # envelope's unit of work finds a previous send itself, one read fewer.
+        existing = await _previous(sessionmaker, message_id)
+        if existing is not None:
+            return _replay(existing, upload), False
+        raise
     header = verified.header
     try:
         return await _store(
@@ -363,7 +369,6 @@ async def _store(
     directories: DirectoryService | None,
 ) -> tuple[SendResult, bool]:
     header = verified.header
-    _check_recipients(header, directory)
     expires = effective_expiry(
         header.created,
         header.expires,
@@ -381,7 +386,7 @@ async def _store(
             # The directory moved while the upload streamed: authorisation is decided
             # against the one committed now, not the one of when the upload began.
             require_active_key(current, caller.kid)
-            _check_recipients(header, current)
+        _check_recipients(header, current)
         row_of_consent = handover_store.consent(tx.conn, header.consent_id, share=True)
         consent = None if row_of_consent is None else consent_of(row_of_consent)
         decision = decide(

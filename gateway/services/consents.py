@@ -11,6 +11,7 @@ a consent with, say, the police is itself sensitive.
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 from dataclasses import dataclass
@@ -47,10 +48,17 @@ def policy_from(settings: Settings) -> ConsentPolicy:
     )
 
 
+@functools.lru_cache(maxsize=1024)
+def _record_of(record_json: str) -> ConsentRecord:
+    # Every send, fetch and receipt reads its consent: the stored JSON (immutable once
+    # stored: a new version is a new text) is parsed once, not per request.
+    return parse_consent_record(json.loads(record_json))
+
+
 def consent_of(row: ConsentRow) -> Consent:
     """The domain value of a stored row (the record was verified when it was stored)."""
     return Consent(
-        record=parse_consent_record(json.loads(row.record_json)),
+        record=_record_of(row.record_json),
         version=row.version,
         withdrawn_at=row.withdrawn_at,
         withdrawal_reason=row.withdrawal_reason,

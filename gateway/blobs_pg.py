@@ -165,9 +165,7 @@ class PgBlobStore:
                 pending += piece
                 while len(pending) >= CHUNK_BYTES:
                     if upload.heartbeat is None:  # from the first committed chunk on
-                        upload.heartbeat = asyncio.get_running_loop().create_task(
-                            self._beat(key)
-                        )
+                        upload.heartbeat = asyncio.get_running_loop().create_task(self._beat(key))
                     await self._put(key, seq, bytes(pending[:CHUNK_BYTES]))
                     del pending[:CHUNK_BYTES]
                     seq += 1

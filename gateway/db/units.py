@@ -204,20 +204,26 @@ class SqliteUnits:
         conn = self._write_connection()
         outcomes: list[tuple[bool, Any, Tx | None]] = []
         single = len(works) == 1
+        raw = conn.connection.driver_connection
+        assert raw is not None
         with conn.begin():  # BEGIN IMMEDIATE (engine hook); COMMIT on leaving
             for work in works:
                 tx = Tx(conn)
                 if single:
                     # One unit: its exception rolls the whole transaction back.
                     return [(True, work(tx), tx)]
-                savepoint = conn.begin_nested()
+                # The savepoint on the driver's connection: the units' statements run
+                # there too (gateway.db.statements), and SQLAlchemy's nested
+                # transaction costs ~45 µs more per unit here.
+                raw.execute("SAVEPOINT unit")
                 try:
                     value = work(tx)
                 except Exception as exc:
-                    savepoint.rollback()
+                    raw.execute("ROLLBACK TO SAVEPOINT unit")
+                    raw.execute("RELEASE SAVEPOINT unit")
                     outcomes.append((False, exc, None))
                 else:
-                    savepoint.commit()
+                    raw.execute("RELEASE SAVEPOINT unit")
                     outcomes.append((True, value, tx))
         return outcomes
 

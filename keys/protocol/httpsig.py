@@ -50,6 +50,7 @@ from http_sfv.item import InnerList, Item
 
 from keys.crypto.keypairs import SIGNATURE_BYTES, KeyId, SigningKey, VerifyKey
 from keys.errors import HttpSignatureMalformed, HttpSignatureMissing, KeyIdInvalid
+from keys.protocol import sfv_fast
 
 COVERED_COMPONENTS = ("@method", "@path", "@query", "content-digest")
 LABEL = "sig1"
@@ -61,6 +62,8 @@ _EXTRA_DERIVED = ("@authority", "@request-target")
 _NOT_COVERABLE = ("signature", "signature-input")
 _FIELD_NAME_RE = re.compile(r"[a-z0-9!#$%&'*+.^_`|~-]{1,64}", re.ASCII)
 _MAX_COMPONENTS = 16
+_MAX_SFV = 4096  # the longest Signature-Input / Signature value looked at
+_PLAIN_NAME_RE = re.compile(r"[\x20\x21\x23-\x5b\x5d-\x7e]*", re.ASCII)
 # Reads every line of a request header field by (lower-case) name, e.g.
 # ``lambda name: request.headers.getall(name, [])``.
 FieldLines = Callable[[str], Sequence[str]]
@@ -250,33 +253,21 @@ def parse_request_signature(
     if content_digest is None:
         raise HttpSignatureMalformed("a signed request must carry a Content-Digest header")
 
-    inputs = _parse_dictionary(signature_input)
-    signatures = _parse_dictionary(signature)
-    if inputs is None or signatures is None:
-        raise HttpSignatureMalformed("Signature-Input/Signature are not RFC 8941 dictionaries")
-    # Exactly one signature (its label is the signer's choice, the same in both): a
-    # second, unchecked signature would only invite confusion about which one counted.
-    if len(inputs) != 1 or list(inputs) != list(signatures):
-        raise HttpSignatureMalformed("expected exactly one signature, one label in both")
-    label = next(iter(inputs))
-
-    params = inputs[label]
-    if not isinstance(params, InnerList):
-        raise HttpSignatureMalformed("Signature-Input's member must be an inner list")
+    fast = _parse_canonical(signature_input, signature)
+    if fast is not None:
+        params, params_text, sig_bytes = fast
+    else:
+        params, sig_bytes = _parse_general(signature_input, signature)
+        params_text = None
     components = _covered_components(params)
     created, nonce, keyid = _signature_params(params)
-
-    sig_item = signatures[label]
-    sig_bytes = sig_item.value if isinstance(sig_item, Item) else None
-    if not isinstance(sig_bytes, bytes) or len(sig_bytes) != SIGNATURE_BYTES or sig_item.params:
-        raise HttpSignatureMalformed("Signature sig1 must be a 64-byte byte sequence")
 
     # The base is rebuilt from the parsed (re-serialized) parameters: that is exactly
     # what RFC 9421 §2.3 asks the verifier to sign over, whatever white space was sent.
     values = _component_values(
         components, method, path, query, content_digest, field_lines, authority
     )
-    base = _signature_base(values, params)
+    base = _signature_base(values, params, params_text)
     return RequestSignature(
         keyid=keyid, created=created, nonce=nonce, signature=sig_bytes, signature_base=base
     )
@@ -288,7 +279,40 @@ def verify_request_signature(sig: RequestSignature, key: VerifyKey) -> None:
 
 
 # --- internals ------------------------------------------------------------------------------
-def _parse_dictionary(value: str, *, max_len: int = 4096) -> Dictionary | None:
+def _parse_canonical(signature_input: str, signature: str) -> tuple[InnerList, str, bytes] | None:
+    """The fast path (``keys.protocol.sfv_fast``) for canonical headers: the parsed
+    inner list, its canonical text and the signature bytes; None for anything else."""
+    if len(signature_input) > _MAX_SFV or len(signature) > _MAX_SFV:
+        return None
+    parsed_input = sfv_fast.parse_signature_input(signature_input)
+    parsed_sig = sfv_fast.parse_signature(signature) if parsed_input is not None else None
+    if parsed_input is None or parsed_sig is None or parsed_input[0] != parsed_sig[0]:
+        return None
+    return parsed_input[1], parsed_input[2], parsed_sig[1]
+
+
+def _parse_general(signature_input: str, signature: str) -> tuple[InnerList, bytes]:
+    """Any RFC 8941 serialisation, through ``http_sfv``."""
+    inputs = _parse_dictionary(signature_input)
+    signatures = _parse_dictionary(signature)
+    if inputs is None or signatures is None:
+        raise HttpSignatureMalformed("Signature-Input/Signature are not RFC 8941 dictionaries")
+    # Exactly one signature (its label is the signer's choice, the same in both): a
+    # second, unchecked signature would only invite confusion about which one counted.
+    if len(inputs) != 1 or list(inputs) != list(signatures):
+        raise HttpSignatureMalformed("expected exactly one signature, one label in both")
+    label = next(iter(inputs))
+    params = inputs[label]
+    if not isinstance(params, InnerList):
+        raise HttpSignatureMalformed("Signature-Input's member must be an inner list")
+    sig_item = signatures[label]
+    sig_bytes = sig_item.value if isinstance(sig_item, Item) else None
+    if not isinstance(sig_bytes, bytes) or len(sig_bytes) != SIGNATURE_BYTES or sig_item.params:
+        raise HttpSignatureMalformed("Signature sig1 must be a 64-byte byte sequence")
+    return params, sig_bytes
+
+
+def _parse_dictionary(value: str, *, max_len: int = _MAX_SFV) -> Dictionary | None:
     if not isinstance(value, str) or len(value) > max_len:
         return None
     field = Dictionary()
@@ -346,6 +370,12 @@ def _signature_params(params: InnerList) -> tuple[int, str, str]:
         raise HttpSignatureMalformed("keyid must be a string")
     _check_keyid(keyid)
     return created, nonce, keyid
+
+
+def _quoted(name: str) -> str:
+    """RFC 8941 string serialisation of a component name (quotes; escapes only for
+    '"' and '\\', which the checked names never hold — http_sfv decides then)."""
+    return f'"{name}"' if _PLAIN_NAME_RE.fullmatch(name) else str(Item(name))
 
 
 def _check_nonce(nonce: str) -> None:
@@ -406,8 +436,13 @@ def _component_values(
     return [(name, values[name]) for name in order]
 
 
-def _signature_base(components: list[tuple[str, str]], params: InnerList) -> bytes:
-    """RFC 9421 §2.5 signature base for the given (identifier, value) pairs."""
-    lines = [f"{Item(name)}: {value}" for name, value in components]
-    lines.append(f'"@signature-params": {params}')
+def _signature_base(
+    components: list[tuple[str, str]], params: InnerList, params_text: str | None = None
+) -> bytes:
+    """RFC 9421 §2.5 signature base for the given (identifier, value) pairs.
+
+    ``params_text``: the canonical serialisation of ``params`` when it is already known
+    (the fast path read exactly that text); otherwise it is serialised here."""
+    lines = [f"{_quoted(name)}: {value}" for name, value in components]
+    lines.append(f'"@signature-params": {params if params_text is None else params_text}')
     return "\n".join(lines).encode("ascii")

@@ -56,6 +56,7 @@ from gateway.caller import (
     require_device,
 )
 from gateway.db import handover_store
+from gateway.db.nonce_store import NONCE_KEPT_S
 from gateway.db.units import Tx
 from gateway.ratelimit import RateLimiter
 from gateway.transport import read_buffered, timed_chunks
@@ -205,7 +206,9 @@ async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamR
         raise RateLimited()
 
     is_admin = kid.unit == ADMIN_UNIT
-    pending = PendingNonce(str(kid), sig.nonce, sig.created)
+    # A minute short of what the purge keeps: instances' clocks may differ that much.
+    decide_by = sig.created + settings.clock_skew_s + NONCE_KEPT_S - 60
+    pending = PendingNonce(str(kid), sig.nonce, sig.created, decide_by)
     request[CALLER_KEY] = Caller(
         kid=kid,
         unit=kid.unit,

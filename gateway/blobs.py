@@ -48,7 +48,7 @@ import os
 import re
 import secrets
 import signal
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO
@@ -118,6 +118,9 @@ class BlobStore:
         # (``blob_chunks``, one chunk, written by :meth:`claim_in`); larger ones are
         # files as described above. 0 (the default here): files only.
         self.inline_max = inline_max
+        # Told when inline envelope bytes were deleted outside a unit of work (the WAL
+        # scrub of gateway.db.units.SqliteUnits; wired by make_blob_store).
+        self.on_wiped: Callable[[], None] | None = None
 
     @classmethod
     def of(cls, settings: Settings) -> BlobStore:
@@ -262,6 +265,8 @@ class BlobStore:
         """The message's end: an inline envelope goes in this transaction; otherwise
         the files to unlink once it committed."""
         if await chunk_sql.delete_chunks(session, key):
+            if self.on_wiped is not None:
+                self.on_wiped()
             return []
         return self.content_paths(key)
 

@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from gateway.blobs import BlobStore, Upload
 from gateway.blobs_pg import PgBlobReader, PgBlobStore, PgUpload
 from gateway.db.engine import SessionMaker
+from gateway.db.units import SqliteUnits
 from gateway.settings import Settings
 
 Blobs = BlobStore | PgBlobStore
@@ -23,4 +24,8 @@ __all__ = ["AnyUpload", "Blobs", "PgBlobReader", "make_blob_store"]
 def make_blob_store(settings: Settings, engine: AsyncEngine, sessionmaker: SessionMaker) -> Blobs:
     if settings.blob_store == "postgresql":
         return PgBlobStore(engine, sessionmaker)
-    return BlobStore.of(settings)
+    store = BlobStore.of(settings)
+    units = sessionmaker.units
+    if isinstance(units, SqliteUnits):
+        store.on_wiped = units.mark_wiped
+    return store

@@ -46,6 +46,9 @@ class PendingNonce:
     keyid: str
     nonce: str
     created: int
+    # The last second at which the nonce may still be claimed: after it, the purge may
+    # have forgotten an earlier use of the same nonce (gateway.db.nonce_store).
+    decide_by: int
     stored: bool = False
 
 

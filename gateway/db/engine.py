@@ -47,7 +47,14 @@ def open_engine(url: str) -> AsyncEngine:
     # hold subject references and consent ids; an error logged anywhere must not leak them.
     if not is_sqlite(url):
         # pool_pre_ping: a PostgreSQL restart must not turn into 500s on stale connections.
-        return create_async_engine(url, pool_pre_ping=True, hide_parameters=True)
+        # 10 + 10: concurrent handovers each hold a connection for their unit of work;
+        # with SQLAlchemy's 5 + 10, connections beyond 5 were closed on return and opened
+        # again under load (measured: 16 → 12 ms of CPU per handover cycle, bench relay
+        # --store postgresql). Two engines per instance (the blob store's readers), two
+        # instances: 80 connections, inside PostgreSQL's default max_connections (100).
+        return create_async_engine(
+            url, pool_pre_ping=True, hide_parameters=True, pool_size=10, max_overflow=10
+        )
     engine = create_async_engine(url, hide_parameters=True)
     install_sqlite_pragmas(engine.sync_engine)
     return engine

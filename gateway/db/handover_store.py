@@ -80,6 +80,14 @@ _HOLD_DIRECTORY = Statement(text("SELECT pg_advisory_xact_lock_shared(:k)"))
 _LOCK_CHAIN = Statement(text("SELECT pg_advisory_xact_lock(:k)"))
 _EVENT_COLUMNS = ("unit", "device", "kind", "message_id", "created", "data_json")
 _INSERT_EVENT = Statement(insert(_table(EventRow)).returning(EventRow.seq), _EVENT_COLUMNS)
+# unit first: it uses the (unit, seq) index; device narrows within the unit. (Text, as
+# a Core LIMIT renames its bound parameter.)
+_EVENTS_OF_DEVICE = Statement(
+    text(
+        "SELECT seq, kind, message_id, created, data_json FROM events "
+        "WHERE unit = :unit AND device = :device AND seq > :after ORDER BY seq LIMIT :limit"
+    )
+)
 _NONCE_COLUMNS = ("keyid", "nonce", "created")
 _NONCE_INSERT = {
     name: Statement(dialect.insert(_table(NonceRow)).on_conflict_do_nothing(), _NONCE_COLUMNS)
@@ -232,6 +240,16 @@ def insert_audit(conn: Connection, values: dict[str, Any]) -> None:
 def insert_event(conn: Connection, values: dict[str, Any]) -> int:
     """Insert one event row; its seq."""
     return int(_INSERT_EVENT.scalar(conn, values))
+
+
+def events_of_device(
+    conn: Connection, *, unit: str, device: str, after: int, limit: int
+) -> list[tuple[int, str, str | None, int, str]]:
+    """(seq, kind, message_id, created, data_json) of ``device``'s events after ``after``."""
+    rows = _EVENTS_OF_DEVICE.all(
+        conn, {"unit": unit, "device": device, "after": after, "limit": limit}
+    )
+    return [(int(r[0]), str(r[1]), r[2], int(r[3]), str(r[4])) for r in rows]
 
 
 # -- blobs kept in the database ------------------------------------------------------------

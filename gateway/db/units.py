@@ -154,8 +154,12 @@ class SqliteUnits:
                         self._wiped = True
                     if ok and tx is not None and tx.emitted and self.publisher is not None:
                         # In commit order, before any caller runs on: sockets see
-                        # events in seq order.
-                        self.publisher(tx.emitted, True)
+                        # events in seq order. A failing publisher must not strand the
+                        # callers of units that committed (their sockets read later).
+                        try:
+                            self.publisher(tx.emitted, True)
+                        except Exception:
+                            log.exception("could not hand committed events to the sockets")
                     if pending.future.cancelled():
                         continue
                     if ok:
@@ -164,10 +168,20 @@ class SqliteUnits:
                         pending.future.set_exception(value)
         finally:
             self._draining = False
+        self._arm_scrub()
+
+    def mark_wiped(self) -> None:
+        """Envelope bytes were deleted outside a unit (an ORM path: expiry, withdrawal,
+        recall): scrub the WAL at the next idle moment, as after a receipt."""
+        self._wiped = True
+        if not self._draining:
+            self._arm_scrub()
+
+    def _arm_scrub(self) -> None:
         if self._wiped and not self._closed:
             if self._scrub is not None:
                 self._scrub.cancel()
-            self._scrub = loop.call_later(SCRUB_IDLE_S, self._scrub_when_idle)
+            self._scrub = asyncio.get_running_loop().call_later(SCRUB_IDLE_S, self._scrub_when_idle)
 
     def _scrub_when_idle(self) -> None:
         self._scrub = None
@@ -191,12 +205,20 @@ class SqliteUnits:
             busy = await loop.run_in_executor(self._writer, self._truncate_wal)
         if busy:
             self._wiped = True
+            self._arm_scrub()  # a reader held it back: the next quiet moment tries again
 
     def _truncate_wal(self) -> bool:
         conn = self._write_connection()
         raw = conn.connection.driver_connection
         assert raw is not None
-        row = raw.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+        # No waiting for readers (busy_timeout 0): a checkpoint they hold back reports
+        # busy and is retried later, instead of holding the writer — and every unit of
+        # work queued behind it — for up to the 15 s busy timeout.
+        raw.execute("PRAGMA busy_timeout=0")
+        try:
+            row = raw.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+        finally:
+            raw.execute("PRAGMA busy_timeout=15000")
         return bool(row and row[0])
 
     def _run_group(self, works: list[Work[Any]]) -> list[tuple[bool, Any, Tx | None]]:
@@ -206,6 +228,23 @@ class SqliteUnits:
         single = len(works) == 1
         raw = conn.connection.driver_connection
         assert raw is not None
+        try:
+            return self._group(conn, raw, works, single, outcomes)
+        except BaseException:
+            # A failed COMMIT can leave SQLite's transaction open (e.g. a deferred
+            # constraint): end it, or the next group's BEGIN would fail too.
+            if raw.in_transaction:
+                raw.execute("ROLLBACK")
+            raise
+
+    def _group(
+        self,
+        conn: Connection,
+        raw: Any,
+        works: list[Work[Any]],
+        single: bool,
+        outcomes: list[tuple[bool, Any, Tx | None]],
+    ) -> list[tuple[bool, Any, Tx | None]]:
         with conn.begin():  # BEGIN IMMEDIATE (engine hook); COMMIT on leaving
             for work in works:
                 tx = Tx(conn)

@@ -27,10 +27,6 @@ log = logging.getLogger("gateway.jobs.expiry")
 
 PENDING_STATES = tuple(str(state) for state in PENDING)
 EXPIRE_BATCH = 100
-# Why nonces may go: a request older than the skew window is refused as
-# signature_expired before its nonce is looked at; the extra minute covers clock
-# differences between instances.
-NONCE_MARGIN_S = 60
 EXPIRED_REASON = NOT_COLLECTED
 
 
@@ -113,6 +109,11 @@ async def sign_audit_checkpoint(
 
 
 async def purge_nonces(sessionmaker: SessionMaker, *, clock_skew_s: int, now: int) -> int:
-    """Forget request nonces that can no longer be replayed; returns how many."""
+    """Forget request nonces that can no longer be replayed; returns how many.
+
+    Why they may go: a request older than the skew window is refused as
+    signature_expired before its nonce is looked at, and a unit of work refuses one
+    older than what is kept (``nonce_store.NONCE_KEPT_S``)."""
+    oldest = now - clock_skew_s - nonce_store.NONCE_KEPT_S
     async with sessionmaker.begin() as session:
-        return await nonce_store.purge_nonces(session, now - clock_skew_s - NONCE_MARGIN_S)
+        return await nonce_store.purge_nonces(session, oldest)

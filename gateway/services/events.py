@@ -128,6 +128,31 @@ async def emit(
     session.sync_session.info.setdefault(_EMITTED, set()).add(target)
 
 
+def events_in(tx: Tx, *, device: str, after: int, limit: int) -> list[Event]:
+    """:func:`events_after` in a unit of work (the push stream's read)."""
+    target = device_of(device)
+    rows = handover_store.events_of_device(
+        tx.conn,
+        unit=target.unit,
+        device=str(target),
+        after=after,
+        limit=max(1, min(limit, MAX_LIMIT)),
+    )
+    return [
+        Event(
+            seq=seq, device=str(target), kind=kind, message_id=mid, created=at, data=json.loads(d)
+        )
+        for seq, kind, mid, at, d in rows
+    ]
+
+
+def stream_batch(tx: Tx, *, device: str, after: int, limit: int) -> tuple[int, list[Event]]:
+    """The push stream's read, in one snapshot: the directory's stored size (to check
+    the socket's key against the directory as stored) and the device's next events."""
+    size = handover_store.directory_size(tx.conn)
+    return size, events_in(tx, device=device, after=after, limit=limit)
+
+
 async def events_after(
     session: AsyncSession, *, device: str, after: int, limit: int
 ) -> list[Event]:

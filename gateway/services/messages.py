@@ -48,7 +48,7 @@ from typing import Any
 from sqlalchemy.exc import IntegrityError
 
 from gateway.blobstore import AnyUpload, Blobs
-from gateway.caller import Caller, require_active_key, require_device
+from gateway.caller import Caller, require_device
 from gateway.db import audit_trail as audit
 from gateway.db import handover_store, report_store
 from gateway.db.engine import SessionMaker
@@ -382,10 +382,8 @@ async def _store(
         existing = handover_store.message(tx.conn, message_id)
         if existing is not None:
             return _replay(existing, upload), False
-        if current is not directory:
-            # The directory moved while the upload streamed: authorisation is decided
-            # against the one committed now, not the one of when the upload began.
-            require_active_key(current, caller.kid)
+        # Against the directory as committed now (write_unit checked the sender's key
+        # against it), not the one of when the upload began.
         _check_recipients(header, current)
         row_of_consent = handover_store.consent(tx.conn, header.consent_id, share=True)
         consent = None if row_of_consent is None else consent_of(row_of_consent)
@@ -461,9 +459,7 @@ async def _store(
         return SendResult(201, accepted_answer(row)), True
 
     try:
-        return await write_unit(
-            sessionmaker, caller, directory, accept, directories=directories, hold_directory=True
-        )
+        return await write_unit(sessionmaker, caller, directory, accept, directories=directories)
     except IntegrityError:
         # A concurrent send of the same id committed first: answer as a retry would.
         existing = await _previous(sessionmaker, message_id)

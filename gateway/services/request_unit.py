@@ -19,6 +19,7 @@ under the shared advisory lock that appends take exclusively).
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from typing import TypeVar
 
@@ -28,7 +29,7 @@ from gateway.db.engine import SessionMaker
 from gateway.db.units import Tx
 from gateway.services.directory import DirectoryService
 from keys.protocol.directory import Directory
-from keys.protocol.problems import Replayed, ServiceUnavailable
+from keys.protocol.problems import Replayed, ServiceUnavailable, SignatureExpired
 
 T = TypeVar("T")
 
@@ -45,6 +46,11 @@ def claim_nonce(tx: Tx, caller: Caller) -> None:
     pending = caller.nonce
     if pending is None or pending.stored:
         return
+    if time.time() > pending.decide_by:
+        # Threat: a replay that arrived in time and streamed its body slowly until the
+        # original's nonce was purged. What is decided this late may no longer be
+        # checked against earlier uses of the nonce: refused, the sender signs anew.
+        raise SignatureExpired("the request's signature expired while its body arrived")
     if not handover_store.claim_nonce(tx.conn, pending.keyid, pending.nonce, pending.created):
         raise Replayed()
 
@@ -56,14 +62,13 @@ async def write_unit(
     work: Callable[[Tx, Directory], T],
     *,
     directories: DirectoryService | None = None,
-    hold_directory: bool = False,
 ) -> T:
     """Run ``work(tx, directory)`` as the request's unit of work (module docstring).
 
     ``directories``: the instance's directory service; with it the unit checks the
-    generation and catches up when it moved. ``hold_directory``: on PostgreSQL the size
-    is read under the shared advisory lock, so no append commits before this unit does
-    (a send authorised against the directory as committed).
+    generation (on PostgreSQL under the shared advisory lock that appends take
+    exclusively, so no append commits before this unit does) and catches up when it
+    moved. The caller's key is checked against the directory the decision uses.
     """
     current = directory
     for _ in range(_ATTEMPTS):
@@ -71,9 +76,14 @@ async def write_unit(
         def unit(tx: Tx, current: Directory = current) -> T:
             claim_nonce(tx, caller)
             if directories is not None:
-                stored = handover_store.directory_size(tx.conn, hold=hold_directory)
+                stored = handover_store.directory_size(tx.conn, hold=True)
                 if stored != current.size:
                     raise _DirectoryMoved()
+            if caller.device is not None:
+                # Against the directory the decision uses, whatever authentication saw:
+                # a revocation stored by this instance while the request's body arrived
+                # replaced the copy in memory (a dict lookup, every attempt).
+                require_active_key(current, caller.kid)
             return work(tx, current)
 
         try:
@@ -82,8 +92,6 @@ async def write_unit(
             if directories is None:  # pragma: no cover - only raised with directories
                 raise
             current = await directories.catch_up(sessionmaker)
-            if caller.device is not None:
-                require_active_key(current, caller.kid)
             continue
         if caller.nonce is not None:
             caller.nonce.stored = True

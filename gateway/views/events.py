@@ -17,13 +17,14 @@ import contextlib
 import json
 import logging
 from collections.abc import Awaitable
+from functools import partial
 from typing import TypeVar
 
 from aiohttp import WSCloseCode, WSMsgType, web
 
 from gateway.appkeys import DIRECTORY, NOTIFIER, PUSH_HUB, SESSIONMAKER, SETTINGS
 from gateway.auth import caller_of, require_device
-from gateway.services.events import Event, events_after
+from gateway.services.events import Event, stream_batch
 from gateway.views.jsonbody import query_int
 from keys.crypto.keypairs import KeyId
 from keys.protocol.directory import Directory
@@ -140,7 +141,8 @@ def _from_memory(
 
     ``current``: nothing but published events arrived since our last database read
     (``Notifier.stale_generation``). The key is checked against the directory this
-    instance holds (refreshed by every request and by the event poll): a revocation
+    instance holds (caught up by every unit of work that finds it behind, and checked
+    against the database whenever the socket was idle for safety_s): a revocation
     stops the stream at the next event at the latest.
     """
     if not current:
@@ -156,17 +158,25 @@ def _from_memory(
 async def _read_batch(
     app: web.Application, kid: KeyId, device: str, cursor: int, limit: int
 ) -> tuple[bool, list[Event]]:
-    """(key still valid, next events) in one read transaction (deferred on SQLite: it
-    neither waits for nor holds the write lock)."""
-    async with app[SESSIONMAKER]() as session:
-        # Threat: a lost laptop revoked while its socket is open. The upgrade was
-        # authenticated once; before every batch the key must still be valid, so
-        # nothing is sent after the revocation is stored (an idle socket notices
-        # within safety_s at the latest).
-        directory = await app[DIRECTORY].refresh(session)
-        if not _key_still_valid(directory, kid):
-            return False, []
-        return True, await events_after(session, device=device, after=cursor, limit=limit)
+    """(key still valid, next events): one read (a snapshot on the store's reader, which
+    neither waits for nor holds the write lock) of the events and the directory's size.
+
+    Threat: a lost laptop revoked while its socket is open. The upgrade was
+    authenticated once; before every batch the key must still be valid in the directory
+    as stored (the copy held here catches up when the size says it is behind), so
+    nothing is sent after the revocation is stored (an idle socket notices within
+    safety_s at the latest).
+    """
+    sessionmaker = app[SESSIONMAKER]
+    size, batch = await sessionmaker.units.read(
+        partial(stream_batch, device=device, after=cursor, limit=limit)
+    )
+    directory = app[DIRECTORY].directory
+    if size != directory.size:
+        directory = await app[DIRECTORY].catch_up(sessionmaker)
+    if not _key_still_valid(directory, kid):
+        return False, []
+    return True, batch
 
 
 async def _complete(work: Awaitable[T]) -> T:

@@ -30,8 +30,8 @@ from http_sfv.item import InnerList, Item
 # in its canonical form (no leading zeros, no "+", at most 15 digits).
 _KEY = r"[a-z*][a-z0-9_\-.*]{0,63}"
 _STRING = r'"[\x20\x21\x23-\x5b\x5d-\x7e]*"'
-_INTEGER = r"-?(?:0|[1-9][0-9]{0,14})"
-_PARAM = re.compile(rf";({_KEY})=(?:({_STRING})|({_INTEGER}))", re.ASCII)
+_INTEGER = r"0|-?[1-9][0-9]{0,14}"  # not "-0": it serialises as "0"
+_PARAM = re.compile(rf";({_KEY})=(?:({_STRING})|({_INTEGER}))(?=;|$)", re.ASCII)
 _INPUT = re.compile(
     rf"({_KEY})=(\((?:{_STRING}(?: {_STRING})*)?\)((?:;{_KEY}=(?:{_STRING}|{_INTEGER}))*))",
     re.ASCII,

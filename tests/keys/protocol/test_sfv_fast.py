@@ -85,6 +85,7 @@ def test_the_fast_path_never_accepts_what_http_sfv_refuses_or_reads_otherwise(
         'sig1=("@method" "@path")',  # no parameters: still canonical
         'sig1=("@method");created=1;created=2',  # a repeated key: http_sfv decides
         'sig1=("@method");created=01',  # not canonical: leading zero
+        'sig1=("@method");created=-0',  # not canonical: "-0" serialises as "0"
         'sig1=( "@method")',  # white space inside the list
         'sig1=("@method"), sig2=("@path")',  # two members
         'sig1=("@method");a=?1',  # a boolean: not our profile

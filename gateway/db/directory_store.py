@@ -14,19 +14,10 @@ DIRECTORY_LOCK_ID = _DIRECTORY_LOCK_ID = (
 )
 
 
-async def lock_for_read(session: AsyncSession) -> None:
-    """PostgreSQL: a shared advisory lock until the transaction ends, against
-    :func:`lock_for_append`'s exclusive one. (SQLite: a no-op; the transaction holds the
-    single write lock from its start.)"""
-    if session.get_bind().dialect.name == "postgresql":
-        await session.execute(
-            text("SELECT pg_advisory_xact_lock_shared(:k)"), {"k": _DIRECTORY_LOCK_ID}
-        )
-
-
 async def lock_for_append(session: AsyncSession) -> None:
-    """PostgreSQL: the exclusive advisory lock of appends until the transaction ends.
-    (SQLite: a no-op, as above.)"""
+    """PostgreSQL: the exclusive advisory lock of appends until the transaction ends,
+    against the shared one a unit of work takes (``handover_store.directory_size``).
+    (SQLite: a no-op; the transaction holds the single write lock from its start.)"""
     if session.get_bind().dialect.name == "postgresql":
         await session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _DIRECTORY_LOCK_ID})
 

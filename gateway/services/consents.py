@@ -65,13 +65,6 @@ def consent_of(row: ConsentRow) -> Consent:
     )
 
 
-async def load_consent(
-    session: AsyncSession, consent_id: str, *, lock: consent_store.Lock = None
-) -> Consent | None:
-    row = await consent_store.get(session, consent_id, lock=lock)
-    return None if row is None else consent_of(row)
-
-
 def status_of(consent: Consent, now: int) -> str:
     record = consent.record
     if consent.withdrawn_at is not None:

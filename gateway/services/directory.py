@@ -64,18 +64,6 @@ class DirectoryService:
         async with sessionmaker() as session:
             return await self.refresh(session)
 
-    async def current(self, session: AsyncSession) -> Directory:
-        """The directory as committed, held still until ``session``'s transaction ends.
-
-        For a decision that commits in ``session`` (a send): on PostgreSQL a shared
-        advisory lock against :meth:`append`'s exclusive one, so an append (a
-        revocation) either committed before this read or waits for this commit — never
-        lands between the check and the commit. (SQLite: the transaction holds the
-        single write lock from its start, which orders it against appends already.)
-        """
-        await directory_store.lock_for_read(session)
-        return await self.refresh(session)
-
     async def _load(self, session: AsyncSession, target: Directory, stored: int) -> Directory:
         while target.size < stored:
             batch = await directory_store.entries_from(session, target.size, _LOAD_BATCH)

@@ -9,20 +9,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from gateway.db.models import EventRow, MessageRow
 
 
-async def for_device(
-    session: AsyncSession, *, unit: str, device: str, after: int, limit: int
-) -> list[EventRow]:
-    """Events of ``device`` (of ``unit``) with seq > ``after``, ascending, at most ``limit``."""
-    rows = await session.scalars(
-        select(EventRow)
-        # unit first: it uses the (unit, seq) index; device narrows within the unit.
-        .where(EventRow.unit == unit, EventRow.device == device, EventRow.seq > after)
-        .order_by(EventRow.seq)
-        .limit(limit)
-    )
-    return list(rows)
-
-
 async def for_unit(session: AsyncSession, *, unit: str, after: int, limit: int) -> list[EventRow]:
     """Events of any device of ``unit`` with seq > ``after``, ascending, at most ``limit``."""
     rows = await session.scalars(

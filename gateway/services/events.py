@@ -159,27 +159,12 @@ async def events_after(
     """Events of ``device`` with seq > ``after``, ascending, at most ``limit``.
 
     Filtering on the device here (not in the view) is what keeps one device from ever
-    receiving another device's events, even of the same unit.
+    receiving another device's events, even of the same unit. (:func:`events_in` in an
+    ORM session's transaction.)
     """
-    target = device_of(device)
-    rows = await event_store.for_device(
-        session,
-        unit=target.unit,
-        device=str(target),
-        after=after,
-        limit=max(1, min(limit, MAX_LIMIT)),
+    return await session.run_sync(
+        lambda sync: events_in(Tx(sync.connection()), device=device, after=after, limit=limit)
     )
-    return [
-        Event(
-            seq=row.seq,
-            device=str(target),
-            kind=row.kind,
-            message_id=row.message_id,
-            created=row.created,
-            data=json.loads(row.data_json),
-        )
-        for row in rows
-    ]
 
 
 async def last_seq(session: AsyncSession) -> int:

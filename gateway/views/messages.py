@@ -13,7 +13,7 @@ from gateway.auth import STREAM_CONTENT_TYPE, caller_of, verified_body
 from gateway.blobs import READ_CHUNK
 from gateway.blobstore import Blobs, PgBlobReader
 from gateway.observability.metrics import handover_observer
-from gateway.services import message_access, messages
+from gateway.services import handover, message_access, messages
 from gateway.transport import require_whole_blob
 from gateway.views.jsonbody import query_int, read_json
 from gateway.views.path_ids import message_id_of
@@ -89,7 +89,7 @@ async def get_message(request: web.Request) -> web.Response:
 
 
 async def get_envelope(request: web.Request) -> web.StreamResponse:
-    opened = await message_access.open_for_recipient(
+    opened = await handover.open_for_recipient(
         request.app[SESSIONMAKER],
         caller_of(request),
         message_id_of(request),
@@ -116,7 +116,7 @@ async def post_receipt(request: web.Request) -> web.Response:
     message_id = message_id_of(request)
     raw = await read_json(request, required=RECEIPT_FIELDS)
     now = _now()
-    body = await message_access.post_receipt(
+    body = await handover.post_receipt(
         request.app[SESSIONMAKER],
         caller_of(request),
         message_id,

@@ -53,8 +53,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO
 
-from gateway.db import blob_chunk_store as chunk_sql
 from gateway.db import handover_store
+from gateway.db.units import in_session
 from gateway.settings import Settings
 from keys.crypto.canonical import Hasher
 from keys.crypto.files import fsync_path
@@ -195,19 +195,18 @@ class BlobStore:
         return Upload(key, temp, size, hasher.digest().hex(), fd)
 
     async def claim(self, session: AsyncSession, upload: Upload | PgUpload) -> None:
-        """In the row's transaction: an inline envelope is stored; a file needs nothing
-        (the rename after the commit publishes it; the PostgreSQL store claims here)."""
-        if isinstance(upload, Upload) and upload.inline is not None:
-            await chunk_sql.add_chunk_only(session, upload.key, 0, upload.inline)
+        """:meth:`claim_in` in an ORM session's transaction."""
+        await in_session(session, lambda tx: self.claim_in(tx, upload))
 
     def claim_in(self, tx: Tx, upload: Upload | PgUpload) -> None:
-        """:meth:`claim` inside a unit of work."""
+        """In the row's transaction: an inline envelope is stored; a file needs nothing
+        (the rename after the commit publishes it; the PostgreSQL store claims here)."""
         if isinstance(upload, Upload) and upload.inline is not None:
             handover_store.insert_chunk(tx.conn, upload.key, 0, upload.inline)
 
     def destroy_in(self, tx: Tx, key: str) -> list[Path]:
-        """:meth:`destroy` inside a unit of work: an inline envelope goes in its
-        transaction; otherwise the files to unlink after its commit."""
+        """The message's end, in its transaction: an inline envelope goes with it;
+        otherwise the files to unlink after its commit."""
         if handover_store.delete_chunks(tx.conn, key):
             tx.wiped_content = True  # its WAL pages are scrubbed when the store is idle
             return []
@@ -261,14 +260,10 @@ class BlobStore:
     async def open_reader(self, key: str) -> BinaryIO:
         return await asyncio.to_thread(self.open, key)
 
-    async def destroy(self, session: AsyncSession, key: str) -> list[Path]:
-        """The message's end: an inline envelope goes in this transaction; otherwise
-        the files to unlink once it committed."""
-        if await chunk_sql.delete_chunks(session, key):
-            if self.on_wiped is not None:
-                self.on_wiped()
-            return []
-        return self.content_paths(key)
+    def notify_wiped(self) -> None:
+        """Inline envelope bytes were deleted outside a unit of work (an ORM path)."""
+        if self.on_wiped is not None:
+            self.on_wiped()
 
     async def sweep(self, sessionmaker: SessionMaker, *, now: float | None = None) -> int:
         from gateway.recovery import sweep_orphan_blobs  # recovery builds on this module

@@ -51,7 +51,7 @@ from gateway.blobs import UPLOAD_HASH_PERSON, Upload, message_dir_name
 from gateway.db import blob_chunk_store as sql
 from gateway.db import handover_store
 from gateway.db.engine import SessionMaker, open_engine
-from gateway.db.units import Tx
+from gateway.db.units import Tx, in_session
 from keys.crypto.canonical import Hasher
 from keys.protocol.problems import ServiceUnavailable
 
@@ -202,30 +202,24 @@ class PgBlobStore:
                 log.warning("blob upload heartbeat failed (%s)", type(exc).__qualname__)
 
     async def claim(self, session: AsyncSession, upload: Upload | PgUpload) -> None:
-        """In the transaction that stores the message row: the row takes the chunks."""
-        if not isinstance(upload, PgUpload):
-            raise TypeError("an upload of another blob store")
-        if upload.inline is not None:
-            await sql.add_chunk_only(session, upload.key, 0, upload.inline)
-            return
-        if not await sql.claim(session, upload.key, self.owner):
-            # Threat: a row referencing chunks a sweep already deleted (this process was
-            # stalled past STALE_S). Refused before the commit; the sender retries.
-            raise ServiceUnavailable("the upload took too long to be decided; send it again")
+        """:meth:`claim_in` in an ORM session's transaction."""
+        await in_session(session, lambda tx: self.claim_in(tx, upload))
 
     def claim_in(self, tx: Tx, upload: Upload | PgUpload) -> None:
-        """:meth:`claim` inside a unit of work."""
+        """In the transaction that stores the message row: the row takes the chunks."""
         if not isinstance(upload, PgUpload):
             raise TypeError("an upload of another blob store")
         if upload.inline is not None:
             handover_store.insert_chunk(tx.conn, upload.key, 0, upload.inline)
             return
         if not handover_store.claim_upload(tx.conn, upload.key, self.owner):
-            # The same threat as in claim: the sweep already took these chunks.
+            # Threat: a row referencing chunks a sweep already deleted (this process was
+            # stalled past STALE_S). Refused before the commit; the sender retries.
             raise ServiceUnavailable("the upload took too long to be decided; send it again")
 
     def destroy_in(self, tx: Tx, key: str) -> list[Path]:
-        """:meth:`destroy` inside a unit of work: the chunks go in its transaction."""
+        """The message's end: the chunks go in its transaction; nothing is left to
+        unlink after the commit."""
         handover_store.delete_chunks(tx.conn, key)
         return []
 
@@ -288,11 +282,8 @@ class PgBlobStore:
             return PgBlobReader(None, key, 1, size, preloaded=data)
         return PgBlobReader(conn, key, chunks, size)
 
-    async def destroy(self, session: AsyncSession, key: str) -> list[Path]:
-        """Delete the content in the caller's transaction (the message's end); nothing
-        is left to unlink after the commit."""
-        await sql.delete_chunks(session, key)
-        return []
+    def notify_wiped(self) -> None:
+        """Nothing to do: PostgreSQL's own VACUUM reclaims deleted chunks."""
 
     async def sweep(self, sessionmaker: SessionMaker, *, now: float | None = None) -> int:
         """Resolve dead uploads and ownerless chunks; returns how many blobs were removed."""

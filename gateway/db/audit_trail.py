@@ -13,10 +13,10 @@ from typing import Any
 
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import Session
 
 from gateway.db import audit_store, handover_store
 from gateway.db.models import AuditCheckpointRow, AuditEntryRow
+from gateway.db.units import in_session
 from keys.crypto.canonical import canonical_json
 from keys.crypto.keypairs import KeyId, SigningKey
 from keys.protocol.auditlog import AuditHead, make_audit_entry, sign_audit_checkpoint
@@ -55,11 +55,8 @@ def append(conn: Connection, event: str, *, now: int, **fields: Any) -> int:
 async def record(session: AsyncSession, event: str, *, now: int, **fields: Any) -> int:
     """:func:`append` in an ORM session's transaction."""
 
-    def run(sync: Session) -> int:
-        sync.flush()
-        return append(sync.connection(), event, now=now, **fields)
-
-    return await session.run_sync(run)
+    seq, _ = await in_session(session, lambda tx: append(tx.conn, event, now=now, **fields))
+    return seq
 
 
 def row_to_json(row: AuditEntryRow) -> dict[str, Any]:

@@ -27,18 +27,6 @@ async def touch(db: Executor, key: str, now: int) -> None:
     )
 
 
-async def claim(db: Executor, key: str, owner: str) -> bool:
-    """Remove the upload marker (in the transaction that stores the message row): from
-    the commit on, the row owns the chunks. False: the marker is gone — a sweep took
-    this upload for dead, and its chunks with it."""
-    result = await db.execute(
-        delete(BlobUploadRow)
-        .where(BlobUploadRow.blob_key == key, BlobUploadRow.owner == owner)
-        .returning(BlobUploadRow.blob_key)
-    )
-    return result.first() is not None
-
-
 async def drop_unreferenced(db: Executor, key: str) -> int:
     """Delete an upload and its chunks unless a message row references the key (then
     only the marker goes: the commit happened). Returns the chunks deleted."""
@@ -49,18 +37,6 @@ async def drop_unreferenced(db: Executor, key: str) -> int:
         .returning(BlobChunkRow.seq)
     )
     return len(result.all())
-
-
-async def delete_chunks(db: Executor, key: str) -> int:
-    """Delete the chunks of ``key``; how many there were."""
-    result = await db.execute(delete(BlobChunkRow).where(BlobChunkRow.blob_key == key))
-    return int(getattr(result, "rowcount", 0) or 0)
-
-
-async def add_chunk_only(db: Executor, key: str, seq: int, data: bytes) -> None:
-    """A chunk without an upload marker (an inline envelope of the directory store,
-    written in the transaction of its message row)."""
-    await db.execute(insert(BlobChunkRow).values(blob_key=key, seq=seq, data=data))
 
 
 async def extent(db: Executor, key: str) -> tuple[int, int]:

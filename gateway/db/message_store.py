@@ -38,10 +38,6 @@ async def recipients(session: AsyncSession, message_id: str) -> list[str]:
     return list(rows)
 
 
-async def delete_recipients(session: AsyncSession, message_id: str) -> None:
-    await session.execute(delete(MessageRecipient).where(MessageRecipient.message_id == message_id))
-
-
 async def set_state(
     session: AsyncSession,
     message_id: str,
@@ -57,12 +53,6 @@ async def set_state(
         .values(**values)
     )
     return bool(getattr(result, "rowcount", 0))
-
-
-async def clear_blob_key(session: AsyncSession, message_id: str) -> None:
-    await session.execute(
-        update(MessageRow).where(MessageRow.id == message_id).values(blob_key=None)
-    )
 
 
 async def pending_under_consent(

@@ -7,6 +7,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from gateway.db import handover_store
 from gateway.db.models import NonceRow
+from gateway.db.units import in_session
 
 # How long past the clock skew a nonce is remembered. A request older than the skew is
 # refused (signature_expired) before its nonce is looked at — but a handover request
@@ -22,9 +23,10 @@ NONCE_KEPT_S = 3600
 async def record_nonce(session: AsyncSession, keyid: str, nonce: str, created: int) -> bool:
     """Remember ``(keyid, nonce)``; False if it was already there (a replay).
     (``handover_store.claim_nonce`` in an ORM session's transaction.)"""
-    return await session.run_sync(
-        lambda sync: handover_store.claim_nonce(sync.connection(), keyid, nonce, created)
+    stored, _ = await in_session(
+        session, lambda tx: handover_store.claim_nonce(tx.conn, keyid, nonce, created)
     )
+    return stored
 
 
 async def purge_nonces(session: AsyncSession, older_than: int) -> int:

@@ -44,6 +44,7 @@ from typing import Any, Generic, Protocol, TypeVar
 from sqlalchemy import create_engine
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+from sqlalchemy.orm import Session
 from sqlalchemy.pool import StaticPool
 
 from gateway.db.engine import READ_ONLY_OPTION, install_sqlite_pragmas, write_lock
@@ -355,6 +356,23 @@ class SessionUnits:
 
     def close(self) -> None:
         """Nothing of its own: the async engine owns the connections."""
+
+
+async def in_session(session: AsyncSession, work: Work[T]) -> tuple[T, Tx]:
+    """Run a unit-of-work function inside an ORM session's transaction (flushed first,
+    so its statements see the session's pending rows): the jobs and admin paths use the
+    same statements as the request path. Returns the value and the ``Tx`` (its emitted
+    events, whether it wiped content)."""
+    holder: list[Tx] = []
+
+    def run(sync: Session) -> T:
+        sync.flush()
+        tx = Tx(sync.connection())
+        holder.append(tx)
+        return work(tx)
+
+    value: T = await session.run_sync(run)
+    return value, holder[0]
 
 
 def make_units(engine: AsyncEngine, maker: async_sessionmaker[AsyncSession]) -> Units:

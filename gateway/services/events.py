@@ -28,7 +28,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
 
 from gateway.db import event_store, handover_store
-from gateway.db.units import Tx
+from gateway.db.units import Tx, in_session
 from gateway.push.notifier import notifier_for
 from keys.crypto.canonical import canonical_json
 from keys.crypto.keypairs import DeviceId, KeyId
@@ -116,14 +116,11 @@ async def emit(
     socket woken early would read nothing and then wait for the next poll).
     """
 
-    def append(sync: Session) -> str:
-        sync.flush()
-        tx = Tx(sync.connection())
-        return emit_in(
-            tx, device=device, kind=kind, message_id=message_id, data=data, now=now
-        ).device
-
-    target = await session.run_sync(append)
+    event, _ = await in_session(
+        session,
+        lambda tx: emit_in(tx, device=device, kind=kind, message_id=message_id, data=data, now=now),
+    )
+    target = event.device
     # Remember *who* is concerned: after commit only these devices' sockets are woken.
     session.sync_session.info.setdefault(_EMITTED, set()).add(target)
 
@@ -162,9 +159,10 @@ async def events_after(
     receiving another device's events, even of the same unit. (:func:`events_in` in an
     ORM session's transaction.)
     """
-    return await session.run_sync(
-        lambda sync: events_in(Tx(sync.connection()), device=device, after=after, limit=limit)
+    events, _ = await in_session(
+        session, lambda tx: events_in(tx, device=device, after=after, limit=limit)
     )
+    return events
 
 
 async def last_seq(session: AsyncSession) -> int:

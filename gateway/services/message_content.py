@@ -25,7 +25,7 @@ from gateway.blobstore import Blobs
 from gateway.db import audit_trail as audit
 from gateway.db import handover_store, message_store
 from gateway.db.models import MessageRow
-from gateway.db.units import Tx
+from gateway.db.units import Tx, in_session
 from gateway.services.events import emit
 from keys.crypto.keypairs import KeyId
 from keys.domain.lifecycle import PENDING, MessageEvent, is_pending, transition
@@ -62,21 +62,22 @@ async def emit_all(
 async def destroy_content(session: AsyncSession, message_id: str, *, blobs: BlobDir) -> list[Path]:
     """Delete a message's content in this transaction; return the files to unlink after
     commit. Idempotent: a message without content returns no files."""
-    row = await message_store.get(session, message_id)
-    if row is None:
-        return []
-    await message_store.delete_recipients(session, message_id)
-    if row.blob_key is None:
-        return []
-    key = row.blob_key
-    await message_store.clear_blob_key(session, message_id)
-    # Directory store: files to unlink after the commit. PostgreSQL store: the chunks
-    # are deleted right here, in the transaction that ends the message.
-    return await _store(blobs).destroy(session, key)
+    store = _store(blobs)
+
+    def destroy(tx: Tx) -> list[Path]:
+        row = handover_store.message(tx.conn, message_id)
+        return [] if row is None else destroy_content_in(tx, row, blobs=store)
+
+    files, tx = await in_session(session, destroy)
+    if tx.wiped_content:
+        store.notify_wiped()  # the WAL scrub after an ORM path's deletion
+    return files
 
 
 def destroy_content_in(tx: Tx, row: MessageRow, *, blobs: BlobDir) -> list[Path]:
-    """:func:`destroy_content` inside a unit of work, for a row the unit holds locked."""
+    """:func:`destroy_content` inside a unit of work, for a row the unit holds locked.
+    Directory store: files to unlink after the commit. Inline envelopes and the
+    PostgreSQL store: deleted right here, in the transaction that ends the message."""
     handover_store.drop_recipients(tx.conn, row.id)
     if row.blob_key is None:
         return []

@@ -223,14 +223,17 @@ class SqliteUnits:
         return bool(row and row[0])
 
     def _run_group(self, works: list[Work[Any]]) -> list[tuple[bool, Any, Tx | None]]:
-        """In the writer thread: one transaction, a savepoint per unit when grouped."""
+        """In the writer thread: one transaction, a savepoint per unit when grouped (a
+        single unit's exception rolls the whole transaction back)."""
         conn = self._write_connection()
-        outcomes: list[tuple[bool, Any, Tx | None]] = []
-        single = len(works) == 1
         raw = conn.connection.driver_connection
         assert raw is not None
         try:
-            return self._group(conn, raw, works, single, outcomes)
+            with conn.begin():  # BEGIN IMMEDIATE (engine hook); COMMIT on leaving
+                if len(works) == 1:
+                    tx = Tx(conn)
+                    return [(True, works[0](tx), tx)]
+                return [self._in_savepoint(raw, conn, work) for work in works]
         except BaseException:
             # A failed COMMIT can leave SQLite's transaction open (e.g. a deferred
             # constraint): end it, or the next group's BEGIN would fail too.
@@ -238,34 +241,20 @@ class SqliteUnits:
                 raw.execute("ROLLBACK")
             raise
 
-    def _group(
-        self,
-        conn: Connection,
-        raw: Any,
-        works: list[Work[Any]],
-        single: bool,
-        outcomes: list[tuple[bool, Any, Tx | None]],
-    ) -> list[tuple[bool, Any, Tx | None]]:
-        with conn.begin():  # BEGIN IMMEDIATE (engine hook); COMMIT on leaving
-            for work in works:
-                tx = Tx(conn)
-                if single:
-                    # One unit: its exception rolls the whole transaction back.
-                    return [(True, work(tx), tx)]
-                # The savepoint on the driver's connection: the units' statements run
-                # there too (gateway.db.statements), and SQLAlchemy's nested
-                # transaction costs ~45 µs more per unit here.
-                raw.execute("SAVEPOINT unit")
-                try:
-                    value = work(tx)
-                except Exception as exc:
-                    raw.execute("ROLLBACK TO SAVEPOINT unit")
-                    raw.execute("RELEASE SAVEPOINT unit")
-                    outcomes.append((False, exc, None))
-                else:
-                    raw.execute("RELEASE SAVEPOINT unit")
-                    outcomes.append((True, value, tx))
-        return outcomes
+    @staticmethod
+    def _in_savepoint(raw: Any, conn: Connection, work: Work[Any]) -> tuple[bool, Any, Tx | None]:
+        # On the driver's connection: the units' statements run there too
+        # (gateway.db.statements), and SQLAlchemy's nested transaction costs ~45 µs more.
+        raw.execute("SAVEPOINT unit")
+        tx = Tx(conn)
+        try:
+            value = work(tx)
+        except Exception as exc:
+            raw.execute("ROLLBACK TO SAVEPOINT unit")
+            raw.execute("RELEASE SAVEPOINT unit")
+            return False, exc, None
+        raw.execute("RELEASE SAVEPOINT unit")
+        return True, value, tx
 
     def _write_connection(self) -> Connection:
         if self._write_conn is None:

@@ -9,14 +9,10 @@ is stored: no message row, no recipient rows, no blob file (not even a ``.part``
 from __future__ import annotations
 
 import asyncio
-import time
-from collections.abc import AsyncIterator
 
 import pytest
-from yarl import URL
 
-from keys.protocol.httpsig import content_digest, new_nonce, sign_request
-from tests.support.gateway import Reply, RunningGateway, assert_problem, blob_files
+from tests.support.gateway import Reply, RunningGateway, assert_problem, blob_files, stalled_request
 from tests.support.messages import (
     ANNA,
     BO,
@@ -36,27 +32,9 @@ async def _stalled_put(
     gw: RunningGateway, kid: str, message_id: str, envelope: bytes, resume: asyncio.Event
 ) -> Reply:
     """PUT ``envelope`` signed by ``kid``; half of it, then wait for ``resume``."""
-    url = gw.url.join(URL(f"/v1/messages/{message_id}"))
-    headers = sign_request(
-        gw.devices[kid].signing_key,
-        kid,
-        method="PUT",
-        path=url.raw_path,
-        query=url.raw_query_string,
-        content_digest=content_digest(envelope),
-        created=int(time.time()),
-        nonce=new_nonce(),
+    return await stalled_request(
+        gw, kid, "PUT", f"/v1/messages/{message_id}", envelope, resume, content_type=ENVELOPE
     )
-    headers["Content-Type"] = ENVELOPE
-    half = len(envelope) // 2
-
-    async def body() -> AsyncIterator[bytes]:
-        yield envelope[:half]
-        await resume.wait()
-        yield envelope[half:]
-
-    async with gw.http.put(url, data=body(), headers=headers) as resp:
-        return Reply(resp.status, resp.headers, await resp.read())
 
 
 async def _upload_under_way(gw: RunningGateway) -> None:

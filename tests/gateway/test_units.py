@@ -10,12 +10,11 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 from sqlalchemy import text
-from yarl import URL
 
 from gateway.appkeys import NOTIFIER, SESSIONMAKER
 from gateway.caller import Caller, PendingNonce
@@ -26,10 +25,9 @@ from gateway.migrations import migrate
 from gateway.services.directory import DirectoryService
 from gateway.services.request_unit import claim_nonce
 from keys.crypto.ids import DeviceId, KeyId
-from keys.protocol.httpsig import content_digest, new_nonce, sign_request
 from keys.protocol.problems import SignatureExpired
 from tests.support.factories import ROOT_ADMIN
-from tests.support.gateway import assert_problem, blob_files
+from tests.support.gateway import assert_problem, blob_files, stalled_request
 from tests.support.messages import (
     BO,
     ENVELOPE,
@@ -118,38 +116,19 @@ async def test_a_device_revoked_while_its_request_arrives_is_refused(gateway) ->
     directory it decides with, so the envelope is not handed out (found in review)."""
     consent = await record_consent(gateway)
     header, _ = await send_new(gateway, consent["consent_id"])
-    url = gateway.url.join(URL(f"/v1/messages/{header.message_id}/envelope"))
-    body = b"x" * 10
-    headers = sign_request(
-        gateway.devices[BO].signing_key,
-        BO,
-        method="GET",
-        path=url.raw_path,
-        query=url.raw_query_string,
-        content_digest=content_digest(body),
-        created=int(time.time()),
-        nonce=new_nonce(),
-    )
-    headers["Content-Type"] = "application/octet-stream"
-    headers["Content-Length"] = str(len(body))
     resume = asyncio.Event()
-
-    async def trickle() -> AsyncIterator[bytes]:
-        yield body[:5]
-        await resume.wait()
-        yield body[5:]
-
-    async def fetch() -> tuple[int, bytes]:
-        async with gateway.http.get(url, data=trickle(), headers=headers) as resp:
-            return resp.status, await resp.read()
-
-    task = asyncio.create_task(fetch())
+    path = f"/v1/messages/{header.message_id}/envelope"
+    fetch = stalled_request(
+        gateway, BO, "GET", path, b"x" * 10, resume, content_type="application/octet-stream"
+    )
+    task = asyncio.create_task(fetch)
     await asyncio.sleep(0.5)  # authenticated; the gateway waits for the rest of the body
     revoke = gateway.builder.entry("revoke_device", {"device": "sav/bo", "reason": "lost"})
     reply = await gateway.admin.post("/v1/directory/entries", {"entries": [revoke.to_json()]})
     assert reply.status == 201, reply.body
     resume.set()
-    status, answer = await task
+    reply = await task
+    status, answer = reply.status, reply.body
     assert status == 403, answer[:200]
     assert b"device_revoked" in answer
     assert (await message_row(gateway, header.message_id)).state == "accepted"

@@ -13,7 +13,7 @@ import contextlib
 import json
 import sqlite3
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -274,6 +274,45 @@ async def stop_gateway(gw: RunningGateway) -> None:
     await gw.runner.cleanup()
 
 
+def _database(gw: RunningGateway) -> Path:
+    return Path(gw.settings.db_url.split("///", 1)[1])
+
+
+async def stalled_request(
+    gw: RunningGateway,
+    kid: str,
+    method: str,
+    path: str,
+    body: bytes,
+    resume: asyncio.Event,
+    *,
+    content_type: str,
+) -> Reply:
+    """A request signed by ``kid`` whose body stops half-way until ``resume`` is set:
+    authenticated at once, decided only once the rest arrives."""
+    url = gw.url.join(URL(path))
+    headers = sign_request(
+        gw.devices[kid].signing_key,
+        kid,
+        method=method,
+        path=url.raw_path,
+        query=url.raw_query_string,
+        content_digest=content_digest(body),
+        created=int(time.time()),
+        nonce=new_nonce(),
+    )
+    headers["Content-Type"] = content_type
+    half = len(body) // 2
+
+    async def chunks() -> AsyncIterator[bytes]:
+        yield body[:half]
+        await resume.wait()
+        yield body[half:]
+
+    async with gw.http.request(method, url, data=chunks(), headers=headers) as resp:
+        return Reply(resp.status, resp.headers, await resp.read())
+
+
 def blob_files(gw: RunningGateway) -> list[Path]:
     """Every envelope the gateway holds: each file under the blob root (a message's
     files sit in a directory of their own) and, on SQLite, each small envelope kept in
@@ -282,17 +321,12 @@ def blob_files(gw: RunningGateway) -> list[Path]:
     ``blob_inline_bytes=0``)."""
     root = gw.settings.blobs
     files = sorted(p for p in root.rglob("*") if p.is_file()) if root.exists() else []
-    url = gw.settings.db_url
-    if not url.startswith("sqlite"):
+    if not gw.settings.db_url.startswith("sqlite"):
         return files
-    database = Path(url.split("///", 1)[1])
+    database = _database(gw)
     with contextlib.closing(sqlite3.connect(f"file:{database}?mode=ro", uri=True)) as db:
         keys = [k for (k,) in db.execute("SELECT DISTINCT blob_key FROM blob_chunks")]
     return files + [Path(f"{database}#{key}") for key in sorted(keys)]
-
-
-def _database(gw: RunningGateway) -> Path:
-    return Path(gw.settings.db_url.split("///", 1)[1])
 
 
 def stored_envelope(gw: RunningGateway) -> bytes:

@@ -23,13 +23,15 @@ def _as_postgres(args: list[str]) -> list[str]:
 
 
 @contextmanager
-def cluster() -> Iterator[str]:
-    """Yield the SQLAlchemy URL of a fresh database ``bench`` on a new cluster (and create
-    an empty database ``bare`` beside it: :func:`asyncpg_dsn` names it)."""
+def throwaway_cluster(options: str = "") -> Iterator[int]:
+    """Start a new cluster (initdb + pg_ctl from PATH) in a temporary directory, as the
+    ``postgres`` user when run as root; yield its port on 127.0.0.1 (trust
+    authentication, fsync off); stop and remove it on exit. ``options``: more server
+    settings. Shared with the test fixture (``tests/support/fixtures.pg_cluster``)."""
     initdb, pg_ctl = shutil.which("initdb"), shutil.which("pg_ctl")
     if initdb is None or pg_ctl is None:
-        raise SystemExit("--store postgresql needs initdb and pg_ctl on PATH")
-    base = Path(tempfile.mkdtemp(prefix="stafett-bench-pg-"))
+        raise RuntimeError("initdb and pg_ctl are not on PATH")
+    base = Path(tempfile.mkdtemp(prefix="stafett-pg-"))
     data, sockdir = base / "data", base / "sock"
     sockdir.mkdir()
     if os.geteuid() == 0:
@@ -40,28 +42,20 @@ def cluster() -> Iterator[str]:
         sock.bind(("127.0.0.1", 0))
         port = int(sock.getsockname()[1])
     subprocess.run(
-        _as_postgres([initdb, "-D", str(data), "-A", "trust", "-U", "postgres"]),
+        _as_postgres([initdb, "-D", str(data), "-A", "trust", "-U", "postgres", "-E", "UTF8"]),
         check=True,
         capture_output=True,
     )
-    options = f"-k {sockdir} -h 127.0.0.1 -p {port} -c fsync=off -c max_connections=200"
+    server = f"-k {sockdir} -h 127.0.0.1 -p {port} -c fsync=off {options}".strip()
     subprocess.run(
         _as_postgres(
-            [pg_ctl, "-D", str(data), "-o", options, "-l", str(base / "log"), "-w", "start"]
+            [pg_ctl, "-D", str(data), "-o", server, "-l", str(base / "log"), "-w", "start"]
         ),
         check=True,
         capture_output=True,
     )
     try:
-        psql = shutil.which("createdb")
-        assert psql is not None
-        for name in ("bench", "bare"):
-            subprocess.run(
-                _as_postgres([psql, "-h", "127.0.0.1", "-p", str(port), "-U", "postgres", name]),
-                check=True,
-                capture_output=True,
-            )
-        yield f"postgresql+asyncpg://postgres@127.0.0.1:{port}/bench"
+        yield port
     finally:
         subprocess.run(
             _as_postgres([pg_ctl, "-D", str(data), "-m", "immediate", "-w", "stop"]),
@@ -69,6 +63,26 @@ def cluster() -> Iterator[str]:
             capture_output=True,
         )
         shutil.rmtree(base, ignore_errors=True)
+
+
+@contextmanager
+def cluster() -> Iterator[str]:
+    """Yield the SQLAlchemy URL of a fresh database ``bench`` on a new cluster (and create
+    an empty database ``bare`` beside it: :func:`asyncpg_dsn` names it)."""
+    if shutil.which("initdb") is None or shutil.which("pg_ctl") is None:
+        raise SystemExit("--store postgresql needs initdb and pg_ctl on PATH")
+    with throwaway_cluster("-c max_connections=200") as port:
+        createdb = shutil.which("createdb")
+        assert createdb is not None
+        for name in ("bench", "bare"):
+            subprocess.run(
+                _as_postgres(
+                    [createdb, "-h", "127.0.0.1", "-p", str(port), "-U", "postgres", name]
+                ),
+                check=True,
+                capture_output=True,
+            )
+        yield f"postgresql+asyncpg://postgres@127.0.0.1:{port}/bench"
 
 
 def asyncpg_dsn(url: str, database: str | None = None) -> str:

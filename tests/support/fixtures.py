@@ -13,11 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import os
-import pwd
 import shutil
-import socket
-import subprocess
-import tempfile
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
@@ -28,6 +24,7 @@ import asyncpg
 import pytest
 import pytest_asyncio
 
+from bench._postgres import throwaway_cluster
 from gateway.db.engine import SessionMaker, make_sessionmaker, open_engine
 from gateway.migrations import migrate
 from tests.support.cli import Cli, provision
@@ -49,56 +46,14 @@ class PgCluster:
         return f"postgresql://{self.user}@{self.host}:{self.port}/{database}"
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def _as_postgres(args: list[str]) -> list[str]:
-    # initdb refuses to run as root; the image has a `postgres` user for this.
-    if os.geteuid() == 0:
-        return ["runuser", "-u", "postgres", "--", *args]
-    return args
-
-
 @pytest.fixture(scope="session")
 def pg_cluster() -> Iterator[PgCluster]:
-    initdb, pg_ctl = shutil.which("initdb"), shutil.which("pg_ctl")
-    if initdb is None or pg_ctl is None:
+    if shutil.which("initdb") is None or shutil.which("pg_ctl") is None:
         if os.environ.get("STAFETT_REQUIRE_POSTGRES") == "1":
             pytest.fail("PostgreSQL binaries (initdb, pg_ctl) are required but not on PATH")
         pytest.skip("PostgreSQL binaries not on PATH")
-    base = Path(tempfile.mkdtemp(prefix="stafett-pg-"))
-    data, sockdir = base / "data", base / "sock"
-    sockdir.mkdir()
-    if os.geteuid() == 0:
-        owner = pwd.getpwnam("postgres")
-        for path in (base, sockdir):
-            os.chown(path, owner.pw_uid, owner.pw_gid)
-    port = _free_port()
-    subprocess.run(
-        _as_postgres([initdb, "-D", str(data), "-A", "trust", "-U", "postgres", "-E", "UTF8"]),
-        check=True,
-        capture_output=True,
-    )
-    options = f"-k {sockdir} -h 127.0.0.1 -p {port} -c fsync=off -c full_page_writes=off"
-    subprocess.run(
-        _as_postgres(
-            [pg_ctl, "-D", str(data), "-o", options, "-l", str(base / "log"), "-w", "start"]
-        ),
-        check=True,
-        capture_output=True,
-    )
-    try:
+    with throwaway_cluster("-c full_page_writes=off") as port:
         yield PgCluster("127.0.0.1", port, "postgres")
-    finally:
-        subprocess.run(
-            _as_postgres([pg_ctl, "-D", str(data), "-m", "immediate", "-w", "stop"]),
-            check=False,
-            capture_output=True,
-        )
-        shutil.rmtree(base, ignore_errors=True)
 
 
 async def _admin_sql(cluster: PgCluster, sql: str) -> None:
